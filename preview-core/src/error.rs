@@ -1,0 +1,292 @@
+//! The one error type every provider and the pipeline speak.
+//!
+//! Variants say what a caller can do about a failure; [`Error::is_retryable`] decides from the variant,
+//! never from message text. Messages never contain tokens or secret values: providers build them from
+//! (truncated) response bodies, never from request headers.
+
+use std::time::Duration;
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Boxed source error, for transport failures.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Whether re-sending an operation is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Sending twice has the same effect as once (GET, PUT, DELETE, upsert, get-then-create units).
+    Idempotent,
+    /// A bare create: re-sending after an ambiguous failure could duplicate the resource.
+    NonIdempotent,
+}
+
+/// How a transport-level failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The connection could not be made: the request was never sent.
+    Connect,
+    /// The request timed out; it may have reached the server.
+    Timeout,
+    /// Anything else (connection reset mid-response, malformed response).
+    Other,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Connect => "connect",
+            TransportKind::Timeout => "timeout",
+            TransportKind::Other => "other",
+        })
+    }
+}
+
+fn rid(request_id: &Option<String>) -> String {
+    match request_id {
+        Some(id) => format!(" (request id {id})"),
+        None => String::new(),
+    }
+}
+
+/// Every failure in `preview`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The resource does not exist.
+    #[error("{provider}: {what} not found")]
+    NotFound {
+        /// Which provider answered (`fly`, `vercel`, `github`, `memory`).
+        provider: &'static str,
+        /// What was looked up.
+        what: String,
+    },
+    /// The resource exists and belongs to someone else, or a create found it already there.
+    #[error("{provider}: {what} already exists{}", rid(request_id))]
+    AlreadyExists {
+        /// Which provider answered.
+        provider: &'static str,
+        /// What exists.
+        what: String,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
+    /// The token is missing, invalid or lacks a permission.
+    #[error(
+        "{provider}: unauthorized (HTTP {status}): {message}{}",
+        rid(request_id)
+    )]
+    Unauthorized {
+        /// Which provider answered.
+        provider: &'static str,
+        /// HTTP status (401 or 403).
+        status: u16,
+        /// The provider's message.
+        message: String,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
+    /// The provider asked us to slow down.
+    #[error("{provider}: rate limited{}{}", retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64().ceil())).unwrap_or_default(), rid(request_id))]
+    RateLimited {
+        /// Which provider answered.
+        provider: &'static str,
+        /// How long the provider asked us to wait, when it said.
+        retry_after: Option<Duration>,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
+    /// Someone else holds the resource (a lease, a var with the same key we do not own, a version race).
+    #[error("{provider}: conflict: {message}{}", rid(request_id))]
+    Conflict {
+        /// Which provider answered.
+        provider: &'static str,
+        /// What conflicts, and with whom.
+        message: String,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
+    /// The configuration or an input is invalid. Nothing was touched.
+    #[error("{message}")]
+    Config {
+        /// What is wrong, naming the file, line, key or flag, and what would be valid.
+        message: String,
+    },
+    /// The provider rejected or failed the request.
+    #[error("{provider}: API error (HTTP {status}): {message}{}", rid(request_id))]
+    Api {
+        /// Which provider answered.
+        provider: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The provider's message (truncated, secrets dropped).
+        message: String,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
+    /// The request did not complete at the transport level.
+    #[error("{provider}: transport error ({kind})")]
+    Transport {
+        /// Which provider was called.
+        provider: &'static str,
+        /// How it failed.
+        kind: TransportKind,
+        /// The underlying error (reqwest errors are stripped of their URL).
+        #[source]
+        source: BoxError,
+    },
+    /// A wait did not reach its goal before its deadline.
+    #[error("{what}: not done after {}s: {detail}", waited.as_secs())]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last state seen, and anything that helps (e.g. a Machine's last events).
+        detail: String,
+    },
+    /// A step of the environment failed in a way that is not an API error (a hook exited non-zero,
+    /// a deployment ended in ERROR, a Machine failed).
+    #[error("{what}: {message}")]
+    Failed {
+        /// What failed.
+        what: String,
+        /// Why, with whatever the caller needs to investigate (state, code, inspector URL).
+        message: String,
+    },
+    /// Retrying did not help.
+    #[error("{what}: gave up after {attempts} attempt(s) in {}ms{}", elapsed.as_millis(), would_wait.map(|d| format!("; the next attempt would have waited {}s, beyond the retry budget", d.as_secs_f64().ceil())).unwrap_or_default())]
+    RetriesExhausted {
+        /// The operation retried.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// When the server's hint did not fit the budget: how long it asked us to wait.
+        would_wait: Option<Duration>,
+        /// The last error.
+        #[source]
+        last: Box<Error>,
+    },
+    /// The operation was cancelled (SIGINT, a dropped future).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// A configuration or input error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+        }
+    }
+
+    /// A step failure that is not an API error.
+    pub fn failed(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Failed {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether retrying the operation may succeed.
+    ///
+    /// `idempotency` is that of the *unit* being retried: a get-then-create unit is idempotent even
+    /// though the create inside it is not. A non-idempotent operation is retried only when the request
+    /// provably never reached the server (connect errors) or the server refused it outright (429).
+    pub fn is_retryable(&self, idempotency: Idempotency) -> bool {
+        let idempotent = idempotency == Idempotency::Idempotent;
+        match self {
+            Error::Transport { kind, .. } => *kind == TransportKind::Connect || idempotent,
+            Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => idempotent && (*status == 408 || *status >= 500),
+            _ => false,
+        }
+    }
+
+    /// The server's hint for when to try again, if it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether this is a [`Error::Config`] error (exit code 2 in the CLI).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> Error {
+        Error::Api {
+            provider: "test",
+            status,
+            message: "x".into(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn retryability_follows_the_variant() {
+        use Idempotency::*;
+        let connect = Error::Transport {
+            provider: "t",
+            kind: TransportKind::Connect,
+            source: "refused".into(),
+        };
+        let timeout = Error::Transport {
+            provider: "t",
+            kind: TransportKind::Timeout,
+            source: "slow".into(),
+        };
+        let limited = Error::RateLimited {
+            provider: "t",
+            retry_after: None,
+            request_id: None,
+        };
+        let table: Vec<(&Error, bool, bool)> = vec![
+            (&connect, true, true),
+            (&timeout, true, false),
+            (&limited, true, true),
+        ];
+        for (err, idem, non) in table {
+            assert_eq!(err.is_retryable(Idempotent), idem, "{err}");
+            assert_eq!(err.is_retryable(NonIdempotent), non, "{err}");
+        }
+        for s in [408, 500, 502, 503, 504] {
+            assert!(api(s).is_retryable(Idempotent), "{s}");
+            assert!(!api(s).is_retryable(NonIdempotent), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert!(!api(s).is_retryable(Idempotent), "{s}");
+        }
+        assert!(!Error::config("bad").is_retryable(Idempotent));
+        assert!(!Error::Cancelled.is_retryable(Idempotent));
+    }
+
+    #[test]
+    fn messages_are_lowercase_and_carry_request_ids() {
+        let e = Error::Api {
+            provider: "fly",
+            status: 422,
+            message: "name taken".into(),
+            request_id: Some("01ABC".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "fly: API error (HTTP 422): name taken (request id 01ABC)"
+        );
+        let r = Error::RateLimited {
+            provider: "github",
+            retry_after: Some(Duration::from_millis(1500)),
+            request_id: None,
+        };
+        assert_eq!(r.to_string(), "github: rate limited, retry after 2s");
+    }
+}

@@ -1,0 +1,125 @@
+//! Structured events every operation emits: the CLI renders them, library users consume them.
+//! Events never carry secret values.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::model::ResourceChange;
+
+/// A phase of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reading the PR and what exists.
+    Observe,
+    /// Publishing the "deploying" report.
+    Announce,
+    /// Applying the database stack and waiting until healthy.
+    Database,
+    /// Writing app env vars and domains.
+    Apps,
+    /// Opening tunnels to the database services.
+    Tunnels,
+    /// Running hooks (migrations, auth init).
+    Hooks,
+    /// Deploying the apps and waiting until ready.
+    Deployments,
+    /// Waiting for the readiness URL.
+    Readiness,
+    /// Sending the seed requests.
+    Seed,
+    /// Re-checking the PR after deploying.
+    Verify,
+    /// Publishing the final report.
+    Report,
+    /// Removing apps and databases.
+    Teardown,
+    /// Deciding and removing leftovers.
+    Sweep,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A phase began.
+    PhaseStarted {
+        /// Which.
+        phase: Phase,
+    },
+    /// A phase ended.
+    PhaseFinished {
+        /// Which.
+        phase: Phase,
+        /// How long it took.
+        elapsed_ms: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A resource was created, updated, left unchanged, removed or found already gone.
+    Resource(ResourceChange),
+    /// A line of hook output (already masked).
+    HookOutput {
+        /// Hook name.
+        hook: String,
+        /// The line.
+        line: String,
+    },
+    /// Something worth knowing that did not fail the operation.
+    Warning {
+        /// What.
+        message: String,
+    },
+}
+
+/// Receives events.
+pub trait EventSink: fmt::Debug + Send + Sync {
+    /// Handles one event. Must not block for long.
+    fn emit(&self, event: Event);
+}
+
+/// Drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _: Event) {}
+}
+
+/// Keeps every event in memory (tests, and callers that render afterwards).
+#[derive(Debug, Clone, Default)]
+pub struct CollectEvents {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl CollectEvents {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for CollectEvents {
+    fn emit(&self, event: Event) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Shared HTTP plumbing for provider crates (feature `http`): one way to build a client, attach a
+//! sensitive auth header, classify transport errors, and read the headers every provider needs.
+//!
+//! Providers still map status codes to [`Error`] themselves (each API has its quirks); this module
+//! only holds what is the same everywhere.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, TransportKind};
+
+/// A reqwest client with a per-request timeout, a connect timeout and our user agent.
+///
+/// # Errors
+/// [`Error::Config`] if the TLS backend cannot be initialised.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {}", e.without_url())))
+}
+
+/// `Authorization: <scheme> <token>`, marked sensitive so `Debug` of the request redacts it.
+///
+/// # Errors
+/// [`Error::Config`] when the token contains characters a header cannot carry (the token itself
+/// is never echoed).
+pub fn auth_header(
+    scheme: &str,
+    token: &SecretString,
+    provider: &str,
+) -> Result<HeaderValue, Error> {
+    let mut v = HeaderValue::from_str(&format!("{scheme} {}", token.expose_secret())).map_err(|_| {
+        Error::config(format!(
+            "the {provider} token contains characters that cannot be sent in an HTTP header (newline or control character?)"
+        ))
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Classifies a reqwest error, dropping its URL (which may carry query secrets).
+pub fn transport_error(provider: &'static str, err: reqwest::Error) -> Error {
+    let kind = if err.is_connect() {
+        TransportKind::Connect
+    } else if err.is_timeout() {
+        TransportKind::Timeout
+    } else {
+        TransportKind::Other
+    };
+    Error::Transport {
+        provider,
+        kind,
+        source: Box::new(err.without_url()),
+    }
+}
+
+/// A response header as text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Retry-After` in seconds or as an HTTP date (relative to `now`); a past date is zero.
+pub fn retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
+    let v = header(headers, "retry-after")?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let delta = when.as_millisecond() - now.as_millisecond();
+    Some(Duration::from_millis(delta.max(0) as u64))
+}
+
+/// Truncates a response body for an error message (on a char boundary).
+pub fn truncate(body: &str, max: usize) -> String {
+    if body.len() <= max {
+        return body.to_string();
+    }
+    let mut end = max;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &body[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let now: jiff::Timestamp = "2026-11-22T08:00:00Z".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 22 Nov 2026 08:00:30 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 22 Nov 2026 07:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn auth_headers_are_sensitive_and_never_echo_the_token() {
+        let v = auth_header("Bearer", &SecretString::from("SENTINEL"), "fly").unwrap();
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("SENTINEL"));
+        let err = auth_header("Bearer", &SecretString::from("SENT\nINEL"), "fly").unwrap_err();
+        assert!(!err.to_string().contains("SENT"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

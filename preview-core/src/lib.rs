@@ -1,0 +1,37 @@
+//! Per-pull-request preview environments.
+//!
+//! `preview-core` holds the provider traits ([`DatabaseHost`], [`AppHost`], [`SourceHost`]), the
+//! domain types that cross them, one [`Error`] type, the retry helper, the `preview.toml`
+//! configuration, and the reconcile-style pipeline: [`plan`](pipeline::plan), deploy, teardown,
+//! sweep and status. Provider crates implement the traits over their HTTP APIs; the `testing`
+//! feature has in-memory implementations and a conformance suite any implementation can run.
+//!
+//! ```
+//! use preview_core::{Naming, PrNumber};
+//! let naming = Naming::new("pr", "agents")?;
+//! assert_eq!(naming.name(PrNumber::new(42)?).as_str(), "pr-42-agents");
+//! # Ok::<(), preview_core::Error>(())
+//! ```
+
+pub mod error;
+pub mod event;
+pub mod host;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod model;
+pub mod name;
+pub mod retry;
+pub mod secret;
+pub mod template;
+
+pub use error::{Error, Idempotency, Result, TransportKind};
+pub use event::{CollectEvents, Event, EventSink, NoEvents, Phase};
+pub use host::{AppHost, DatabaseHost, SourceHost};
+pub use model::*;
+pub use name::{Naming, PrNumber, PreviewName};
+pub use retry::{RetryConfig, retry};
+pub use secret::{DerivedSecrets, RandomSecrets, SecretKind, SecretSource, SecretValues};
+pub use template::{Scope, Template, Value};
+
+pub use async_trait::async_trait;
+pub use secrecy;
