@@ -1,1 +1,39 @@
-//! Placeholder: filled by its provider issue.
+//! Fly.io for `preview`: the database stack of each preview environment as one Fly app holding
+//! exactly one multi-container Machine, driven through the Machines REST API directly (no
+//! `fly deploy`, no sidecar image, no `fly.toml`).
+//!
+//! [`FlyDatabases`] implements [`preview_core::DatabaseHost`]: it creates or adopts the app (see
+//! [`host`] for how ownership is decided), makes sure a dedicated IPv4 and IPv6 exist, creates the
+//! Machine or updates it under a lease when its config differs, waits with the `/wait` long-poll
+//! and then for every container health check, and opens `flyctl proxy` tunnels for hooks.
+//!
+//! ```no_run
+//! use preview_core::{DatabaseHost, Naming};
+//! use providers_fly::FlyDatabases;
+//! # async fn run() -> preview_core::Result<()> {
+//! let fly = FlyDatabases::from_env()          // FLY_API_TOKEN, FLY_ORG, FLY_API_URL, FLYCTL
+//!     .naming(Naming::new("pr", "agents")?)
+//!     .build()?;
+//! let owned = fly.list_databases().await?;
+//! # let _ = owned; Ok(()) }
+//! ```
+//!
+//! With the `testing` feature, [`testing::FakeFly`] is a stateful fake of the Machines API for
+//! offline tests.
+
+mod api;
+mod builder;
+pub mod config;
+mod errors;
+pub mod host;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tunnel;
+mod wire;
+
+pub use builder::{DEFAULT_BASE_URL, FlyDatabasesBuilder};
+pub use host::{FlyDatabases, OWNER_SECRET};
+pub use tunnel::FLYCTL_INSTALL_URL;
+
+/// Provider kind, as reported in errors and changes.
+pub(crate) const PROVIDER: &str = "fly";

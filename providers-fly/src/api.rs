@@ -1,0 +1,429 @@
+//! One function per Machines API call. Each sends its request exactly once (the pipeline retries),
+//! maps failures at the edge ([`crate::errors`]) and decodes into [`crate::wire`] types. Bodies are
+//! never logged.
+
+use std::time::Duration;
+
+use preview_core::http::transport_error;
+use preview_core::{Error, Result};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::PROVIDER;
+use crate::errors;
+use crate::wire;
+
+/// The header carrying a lease nonce on every mutating call to a leased Machine.
+pub(crate) const NONCE: &str = "fly-machine-lease-nonce";
+
+/// A raw answer.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Answer {
+    /// Fails with the mapped error unless the status is a success.
+    pub(crate) fn ok(self, what: &str) -> Result<Answer> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    pub(crate) fn error(&self, what: &str) -> Error {
+        errors::map(self.status.as_u16(), &self.headers, &self.body, what)
+    }
+
+    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| Error::Api {
+            provider: PROVIDER,
+            status: self.status.as_u16(),
+            message: format!("cannot decode the answer for {what}: {e}"),
+            request_id: preview_core::http::header(&self.headers, errors::REQUEST_ID)
+                .map(str::to_string),
+        })
+    }
+}
+
+/// The Machines API client: base URL, sensitive auth header, shared reqwest client.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) auth: HeaderValue,
+}
+
+/// Percent-encodes one path segment (names are DNS labels, but a machine id or IP comes from the API).
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Api {
+    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&(dyn erased::Body + Sync)>,
+        nonce: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Answer> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_json());
+        }
+        if let Some(n) = nonce {
+            req = req.header(NONCE, n);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await.map_err(|e| transport_error(PROVIDER, e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| transport_error(PROVIDER, e))?;
+        tracing::debug!(status = status.as_u16(), "fly answered");
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    // ---- apps
+
+    pub(crate) async fn get_app(&self, app: &str) -> Result<Answer> {
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}", seg(app)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn create_app(&self, req: &wire::CreateApp<'_>) -> Result<Answer> {
+        self.call(Method::POST, "/v1/apps", &[], Some(&Json(req)), None, None)
+            .await
+    }
+
+    pub(crate) async fn delete_app(&self, app: &str) -> Result<Answer> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/apps/{}", seg(app)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub(crate) async fn list_apps(
+        &self,
+        org: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<wire::ListApps> {
+        let mut q = vec![("org_slug", org.to_string()), ("limit", limit.to_string())];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        self.call(Method::GET, "/v1/apps", &q, None, None, None)
+            .await?
+            .ok("apps")?
+            .json("apps")
+    }
+
+    // ---- secrets
+
+    pub(crate) async fn list_secrets(&self, app: &str) -> Result<wire::AppSecrets> {
+        let what = format!("secrets of app {app}");
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}/secrets", seg(app)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn update_secrets(
+        &self,
+        app: &str,
+        req: &wire::UpdateSecrets<'_>,
+    ) -> Result<wire::UpdateSecretsResp> {
+        let what = format!("secrets of app {app}");
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{}/secrets", seg(app)),
+            &[],
+            Some(&Json(req)),
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    // ---- IPs
+
+    pub(crate) async fn list_ips(&self, app: &str) -> Result<wire::IpAssignments> {
+        let what = format!("IP assignments of app {app}");
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn assign_ip(&self, app: &str, kind: &str) -> Result<()> {
+        let what = format!("{kind} IP of app {app}");
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &[],
+            Some(&Json(&wire::AssignIp { kind })),
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?;
+        Ok(())
+    }
+
+    // ---- machines
+
+    pub(crate) async fn list_machines(&self, app: &str) -> Result<Vec<wire::Machine>> {
+        let what = format!("machines of app {app}");
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}/machines", seg(app)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn get_machine(&self, app: &str, id: &str) -> Result<wire::Machine> {
+        let what = format!("machine {id} of app {app}");
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn create_machine(
+        &self,
+        app: &str,
+        req: &wire::MachineRequest<'_>,
+    ) -> Result<wire::Machine> {
+        let what = format!("machine of app {app}");
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{}/machines", seg(app)),
+            &[],
+            Some(&Json(req)),
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn update_machine(
+        &self,
+        app: &str,
+        id: &str,
+        req: &wire::MachineRequest<'_>,
+        nonce: &str,
+    ) -> Result<wire::Machine> {
+        let what = format!("machine {id} of app {app}");
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &[],
+            Some(&Json(req)),
+            Some(nonce),
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+
+    pub(crate) async fn acquire_lease(&self, app: &str, id: &str, ttl: u64) -> Result<String> {
+        let what = format!("lease on machine {id} of app {app}");
+        let lease: wire::Lease = self
+            .call(
+                Method::POST,
+                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &[],
+                Some(&Json(&wire::CreateLease {
+                    ttl,
+                    description: "preview apply",
+                })),
+                None,
+                None,
+            )
+            .await?
+            .ok(&what)?
+            .json(&what)?;
+        lease.nonce.ok_or_else(|| Error::Api {
+            provider: PROVIDER,
+            status: 201,
+            message: format!("{what}: the answer carries no nonce"),
+            request_id: None,
+        })
+    }
+
+    pub(crate) async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
+        let what = format!("lease on machine {id} of app {app}");
+        let a = self
+            .call(
+                Method::DELETE,
+                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &[],
+                None,
+                Some(nonce),
+                None,
+            )
+            .await?;
+        // A lease that already expired is released.
+        if a.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        a.ok(&what)?;
+        Ok(())
+    }
+
+    /// One long-poll: `Ok(Some(state))` when the Machine reached `state`, `Ok(None)` on 408 (keep
+    /// polling).
+    pub(crate) async fn wait(
+        &self,
+        app: &str,
+        id: &str,
+        state: &str,
+        version: Option<&str>,
+        timeout_secs: u64,
+    ) -> Result<Option<String>> {
+        let what = format!("wait for machine {id} of app {app}");
+        let mut q = vec![
+            ("state", state.to_string()),
+            ("timeout", timeout_secs.to_string()),
+        ];
+        if let Some(v) = version {
+            q.push(("version", v.to_string()));
+        }
+        let a = self
+            .call(
+                Method::GET,
+                &format!("/v1/apps/{}/machines/{}/wait", seg(app), seg(id)),
+                &q,
+                None,
+                None,
+                // The server holds the request for up to `timeout`; give the answer room to arrive.
+                Some(Duration::from_secs(timeout_secs + 15)),
+            )
+            .await?;
+        if a.status == StatusCode::REQUEST_TIMEOUT {
+            return Ok(None);
+        }
+        let w: wire::WaitResponse = a.ok(&what)?.json(&what)?;
+        Ok(w.ok.then(|| w.state.unwrap_or_else(|| state.to_string())))
+    }
+
+    pub(crate) async fn events(&self, app: &str, id: &str) -> Result<Vec<wire::MachineEvent>> {
+        let what = format!("events of machine {id} of app {app}");
+        self.call(
+            Method::GET,
+            &format!("/v1/apps/{}/machines/{}/events", seg(app), seg(id)),
+            &[("limit", "10".to_string())],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?
+        .json(&what)
+    }
+}
+
+/// A body serialised at the call (keeps `call` non-generic).
+struct Json<'a, T: Serialize>(&'a T);
+
+mod erased {
+    pub(crate) trait Body {
+        fn to_json(&self) -> Vec<u8>;
+    }
+}
+
+impl<T: Serialize> erased::Body for Json<'_, T> {
+    fn to_json(&self) -> Vec<u8> {
+        // Serialising our own wire structs (strings, numbers, maps with string keys) cannot fail.
+        serde_json::to_vec(self.0).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seg;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(seg("pr-1-agents"), "pr-1-agents");
+        assert_eq!(seg("2a09:8280::1"), "2a09:8280::1");
+        assert_eq!(seg("a/b?c"), "a%2Fb%3Fc");
+    }
+}

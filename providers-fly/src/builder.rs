@@ -1,0 +1,269 @@
+//! Configuring a [`FlyDatabases`]: by builder, or from the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use preview_core::{Error, Naming, Result};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::FlyDatabases;
+use crate::api::Api;
+
+/// Where the Machines API lives unless told otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev";
+
+/// Builds a [`FlyDatabases`]. Every setting has a setter; `build` validates and does no I/O.
+///
+/// ```
+/// use providers_fly::FlyDatabases;
+/// use preview_core::Naming;
+/// let fly = FlyDatabases::builder()
+///     .token("fo1_example")
+///     .org("acme")
+///     .naming(Naming::new("pr", "agents")?)
+///     .build()?;
+/// assert_eq!(fly.to_string(), "fly(org=acme)");
+/// # Ok::<(), preview_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct FlyDatabasesBuilder {
+    token: Option<SecretString>,
+    org: Option<String>,
+    naming: Option<Naming>,
+    base_url: String,
+    timeout: Duration,
+    flyctl: PathBuf,
+    wait_call: Duration,
+    delete_timeout: Duration,
+    tunnel_timeout: Duration,
+    poll_interval: Duration,
+}
+
+impl fmt::Debug for FlyDatabasesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlyDatabasesBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("org", &self.org)
+            .field("naming", &self.naming)
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("flyctl", &self.flyctl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for FlyDatabasesBuilder {
+    fn default() -> Self {
+        Self {
+            token: None,
+            org: None,
+            naming: None,
+            base_url: DEFAULT_BASE_URL.to_string(),
+            timeout: Duration::from_secs(30),
+            flyctl: PathBuf::from("flyctl"),
+            wait_call: Duration::from_secs(60),
+            delete_timeout: Duration::from_secs(300),
+            tunnel_timeout: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl FlyDatabasesBuilder {
+    /// A builder with defaults and nothing from the environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder seeded from the environment: `FLY_API_TOKEN`, `FLY_ORG`, `FLY_API_URL` (default
+    /// `https://api.machines.dev`) and `FLYCTL` (default `flyctl` on `PATH`). Unset or empty
+    /// variables leave the setting as it was.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let mut b = Self::default();
+        if let Some(t) = var("FLY_API_TOKEN") {
+            b.token = Some(SecretString::from(t));
+        }
+        if let Some(o) = var("FLY_ORG") {
+            b.org = Some(o);
+        }
+        if let Some(u) = var("FLY_API_URL") {
+            b.base_url = u;
+        }
+        if let Some(p) = var("FLYCTL") {
+            b.flyctl = PathBuf::from(p);
+        }
+        b
+    }
+
+    /// The API token (`fly tokens create …`). Macaroon tokens (`fm1r_…`, `fm2_…`, or with their
+    /// `FlyV1 ` prefix) are sent with the `FlyV1` scheme, others as `Bearer`.
+    pub fn token(mut self, token: impl Into<SecretString>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The organisation slug apps are created and listed in.
+    pub fn org(mut self, org: impl Into<String>) -> Self {
+        self.org = Some(org.into());
+        self
+    }
+
+    /// How environment names look: `list_databases` recognises our apps by it.
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = Some(naming);
+        self
+    }
+
+    /// The API base URL (tests point it at a local fake).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Per-request timeout (the `/wait` long-poll gets its own, longer one).
+    pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// The `flyctl` executable used for tunnels.
+    pub fn flyctl_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.flyctl = path.into();
+        self
+    }
+
+    /// How long one `/wait` long-poll may be held by the server (clamped to 1–60 s).
+    pub fn wait_call(mut self, d: impl Into<Duration>) -> Self {
+        self.wait_call = d.into();
+        self
+    }
+
+    /// How long a delete waits for the app to be gone.
+    pub fn delete_timeout(mut self, d: impl Into<Duration>) -> Self {
+        self.delete_timeout = d.into();
+        self
+    }
+
+    /// How long opening tunnels waits for every service to answer through them.
+    pub fn tunnel_timeout(mut self, d: impl Into<Duration>) -> Self {
+        self.tunnel_timeout = d.into();
+        self
+    }
+
+    /// Pause between polls (health checks, deletion, tunnel probes).
+    pub fn poll_interval(mut self, d: impl Into<Duration>) -> Self {
+        self.poll_interval = d.into();
+        self
+    }
+
+    /// Validates the settings and builds the host. No I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the missing or invalid setting (the token is never echoed).
+    pub fn build(self) -> Result<FlyDatabases> {
+        let token = self.token.ok_or_else(|| {
+            Error::config(
+                "fly: no API token: set FLY_API_TOKEN (create one with `fly tokens create org`)",
+            )
+        })?;
+        let org = self
+            .org
+            .filter(|o| !o.trim().is_empty())
+            .ok_or_else(|| Error::config("fly: no organisation: set FLY_ORG or fly.org"))?;
+        let naming = self
+            .naming
+            .ok_or_else(|| Error::config("fly: no naming given to the Fly host"))?;
+        let base = self.base_url.trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(Error::config(format!(
+                "fly: FLY_API_URL {base:?} is not an http(s) URL"
+            )));
+        }
+        let (scheme, bare) = {
+            let t = token.expose_secret().trim();
+            if let Some(rest) = t.strip_prefix("FlyV1 ") {
+                ("FlyV1", SecretString::from(rest.trim().to_string()))
+            } else if t.starts_with("fm1r_") || t.starts_with("fm2_") || t.starts_with("fm1a_") {
+                ("FlyV1", SecretString::from(t.to_string()))
+            } else if let Some(rest) = t.strip_prefix("Bearer ") {
+                ("Bearer", SecretString::from(rest.trim().to_string()))
+            } else {
+                ("Bearer", SecretString::from(t.to_string()))
+            }
+        };
+        if bare.expose_secret().is_empty() {
+            return Err(Error::config("fly: the API token is empty"));
+        }
+        let auth = preview_core::http::auth_header(scheme, &bare, "fly")?;
+        let client = preview_core::http::client(self.timeout)?;
+        Ok(FlyDatabases {
+            api: Api { client, base, auth },
+            token: bare,
+            org,
+            naming,
+            flyctl: self.flyctl,
+            wait_call: self
+                .wait_call
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            delete_timeout: self.delete_timeout,
+            tunnel_timeout: self.tunnel_timeout,
+            poll_interval: self.poll_interval,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naming() -> Naming {
+        Naming::new("pr", "agents").unwrap()
+    }
+
+    #[test]
+    fn missing_settings_are_config_errors_naming_them() {
+        let e = FlyDatabasesBuilder::new()
+            .org("a")
+            .naming(naming())
+            .build()
+            .unwrap_err();
+        assert!(
+            e.is_config() && e.to_string().contains("FLY_API_TOKEN"),
+            "{e}"
+        );
+        let e = FlyDatabasesBuilder::new()
+            .token("t")
+            .naming(naming())
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("FLY_ORG"), "{e}");
+        let e = FlyDatabasesBuilder::new()
+            .token("t")
+            .org("a")
+            .naming(naming())
+            .base_url("ftp://x")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("FLY_API_URL"), "{e}");
+    }
+
+    #[test]
+    fn macaroons_use_the_flyv1_scheme() {
+        for (token, scheme) in [
+            ("fm2_abc", "FlyV1 fm2_abc"),
+            ("FlyV1 fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"),
+            ("plain", "Bearer plain"),
+        ] {
+            let fly = FlyDatabasesBuilder::new()
+                .token(token)
+                .org("a")
+                .naming(naming())
+                .build()
+                .unwrap();
+            assert!(fly.api.auth.is_sensitive());
+            assert_eq!(fly.api.auth.to_str().unwrap(), scheme);
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! A stateful fake of the Fly Machines API (feature `testing`).
+//!
+//! [`FakeFly`] is a [`wiremock::Respond`] over shared state that answers the calls this crate makes
+//! the way the real API does (statuses, bodies shaped by `fly-machines.openapi.fixed.json`, leases,
+//! versions, asynchronous app deletion, cursors), so tests exercise the real request building,
+//! status mapping and decoding. It records every exchange for assertions and spec validation, and
+//! can inject faults.
+//!
+//! ```
+//! # async fn demo() {
+//! use providers_fly::testing::FakeFly;
+//! let (server, fake) = FakeFly::start("acme", "test-token").await;
+//! // point FlyDatabases::builder().base_url(server.uri()).token("test-token") at it
+//! # let _ = (server, fake);
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value as Json, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// One request the fake answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// Path (no query).
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Request body as JSON (`Null` when empty).
+    pub request: Json,
+    /// The lease nonce header, when sent.
+    pub nonce: Option<String>,
+    /// Status answered.
+    pub status: u16,
+    /// Response body as JSON (`Null` when empty).
+    pub response: Json,
+}
+
+impl Exchange {
+    /// Whether the call can change state (anything but GET).
+    pub fn is_mutating(&self) -> bool {
+        self.method != "GET"
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Fault {
+    method: String,
+    path_contains: String,
+    status: u16,
+    body: Json,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FakeApp {
+    id: String,
+    org: String,
+    idempotency_key: Option<String>,
+    secrets: BTreeMap<String, String>,
+    secrets_version: u64,
+    ips: Vec<Json>,
+    machines: Vec<Json>,
+    events: BTreeMap<String, Vec<Json>>,
+    leases: BTreeMap<String, String>,
+    /// GETs that still see the app after a DELETE (deletion is asynchronous).
+    deleting: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    org: String,
+    token: String,
+    apps: BTreeMap<String, FakeApp>,
+    counter: u64,
+    faults: VecDeque<Fault>,
+    log: Vec<Exchange>,
+    delete_polls: u32,
+}
+
+/// The fake Machines API. `Clone` shares state.
+#[derive(Clone)]
+pub struct FakeFly {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for FakeFly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.lock();
+        f.debug_struct("FakeFly")
+            .field("org", &s.org)
+            .field("apps", &s.apps.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_iso() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn digest(v: &str) -> String {
+    // Not Fly's digest, just a stable stand-in that never reveals the value.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in v.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn error(status: u16, msg: &str) -> (u16, Json) {
+    (status, json!({"error": msg}))
+}
+
+impl FakeFly {
+    /// A fake whose token owns organisation `org`; requests must carry `Bearer {token}` (or
+    /// `FlyV1 {token}`).
+    pub fn new(org: &str, token: &str) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                org: org.to_string(),
+                token: token.to_string(),
+                delete_polls: 1,
+                ..State::default()
+            })),
+        }
+    }
+
+    /// Starts a mock server answering everything with a new fake.
+    pub async fn start(org: &str, token: &str) -> (MockServer, FakeFly) {
+        let server = MockServer::start().await;
+        let fake = Self::new(org, token);
+        fake.mount(&server).await;
+        (server, fake)
+    }
+
+    /// Answers every request to `server` (mount other, more specific mocks first to override).
+    pub async fn mount(&self, server: &MockServer) {
+        Mock::given(wiremock::matchers::any())
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Adds an app of organisation `org` that this crate does not own (no marker, or another org).
+    pub fn add_foreign_app(&self, name: &str, org: &str) {
+        let mut s = self.lock();
+        s.counter += 1;
+        let id = format!("app{}", s.counter);
+        s.apps.insert(
+            name.to_string(),
+            FakeApp {
+                id,
+                org: org.to_string(),
+                ..FakeApp::default()
+            },
+        );
+    }
+
+    /// The next request whose method is `method` and whose path contains `path_contains` is
+    /// answered with `status` and `body` instead (one shot; queue several for "408 twice").
+    pub fn fail_next(&self, method: &str, path_contains: &str, status: u16, body: Json) {
+        self.lock().faults.push_back(Fault {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            status,
+            body,
+        });
+    }
+
+    /// How many GETs still see an app after its DELETE (default 1).
+    pub fn set_delete_polls(&self, n: u32) {
+        self.lock().delete_polls = n;
+    }
+
+    /// Every exchange so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.lock().log.clone()
+    }
+
+    /// The mutating exchanges so far.
+    pub fn mutating(&self) -> Vec<Exchange> {
+        self.exchanges()
+            .into_iter()
+            .filter(Exchange::is_mutating)
+            .collect()
+    }
+
+    /// Forgets the exchange log.
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
+    }
+
+    /// App names in the fake.
+    pub fn apps(&self) -> Vec<String> {
+        self.lock().apps.keys().cloned().collect()
+    }
+
+    /// The Machines of an app, as the API would return them.
+    pub fn machines(&self, app: &str) -> Vec<Json> {
+        self.lock()
+            .apps
+            .get(app)
+            .map(|a| a.machines.clone())
+            .unwrap_or_default()
+    }
+
+    /// Secret names of an app.
+    pub fn secret_names(&self, app: &str) -> Vec<String> {
+        self.lock()
+            .apps
+            .get(app)
+            .map(|a| a.secrets.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the app's secret `name` has `value` (compared by digest; values are not kept).
+    pub fn secret_is(&self, app: &str, name: &str, value: &str) -> bool {
+        self.lock()
+            .apps
+            .get(app)
+            .and_then(|a| a.secrets.get(name))
+            .is_some_and(|d| *d == digest(value))
+    }
+
+    /// Leases currently held, over all apps.
+    pub fn leases_held(&self) -> usize {
+        self.lock().apps.values().map(|a| a.leases.len()).sum()
+    }
+
+    /// Someone else takes a lease on every Machine of `app`.
+    pub fn hold_foreign_lease(&self, app: &str) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            let ids: Vec<String> = a
+                .machines
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                .collect();
+            for id in ids {
+                a.leases.insert(id, "foreign-nonce".into());
+            }
+        }
+    }
+
+    /// Edits the config of every Machine of `app` behind our back (drift).
+    pub fn edit_machines(&self, app: &str, edit: impl Fn(&mut Json)) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            for m in &mut a.machines {
+                edit(&mut m["config"]);
+            }
+        }
+    }
+
+    /// Makes every Machine of `app` crash (state `failed`, an OOM exit event).
+    pub fn fail_machines(&self, app: &str) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            for m in &mut a.machines {
+                m["state"] = json!("failed");
+                let id = m["id"].as_str().unwrap_or_default().to_string();
+                a.events.entry(id).or_default().insert(
+                    0,
+                    json!({"id": "ev-exit", "type": "exit", "status": "failed", "source": "flyd",
+                           "timestamp": 1_763_800_000_000i64,
+                           "request": {"exit_event": {"exit_code": 137, "oom_killed": true}}}),
+                );
+            }
+        }
+    }
+
+    /// Sets the health check statuses of every Machine of `app` (e.g. `"critical"`).
+    pub fn set_checks(&self, app: &str, status: &str) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            for m in &mut a.machines {
+                if let Some(checks) = m["checks"].as_array_mut() {
+                    for c in checks {
+                        c["status"] = json!(status);
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&self, req: &Request) -> (u16, Json) {
+        let mut s = self.lock();
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        if let Some(pos) = s
+            .faults
+            .iter()
+            .position(|f| f.method == method && path.contains(&f.path_contains))
+        {
+            if let Some(f) = s.faults.remove(pos) {
+                return (f.status, f.body);
+            }
+        }
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let token = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("FlyV1 "));
+        if token != Some(s.token.as_str()) {
+            return error(401, "unauthorized");
+        }
+        let body: Json = serde_json::from_slice(&req.body).unwrap_or(Json::Null);
+        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        let nonce = req
+            .headers
+            .get("fly-machine-lease-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method.as_str(), segs.as_slice()) {
+            ("GET", ["v1", "apps"]) => s.list_apps(&query),
+            ("POST", ["v1", "apps"]) => s.create_app(&body),
+            ("GET", ["v1", "apps", app]) => s.show_app(app),
+            ("DELETE", ["v1", "apps", app]) => s.delete_app(app),
+            ("GET", ["v1", "apps", app, "secrets"]) => s.with_app(app, |a, _| {
+                let secrets: Vec<Json> = a.secrets.iter().map(|(n, d)| json!({"name": n, "digest": d, "created_at": now_iso(), "updated_at": now_iso()})).collect();
+                (200, json!({"secrets": secrets}))
+            }),
+            ("POST", ["v1", "apps", app, "secrets"]) => s.with_app(app, |a, _| {
+                let Some(values) = body.get("values").and_then(Json::as_object) else {
+                    return error(400, "values is required");
+                };
+                for (k, v) in values {
+                    match v.as_str() {
+                        Some(v) => {
+                            a.secrets.insert(k.clone(), digest(v));
+                        }
+                        None => {
+                            a.secrets.remove(k);
+                        }
+                    }
+                }
+                a.secrets_version += 1;
+                let secrets: Vec<Json> = a.secrets.iter().map(|(n, d)| json!({"name": n, "digest": d})).collect();
+                (200, json!({"secrets": secrets, "version": a.secrets_version}))
+            }),
+            ("GET", ["v1", "apps", app, "ip_assignments"]) => {
+                s.with_app(app, |a, _| (200, json!({"ips": a.ips})))
+            }
+            ("POST", ["v1", "apps", app, "ip_assignments"]) => s.with_app(app, |a, n| {
+                let ip = match body.get("type").and_then(Json::as_str) {
+                    Some("v4") => format!("137.66.{}.{}", n % 250, a.ips.len() + 1),
+                    Some("v6") => format!("2a09:8280:1::{n:x}:{}", a.ips.len() + 1),
+                    Some("shared_v4") => "66.241.124.1".to_string(),
+                    _ => return error(400, "invalid ip type"),
+                };
+                let shared = body["type"] == "shared_v4";
+                let entry = json!({"ip": ip, "region": "global", "shared": shared, "egress": false, "created_at": now_iso(), "service_name": "app"});
+                a.ips.push(entry.clone());
+                (200, entry)
+            }),
+            ("GET", ["v1", "apps", app, "machines"]) => {
+                s.with_app(app, |a, _| (200, Json::Array(a.machines.clone())))
+            }
+            ("POST", ["v1", "apps", app, "machines"]) => s.with_app(app, |a, n| {
+                let Some(config) = body.get("config").filter(|c| c.is_object()) else {
+                    return error(400, "config is required");
+                };
+                if let Some(min) = body.get("min_secrets_version").and_then(Json::as_u64) {
+                    if min > a.secrets_version {
+                        return error(400, "secrets version not yet available");
+                    }
+                }
+                let id = format!("{:014x}", 0x3d8d_0000_0000u64 + n);
+                let machine = json!({
+                    "id": id,
+                    "name": body.get("name").cloned().unwrap_or(json!(id)),
+                    "state": "started",
+                    "region": body.get("region").cloned().unwrap_or(json!("iad")),
+                    "private_ip": format!("fdaa:0:1::{n:x}"),
+                    "config": config,
+                    "version": version(n),
+                    "instance_id": version(n),
+                    "checks": checks_of(config),
+                    "host_status": "ok",
+                    "created_at": now_iso(),
+                    "updated_at": now_iso(),
+                });
+                a.events.insert(id.clone(), vec![
+                    json!({"id": format!("ev{n}b"), "type": "start", "status": "started", "source": "flyd", "timestamp": 1_763_800_000_100i64}),
+                    json!({"id": format!("ev{n}a"), "type": "launch", "status": "created", "source": "user", "timestamp": 1_763_800_000_000i64}),
+                ]);
+                a.machines.push(machine.clone());
+                (200, machine)
+            }),
+            ("GET", ["v1", "apps", app, "machines", id]) => s.with_machine(app, id, |_, m, _| (200, m.clone())),
+            ("POST", ["v1", "apps", app, "machines", id]) => {
+                s.with_machine(app, id, |leases, m, n| {
+                    let held = leases.get(*id);
+                    if held.is_some() && held != nonce.as_ref() {
+                        return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
+                    }
+                    if let Some(cur) = body.get("current_version").and_then(Json::as_str) {
+                        if Some(cur) != m["version"].as_str() {
+                            return error(409, "machine version mismatch");
+                        }
+                    }
+                    let Some(config) = body.get("config").filter(|c| c.is_object()) else {
+                        return error(400, "config is required");
+                    };
+                    m["config"] = config.clone();
+                    m["checks"] = checks_of(config);
+                    m["version"] = json!(version(n));
+                    m["instance_id"] = json!(version(n));
+                    m["state"] = json!("started");
+                    m["updated_at"] = json!(now_iso());
+                    (200, m.clone())
+                })
+            }
+            ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {
+                s.with_machine(app, id, |leases, m, n| {
+                    if leases.contains_key(*id) {
+                        return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
+                    }
+                    let nonce = format!("nonce{n:06}");
+                    leases.insert(id.to_string(), nonce.clone());
+                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": body.get("description").cloned().unwrap_or(json!("")), "version": m["version"].clone()}))
+                })
+            }
+            ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => {
+                s.with_machine(app, id, |leases, _, _| match leases.get(*id) {
+                    None => error(404, "no lease"),
+                    Some(held) if Some(held) != nonce.as_ref() => error(409, "lease nonce mismatch"),
+                    Some(_) => {
+                        leases.remove(*id);
+                        (200, Json::Null)
+                    }
+                })
+            }
+            ("GET", ["v1", "apps", app, "machines", id, "wait"]) => {
+                let want = query.get("state").cloned().unwrap_or_else(|| "started".into());
+                let timeout = query.get("timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
+                if !(1..=60).contains(&timeout) {
+                    return error(400, "invalid_argument: timeout must be between 1 and 60 seconds");
+                }
+                s.with_machine(app, id, |_, m, _| {
+                    let state = m["state"].as_str().unwrap_or("").to_string();
+                    if state == want {
+                        (200, json!({"ok": true, "state": state, "version": m["version"].clone(), "event_id": "ev-wait"}))
+                    } else {
+                        error(408, &format!("machine failed to reach desired state, {want}, currently {state}"))
+                    }
+                })
+            }
+            ("GET", ["v1", "apps", app, "machines", id, "events"]) => s.with_app(app, |a, _| {
+                match a.events.get(*id) {
+                    Some(ev) => (200, Json::Array(ev.clone())),
+                    None => error(404, "machine not found"),
+                }
+            }),
+            _ => error(404, &format!("the fake does not know {method} {path}")),
+        }
+    }
+}
+
+fn version(n: u64) -> String {
+    format!("01JFAKEVERSION{n:012}")
+}
+
+/// One passing check per container health check, as the API reports them.
+fn checks_of(config: &Json) -> Json {
+    let mut out = Vec::new();
+    for c in config["containers"].as_array().into_iter().flatten() {
+        for h in c["healthchecks"].as_array().into_iter().flatten() {
+            out.push(json!({"name": h["name"].clone(), "status": "passing", "output": "ok", "updated_at": now_iso()}));
+        }
+    }
+    Json::Array(out)
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn with_app(
+        &mut self,
+        app: &str,
+        f: impl FnOnce(&mut FakeApp, u64) -> (u16, Json),
+    ) -> (u16, Json) {
+        let n = self.next();
+        let org = self.org.clone();
+        match self.apps.get_mut(app) {
+            Some(a) if a.org == org => f(a, n),
+            Some(_) => error(403, "unauthorized: app belongs to another organization"),
+            None => error(404, &format!("app {app} not found")),
+        }
+    }
+
+    fn with_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        f: impl FnOnce(&mut BTreeMap<String, String>, &mut Json, u64) -> (u16, Json),
+    ) -> (u16, Json) {
+        self.with_app(app, |a, n| {
+            let FakeApp {
+                machines, leases, ..
+            } = a;
+            match machines.iter_mut().find(|m| m["id"] == id) {
+                Some(m) => f(leases, m, n),
+                None => error(404, "machine not found"),
+            }
+        })
+    }
+
+    fn app_json(&self, name: &str, a: &FakeApp) -> Json {
+        json!({
+            "id": a.id,
+            "name": name,
+            "status": "deployed",
+            "network": "default",
+            "machine_count": a.machines.len(),
+            "volume_count": 0,
+            "organization": {"name": a.org, "slug": a.org},
+        })
+    }
+
+    fn list_apps(&mut self, query: &BTreeMap<String, String>) -> (u16, Json) {
+        let Some(org) = query.get("org_slug") else {
+            return error(400, "org_slug is required");
+        };
+        let all: Vec<Json> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| &a.org == org)
+            .map(|(n, a)| self.app_json(n, a))
+            .collect();
+        let start = match query.get("cursor") {
+            Some(c) => match c.strip_prefix("cur-").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return error(400, "invalid cursor"),
+            },
+            None => 0,
+        };
+        let limit = query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        let page: Vec<Json> = all.iter().skip(start).take(limit).cloned().collect();
+        let end = start.saturating_add(page.len());
+        let mut out = json!({"apps": page, "total_apps": all.len()});
+        if end < all.len() {
+            out["next_cursor"] = json!(format!("cur-{end}"));
+        }
+        (200, out)
+    }
+
+    fn create_app(&mut self, body: &Json) -> (u16, Json) {
+        let (Some(name), Some(org)) = (body["name"].as_str(), body["org_slug"].as_str()) else {
+            return error(400, "name and org_slug are required");
+        };
+        if org != self.org {
+            return error(403, "unauthorized for organization");
+        }
+        let key = body["idempotency_key"].as_str().map(str::to_string);
+        if let Some(a) = self.apps.get(name) {
+            if a.org == org && key.is_some() && a.idempotency_key == key && a.deleting.is_none() {
+                return (201, json!({"id": a.id, "created_at": 1_763_800_000i64}));
+            }
+            return (
+                422,
+                json!({"error": format!("app name {name} is already taken"), "status": "name_taken"}),
+            );
+        }
+        let n = self.next();
+        let id = format!("app{n}");
+        self.apps.insert(
+            name.to_string(),
+            FakeApp {
+                id: id.clone(),
+                org: org.to_string(),
+                idempotency_key: key,
+                ..FakeApp::default()
+            },
+        );
+        (201, json!({"id": id, "created_at": 1_763_800_000i64}))
+    }
+
+    fn show_app(&mut self, name: &str) -> (u16, Json) {
+        let Some(a) = self.apps.get_mut(name) else {
+            return error(404, &format!("app {name} not found"));
+        };
+        if let Some(left) = a.deleting {
+            if left == 0 {
+                self.apps.remove(name);
+                return error(404, &format!("app {name} not found"));
+            }
+            a.deleting = Some(left - 1);
+        }
+        let a = self.apps.get(name).cloned().unwrap_or_default();
+        (200, self.app_json(name, &a))
+    }
+
+    fn delete_app(&mut self, name: &str) -> (u16, Json) {
+        let polls = self.delete_polls;
+        let org = self.org.clone();
+        match self.apps.get_mut(name) {
+            Some(a) if a.org != org => error(403, "unauthorized"),
+            Some(a) if a.deleting.is_none() => {
+                a.deleting = Some(polls);
+                a.leases.clear();
+                (202, Json::Null)
+            }
+            Some(_) => (202, Json::Null),
+            None => error(404, &format!("app {name} not found")),
+        }
+    }
+}
+
+impl Respond for FakeFly {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let (status, body) = self.answer(req);
+        let mut s = self.lock();
+        s.counter += 1;
+        let rid = format!("01FAKEREQ{:08}", s.counter);
+        s.log.push(Exchange {
+            method: req.method.as_str().to_string(),
+            path: req.url.path().to_string(),
+            query: req.url.query().map(str::to_string),
+            request: serde_json::from_slice(&req.body).unwrap_or(Json::Null),
+            nonce: req
+                .headers
+                .get("fly-machine-lease-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            status,
+            response: body.clone(),
+        });
+        let t = ResponseTemplate::new(status).insert_header("fly-request-id", rid.as_str());
+        if body.is_null() {
+            t
+        } else {
+            t.set_body_json(body)
+        }
+    }
+}
