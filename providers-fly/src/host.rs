@@ -330,6 +330,12 @@ impl FlyDatabases {
             if now.state == "failed" {
                 return Err(failed(&now.state, self.diagnostics(app, &m.id).await));
             }
+            // A 408 normally comes after the server held the call; if it came back at once,
+            // do not spin.
+            let pause = self
+                .poll_interval
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
         }
         // Phase 2: every health check passes.
         loop {

@@ -51,7 +51,7 @@ impl Exchange {
 #[derive(Debug, Clone)]
 struct Fault {
     method: String,
-    path_contains: String,
+    path_suffix: String,
     status: u16,
     body: Json,
 }
@@ -80,6 +80,8 @@ struct State {
     faults: VecDeque<Fault>,
     log: Vec<Exchange>,
     delete_polls: u32,
+    boot_state: String,
+    check_status: String,
 }
 
 /// The fake Machines API. `Clone` shares state.
@@ -125,6 +127,8 @@ impl FakeFly {
                 org: org.to_string(),
                 token: token.to_string(),
                 delete_polls: 1,
+                boot_state: "started".into(),
+                check_status: "passing".into(),
                 ..State::default()
             })),
         }
@@ -168,12 +172,12 @@ impl FakeFly {
         );
     }
 
-    /// The next request whose method is `method` and whose path contains `path_contains` is
+    /// The next request whose method is `method` and whose path ends with `path_suffix` is
     /// answered with `status` and `body` instead (one shot; queue several for "408 twice").
-    pub fn fail_next(&self, method: &str, path_contains: &str, status: u16, body: Json) {
+    pub fn fail_next(&self, method: &str, path_suffix: &str, status: u16, body: Json) {
         self.lock().faults.push_back(Fault {
             method: method.to_string(),
-            path_contains: path_contains.to_string(),
+            path_suffix: path_suffix.to_string(),
             status,
             body,
         });
@@ -182,6 +186,17 @@ impl FakeFly {
     /// How many GETs still see an app after its DELETE (default 1).
     pub fn set_delete_polls(&self, n: u32) {
         self.lock().delete_polls = n;
+    }
+
+    /// The state Machines reach when created or updated (default `started`; `failed` adds an
+    /// OOM exit event; anything else, e.g. `starting`, never reaches `started`).
+    pub fn set_boot_state(&self, state: &str) {
+        self.lock().boot_state = state.to_string();
+    }
+
+    /// The status health checks of new or updated Machines report (default `passing`).
+    pub fn set_check_status(&self, status: &str) {
+        self.lock().check_status = status.to_string();
     }
 
     /// Every exchange so far.
@@ -268,12 +283,7 @@ impl FakeFly {
             for m in &mut a.machines {
                 m["state"] = json!("failed");
                 let id = m["id"].as_str().unwrap_or_default().to_string();
-                a.events.entry(id).or_default().insert(
-                    0,
-                    json!({"id": "ev-exit", "type": "exit", "status": "failed", "source": "flyd",
-                           "timestamp": 1_763_800_000_000i64,
-                           "request": {"exit_event": {"exit_code": 137, "oom_killed": true}}}),
-                );
+                a.events.entry(id).or_default().insert(0, exit_event());
             }
         }
     }
@@ -298,7 +308,7 @@ impl FakeFly {
         if let Some(pos) = s
             .faults
             .iter()
-            .position(|f| f.method == method && path.contains(&f.path_contains))
+            .position(|f| f.method == method && path.ends_with(&f.path_suffix))
         {
             if let Some(f) = s.faults.remove(pos) {
                 return (f.status, f.body);
@@ -323,6 +333,8 @@ impl FakeFly {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let boot = s.boot_state.clone();
+        let check = s.check_status.clone();
         match (method.as_str(), segs.as_slice()) {
             ("GET", ["v1", "apps"]) => s.list_apps(&query),
             ("POST", ["v1", "apps"]) => s.create_app(&body),
@@ -381,21 +393,25 @@ impl FakeFly {
                 let machine = json!({
                     "id": id,
                     "name": body.get("name").cloned().unwrap_or(json!(id)),
-                    "state": "started",
+                    "state": boot,
                     "region": body.get("region").cloned().unwrap_or(json!("iad")),
                     "private_ip": format!("fdaa:0:1::{n:x}"),
                     "config": config,
                     "version": version(n),
                     "instance_id": version(n),
-                    "checks": checks_of(config),
+                    "checks": checks_of(config, &check),
                     "host_status": "ok",
                     "created_at": now_iso(),
                     "updated_at": now_iso(),
                 });
-                a.events.insert(id.clone(), vec![
+                let mut events = vec![
                     json!({"id": format!("ev{n}b"), "type": "start", "status": "started", "source": "flyd", "timestamp": 1_763_800_000_100i64}),
                     json!({"id": format!("ev{n}a"), "type": "launch", "status": "created", "source": "user", "timestamp": 1_763_800_000_000i64}),
-                ]);
+                ];
+                if boot == "failed" {
+                    events.insert(0, exit_event());
+                }
+                a.events.insert(id.clone(), events);
                 a.machines.push(machine.clone());
                 (200, machine)
             }),
@@ -415,10 +431,10 @@ impl FakeFly {
                         return error(400, "config is required");
                     };
                     m["config"] = config.clone();
-                    m["checks"] = checks_of(config);
+                    m["checks"] = checks_of(config, &check);
                     m["version"] = json!(version(n));
                     m["instance_id"] = json!(version(n));
-                    m["state"] = json!("started");
+                    m["state"] = json!(boot);
                     m["updated_at"] = json!(now_iso());
                     (200, m.clone())
                 })
@@ -469,16 +485,22 @@ impl FakeFly {
     }
 }
 
+fn exit_event() -> Json {
+    json!({"id": "ev-exit", "type": "exit", "status": "failed", "source": "flyd",
+           "timestamp": 1_763_800_000_200i64,
+           "request": {"exit_event": {"exit_code": 137, "oom_killed": true}}})
+}
+
 fn version(n: u64) -> String {
     format!("01JFAKEVERSION{n:012}")
 }
 
 /// One passing check per container health check, as the API reports them.
-fn checks_of(config: &Json) -> Json {
+fn checks_of(config: &Json, status: &str) -> Json {
     let mut out = Vec::new();
     for c in config["containers"].as_array().into_iter().flatten() {
         for h in c["healthchecks"].as_array().into_iter().flatten() {
-            out.push(json!({"name": h["name"].clone(), "status": "passing", "output": "ok", "updated_at": now_iso()}));
+            out.push(json!({"name": h["name"].clone(), "status": status, "output": "ok", "updated_at": now_iso()}));
         }
     }
     Json::Array(out)
