@@ -171,12 +171,12 @@ async fn probe_postgres(s: &ServiceSpec, port: u16) -> std::result::Result<(), S
     let (client, conn) = cfg
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("postgres: {e}"))?;
+        .map_err(|e| format!("postgres: {}", pg_error(&e)))?;
     let driver = tokio::spawn(conn);
     let result = client
         .simple_query("SELECT 1")
         .await
-        .map_err(|e| format!("postgres: SELECT 1 failed: {e}"))
+        .map_err(|e| format!("postgres: SELECT 1 failed: {}", pg_error(&e)))
         .and_then(|rows| {
             let one = rows.iter().any(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("1"),
@@ -191,6 +191,21 @@ async fn probe_postgres(s: &ServiceSpec, port: u16) -> std::result::Result<(), S
     drop(client);
     driver.abort();
     result
+}
+
+/// The server's own message (`password authentication failed for user …`) when there is one,
+/// else the error and its causes.
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
 }
 
 /// The standard gRPC health check over HTTP/2 without TLS (the proxy bypasses the edge).

@@ -1,0 +1,388 @@
+//! Tunnels end to end: a stand-in `flyctl` (the crate's `fake-flyctl` binary) forwards a local
+//! port to a real PostgreSQL server this test starts with `initdb`/`pg_ctl`, so the readiness
+//! check has to run a real query through it.
+//!
+//! Needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`, Debian package
+//! `postgresql`). Without them the PostgreSQL tests fail, unless `PREVIEW_SKIP_PG_TESTS=1`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use preview_core::{
+    CpuKind, Credentials, DatabaseHost, DatabaseSpec, Error, MachineSize, Protocol, RestartPolicy,
+    ServiceSpec, TlsMode, Value,
+};
+use providers_fly::FlyDatabases;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("fly-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `flyctl` that runs the stand-in with a log of its argv.
+fn stand_in(dir: &Path, extra: &str) -> (PathBuf, PathBuf) {
+    let log = dir.join("flyctl-argv.log");
+    let script = dir.join("flyctl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{extra}\nFAKE_FLYCTL_LOG='{}' exec '{}' \"$@\"\n",
+            log.display(),
+            env!("CARGO_BIN_EXE_fake-flyctl")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+fn tunnel_host(flyctl: &Path, timeout: Duration) -> FlyDatabases {
+    FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        // Tunnels make no API call.
+        .base_url("http://127.0.0.1:9")
+        .flyctl_path(flyctl)
+        .tunnel_timeout(timeout)
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+fn pg_spec(remote_port: u16, password: &str) -> DatabaseSpec {
+    DatabaseSpec {
+        region: "iad".into(),
+        size: MachineSize {
+            cpu_kind: CpuKind::Shared,
+            cpus: 1,
+            memory_mb: 256,
+        },
+        restart: RestartPolicy::Always,
+        containers: vec![],
+        services: vec![ServiceSpec {
+            name: "run".into(),
+            internal_port: remote_port,
+            port: 5433,
+            tls: TlsMode::PgTls,
+            protocol: Protocol::Postgres,
+            credentials: Some(Credentials {
+                user: "appuser".into(),
+                password: Value::Secret(password.to_string().into()),
+                database: Some("postgres".into()),
+            }),
+            health_path: None,
+        }],
+        public_host: "pr-50-agents.fly.dev".into(),
+        ready_timeout: Duration::from_secs(30),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway PostgreSQL cluster.
+
+struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+fn output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Postgres {
+    /// `None` when skipping is allowed and the binaries are missing.
+    fn start(password: &str) -> Option<Postgres> {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        bins.sort();
+        let Some(bin) = bins.pop() else {
+            if std::env::var("PREVIEW_SKIP_PG_TESTS").as_deref() == Ok("1") {
+                return None;
+            }
+            panic!(
+                "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: \
+                 install the Debian package `postgresql` (or set PREVIEW_SKIP_PG_TESTS=1 to skip)"
+            );
+        };
+        let dir = temp_dir("pg");
+        // initdb refuses to run as root: run the cluster as the `postgres` user then.
+        let as_postgres = output("id", &["-u"]).as_deref() == Some("0");
+        if as_postgres {
+            let uid: u32 = output("id", &["-u", "postgres"])
+                .and_then(|s| s.parse().ok())
+                .expect(
+                    "running as root needs a `postgres` user (created by the postgresql package)",
+                );
+            let gid: u32 = output("id", &["-g", "postgres"])
+                .and_then(|s| s.parse().ok())
+                .expect("postgres group");
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, password).unwrap();
+        if as_postgres {
+            let uid: u32 = output("id", &["-u", "postgres"]).unwrap().parse().unwrap();
+            std::os::unix::fs::chown(&pwfile, Some(uid), None).unwrap();
+        }
+        let pg = Postgres {
+            bin,
+            dir,
+            port: free_port(),
+            as_postgres,
+        };
+        let data = pg.dir.join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "appuser",
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", pwfile.to_string_lossy()),
+                "--no-sync",
+            ],
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &pg.dir.join("log").to_string_lossy(),
+                "-o",
+                &format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    pg.port,
+                    pg.dir.to_string_lossy()
+                ),
+                "-w",
+                "start",
+            ],
+        );
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let exe = self.bin.join("pg_ctl");
+        let args = ["-D", &*data.to_string_lossy(), "-m", "immediate", "stop"].map(str::to_string);
+        let _ = if self.as_postgres {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(&args)
+                .output()
+        } else {
+            Command::new(&exe).args(&args).output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn query_through(port: u16, password: &str) -> Result<i32, tokio_postgres::Error> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(port)
+        .user("appuser")
+        .password(password)
+        .dbname("postgres");
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(conn);
+    let row = client.query_one("SELECT 2 + 2", &[]).await?;
+    driver.abort();
+    Ok(row.get(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const PG_PASS: &str = "p@ss w/rd:SENTINEL";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
+    let Some(pg) = Postgres::start(PG_PASS) else {
+        return;
+    };
+    let dir = temp_dir("flyctl");
+    let (flyctl, log) = stand_in(&dir, "");
+    let host = tunnel_host(&flyctl, Duration::from_secs(20));
+    let n = name(50);
+
+    let tunnels = host
+        .open_tunnels(&n, &pg_spec(pg.port, PG_PASS))
+        .await
+        .unwrap();
+    let t = tunnels.get("run").unwrap().clone();
+    assert_eq!(t.host, "127.0.0.1");
+    assert_eq!(query_through(t.port, PG_PASS).await.unwrap(), 4);
+
+    // argv is `proxy LOCAL:REMOTE -a APP`; the token only travelled in the environment.
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        argv.trim(),
+        format!("proxy {}:{} -a pr-50-agents", t.port, pg.port)
+    );
+    assert!(!argv.contains(TOKEN) && !argv.contains(PG_PASS));
+
+    // Dropping the tunnels stops the proxy.
+    drop(tunnels);
+    let mut closed = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", t.port))
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        closed,
+        "the proxy still listens after the tunnels were dropped"
+    );
+
+    // The probe authenticates and queries: with a wrong password the tunnel is never ready,
+    // although the proxy and the server both listen.
+    let host = tunnel_host(&flyctl, Duration::from_millis(800));
+    let err = host
+        .open_tunnels(&n, &pg_spec(pg.port, "wrong-password"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong-password"), "{err}");
+
+    // A listening proxy in front of a dead server is not ready either.
+    pg.stop();
+    let err = host
+        .open_tunnels(&n, &pg_spec(pg.port, PG_PASS))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_proxy_with_nothing_behind_it_is_not_ready() {
+    let dir = temp_dir("flyctl");
+    let (flyctl, _) = stand_in(&dir, "");
+    let host = tunnel_host(&flyctl, Duration::from_millis(600));
+    let dead = free_port();
+    let mut spec = pg_spec(dead, PG_PASS);
+    // Every probe kind, each in front of nothing.
+    for protocol in [
+        Protocol::Postgres,
+        Protocol::Grpc,
+        Protocol::Http,
+        Protocol::Tcp,
+    ] {
+        spec.services[0].protocol = protocol;
+        let err = host.open_tunnels(&name(51), &spec).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { .. }),
+            "{protocol:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("did not answer"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_proxy_that_exits_is_a_clear_error() {
+    let dir = temp_dir("flyctl");
+    let (flyctl, _) = stand_in(&dir, "echo 'Error: no access token' >&2; exit 3");
+    let host = tunnel_host(&flyctl, Duration::from_secs(5));
+    let err = host
+        .open_tunnels(&name(52), &pg_spec(free_port(), PG_PASS))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    assert!(err.to_string().contains("exited"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_missing_flyctl_says_how_to_install_it() {
+    let host = tunnel_host(Path::new("/nonexistent/flyctl"), Duration::from_secs(1));
+    let err = host
+        .open_tunnels(&name(53), &pg_spec(5432, PG_PASS))
+        .await
+        .unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert!(
+        err.to_string().contains(providers_fly::FLYCTL_INSTALL_URL),
+        "{err}"
+    );
+}
