@@ -386,3 +386,56 @@ async fn a_missing_flyctl_says_how_to_install_it() {
         "{err}"
     );
 }
+
+async fn grpc_server(status: u8) -> wiremock::MockServer {
+    use wiremock::matchers::{header, method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/grpc.health.v1.Health/Check"))
+        .and(header("content-type", "application/grpc"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("content-type", "application/grpc")
+                .insert_header("grpc-status", "0")
+                .set_body_bytes(vec![0u8, 0, 0, 0, 2, 0x08, status]),
+        )
+        .mount(&server)
+        .await;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/healthz"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_http_services_are_probed_through_the_tunnel() {
+    let dir = temp_dir("flyctl");
+    let (flyctl, _) = stand_in(&dir, "");
+    let serving = grpc_server(1).await;
+    let port = serving.address().port();
+    let mut spec = pg_spec(port, PG_PASS);
+    spec.services[0].name = "spicedb".into();
+    spec.services[0].protocol = Protocol::Grpc;
+    spec.services[0].credentials = None;
+    let mut http = spec.services[0].clone();
+    http.name = "spicedb-http".into();
+    http.protocol = Protocol::Http;
+    http.health_path = Some("/healthz".into());
+    spec.services.push(http);
+    let host = tunnel_host(&flyctl, Duration::from_secs(10));
+    let tunnels = host.open_tunnels(&name(54), &spec).await.unwrap();
+    assert_eq!(tunnels.list().len(), 2);
+    assert_ne!(tunnels.list()[0].port, tunnels.list()[1].port);
+    drop(tunnels);
+
+    // A gRPC server that answers NOT_SERVING is not ready.
+    let not_serving = grpc_server(2).await;
+    spec.services.truncate(1);
+    spec.services[0].internal_port = not_serving.address().port();
+    let host = tunnel_host(&flyctl, Duration::from_millis(600));
+    let err = host.open_tunnels(&name(54), &spec).await.unwrap_err();
+    assert!(err.to_string().contains("health status 2"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
