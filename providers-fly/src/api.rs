@@ -40,10 +40,16 @@ impl Answer {
     }
 
     pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
+        // serde's message can quote the body; keep only where it broke.
         serde_json::from_str(&self.body).map_err(|e| Error::Api {
             provider: PROVIDER,
             status: self.status.as_u16(),
-            message: format!("cannot decode the answer for {what}: {e}"),
+            message: format!(
+                "cannot decode the answer for {what}: {:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
             request_id: preview_core::http::header(&self.headers, errors::REQUEST_ID)
                 .map(str::to_string),
         })

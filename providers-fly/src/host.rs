@@ -68,6 +68,31 @@ impl fmt::Display for FlyDatabases {
     }
 }
 
+/// Releases a lease whose holder was dropped before it could release it itself.
+struct LeaseGuard {
+    api: Api,
+    app: String,
+    machine: String,
+    nonce: Option<String>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(nonce) = self.nonce.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (api, app, machine) = (self.api.clone(), self.app.clone(), self.machine.clone());
+        rt.spawn(async move {
+            if let Err(e) = api.release_lease(&app, &machine, &nonce).await {
+                tracing::warn!(app, machine, error = %e, "could not release the lease after a cancel");
+            }
+        });
+    }
+}
+
 /// What we know about the app of a name.
 enum AppState {
     Missing,
@@ -248,6 +273,14 @@ impl FlyDatabases {
         marker: bool,
     ) -> Result<wire::Machine> {
         let nonce = self.api.acquire_lease(app, &m.id, LEASE_TTL_SECS).await?;
+        // Released below on success and failure; if this future is dropped (cancel, SIGINT),
+        // the guard releases it in the background.
+        let mut guard = LeaseGuard {
+            api: self.api.clone(),
+            app: app.to_string(),
+            machine: m.id.clone(),
+            nonce: Some(nonce.clone()),
+        };
         let result = async {
             let secrets_version = self.write_secrets(app, name, spec, marker).await?;
             self.api
@@ -266,6 +299,7 @@ impl FlyDatabases {
                 .await
         }
         .await;
+        guard.nonce = None;
         if let Err(e) = self.api.release_lease(app, &m.id, &nonce).await {
             // It expires on its own after LEASE_TTL_SECS; the update's own result matters more.
             tracing::warn!(app, machine = %m.id, error = %e, "could not release the lease");

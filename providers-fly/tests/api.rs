@@ -489,6 +489,37 @@ async fn the_lease_is_released_when_the_update_fails() {
     check_exchanges(&fake);
 }
 
+#[tokio::test]
+async fn a_cancelled_update_still_releases_its_lease() {
+    let (server, fake, host) = fake().await;
+    let n = name(24);
+    let mut spec = prototype_spec(&n);
+    host.apply_database(&n, &spec).await.unwrap();
+    let id = fake.machines("pr-24-agents")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The update hangs; the caller gives up (as on SIGINT) while the lease is held.
+    let update = format!("/v1/apps/pr-24-agents/machines/{id}");
+    Mock::given(method("POST"))
+        .and(path(update.as_str()))
+        .respond_with(wiremock::ResponseTemplate::new(599).set_delay(Duration::from_secs(30)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    spec.size.cpus = 8;
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(300), host.apply_database(&n, &spec)).await;
+    assert!(cancelled.is_err(), "the update should still be pending");
+    for _ in 0..100 {
+        if fake.leases_held() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.leases_held(), 0, "lease left behind after a cancel");
+}
+
 // ---------------------------------------------------------------------------------------------
 // waiting
 
