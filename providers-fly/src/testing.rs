@@ -54,6 +54,8 @@ struct Fault {
     path_suffix: String,
     status: u16,
     body: Json,
+    /// Carry the request out, then answer with the fault (a response lost on the way back).
+    execute: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -180,6 +182,19 @@ impl FakeFly {
             path_suffix: path_suffix.to_string(),
             status,
             body,
+            execute: false,
+        });
+    }
+
+    /// Like [`fail_next`](Self::fail_next), but the request is carried out first: the change is
+    /// made and only the answer is replaced (a timeout or 5xx after the side effect).
+    pub fn lose_next_response(&self, method: &str, path_suffix: &str, status: u16, body: Json) {
+        self.lock().faults.push_back(Fault {
+            method: method.to_string(),
+            path_suffix: path_suffix.to_string(),
+            status,
+            body,
+            execute: true,
         });
     }
 
@@ -311,6 +326,10 @@ impl FakeFly {
             .position(|f| f.method == method && path.ends_with(&f.path_suffix))
         {
             if let Some(f) = s.faults.remove(pos) {
+                if f.execute {
+                    drop(s);
+                    let _ = self.answer(req);
+                }
                 return (f.status, f.body);
             }
         }

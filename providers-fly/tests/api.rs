@@ -520,6 +520,39 @@ async fn a_cancelled_update_still_releases_its_lease() {
     assert_eq!(fake.leases_held(), 0, "lease left behind after a cancel");
 }
 
+#[tokio::test]
+async fn a_machine_create_whose_answer_was_lost_is_found_not_duplicated() {
+    let (_server, fake, host) = fake().await;
+    let n = name(25);
+    let spec = prototype_spec(&n);
+    // The Machine is created, but the answer is a 503: the pipeline retries the whole apply.
+    fake.lose_next_response(
+        "POST",
+        "/machines",
+        503,
+        json!({"error": "upstream timeout"}),
+    );
+    let cfg = RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5));
+    let applied = retry(&cfg, "apply database", Idempotency::Idempotent, || {
+        host.apply_database(&n, &spec)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        fake.machines("pr-25-agents").len(),
+        1,
+        "never a second machine"
+    );
+    assert_eq!(applied.changes.last().unwrap().outcome, Outcome::Unchanged);
+    let creates = fake
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.method == "POST" && x.path.ends_with("/machines"))
+        .count();
+    assert_eq!(creates, 1);
+    check_exchanges(&fake);
+}
+
 // ---------------------------------------------------------------------------------------------
 // waiting
 

@@ -45,3 +45,32 @@ fn the_fingerprint_follows_secret_values() {
     // Only the fingerprint differs: the value itself is a reference in both.
     assert_eq!(ca["containers"], cb["containers"]);
 }
+
+#[test]
+fn apps_get_public_urls_with_sslmode_require_and_encoded_credentials() {
+    let n = name(42);
+    let spec = prototype_spec(&n);
+    let creds: Vec<_> = spec
+        .services
+        .iter()
+        .map(|s| s.credentials.as_ref())
+        .collect();
+    let urls: Vec<String> = spec
+        .endpoints()
+        .iter()
+        .zip(creds)
+        .map(|(e, c)| {
+            let v = e.url(c);
+            assert_eq!(v.is_secret(), c.is_some(), "{}", e.service);
+            v.expose().replace(PG_PASSWORD, "[pg-password]")
+        })
+        .collect();
+    insta::assert_debug_snapshot!(urls, @r#"
+    [
+        "postgresql://appuser:[pg-password]@pr-42-agents.fly.dev:5432/inkeep_agents?sslmode=require",
+        "postgresql://appuser:[pg-password]@pr-42-agents.fly.dev:5433/inkeep_agents?sslmode=require",
+        "pr-42-agents.fly.dev:50051",
+        "https://pr-42-agents.fly.dev:8443",
+    ]
+    "#);
+}
