@@ -309,6 +309,21 @@ impl Api {
         .json(&what)
     }
 
+    pub(crate) async fn start_machine(&self, app: &str, id: &str) -> Result<()> {
+        let what = format!("machine {id} of app {app}");
+        self.call(
+            Method::POST,
+            &format!("/v1/apps/{}/machines/{}/start", seg(app), seg(id)),
+            &[],
+            None,
+            None,
+            None,
+        )
+        .await?
+        .ok(&what)?;
+        Ok(())
+    }
+
     pub(crate) async fn acquire_lease(&self, app: &str, id: &str, ttl: u64) -> Result<String> {
         let what = format!("lease on machine {id} of app {app}");
         let lease: wire::Lease = self

@@ -184,14 +184,26 @@ pub fn machine_config(name: &PreviewName, spec: &DatabaseSpec) -> Json {
 /// have extra keys (defaults the API fills in), arrays must match element by element.
 pub(crate) fn covers(actual: &Json, desired: &Json) -> bool {
     match (actual, desired) {
-        (Json::Object(a), Json::Object(d)) => d
-            .iter()
-            .all(|(k, dv)| a.get(k).is_some_and(|av| covers(av, dv))),
+        // The API's Go encoder omits empty lists and maps (`omitempty`): a missing key covers an
+        // empty desired value.
+        (Json::Object(a), Json::Object(d)) => d.iter().all(|(k, dv)| match a.get(k) {
+            Some(av) => covers(av, dv),
+            None => is_empty(dv),
+        }),
         (Json::Array(a), Json::Array(d)) => {
             a.len() == d.len() && a.iter().zip(d).all(|(av, dv)| covers(av, dv))
         }
         (Json::Number(a), Json::Number(d)) => a.as_f64() == d.as_f64(),
         (a, d) => a == d,
+    }
+}
+
+fn is_empty(v: &Json) -> bool {
+    match v {
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
+        Json::Null => true,
+        _ => false,
     }
 }
 
@@ -217,5 +229,12 @@ mod tests {
         assert!(!covers(&drifted, &desired));
         let extra = json!({"guest": {"cpus": 4}, "services": [{"ports": [{"port": 1}]}, {}]});
         assert!(!covers(&extra, &desired));
+        // `handlers: []` (raw TCP) echoed back without the key is the same config.
+        let raw = json!({"ports": [{"port": 1, "handlers": []}]});
+        assert!(covers(&json!({"ports": [{"port": 1}]}), &raw));
+        assert!(!covers(
+            &json!({"ports": [{"port": 1, "handlers": ["tls"]}]}),
+            &raw
+        ));
     }
 }

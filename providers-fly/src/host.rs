@@ -490,7 +490,14 @@ impl DatabaseHost for FlyDatabases {
                         )
                         .await?;
                 }
-                ((*m).clone(), Outcome::Unchanged)
+                if matches!(m.state.as_str(), "stopped" | "suspended") {
+                    // Same config, but not running (stopped by hand, or exited under
+                    // restart policy `no`): start it rather than wait for nothing.
+                    self.api.start_machine(app, &m.id).await?;
+                    ((*m).clone(), Outcome::Updated)
+                } else {
+                    ((*m).clone(), Outcome::Unchanged)
+                }
             }
             Some(m) => {
                 let updated = self

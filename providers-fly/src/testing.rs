@@ -303,6 +303,15 @@ impl FakeFly {
         }
     }
 
+    /// Sets the state of every Machine of `app` (e.g. `stopped`).
+    pub fn set_machine_state(&self, app: &str, state: &str) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            for m in &mut a.machines {
+                m["state"] = json!(state);
+            }
+        }
+    }
+
     /// Sets the health check statuses of every Machine of `app` (e.g. `"critical"`).
     pub fn set_checks(&self, app: &str, status: &str) {
         if let Some(a) = self.lock().apps.get_mut(app) {
@@ -456,6 +465,21 @@ impl FakeFly {
                     m["state"] = json!(boot);
                     m["updated_at"] = json!(now_iso());
                     (200, m.clone())
+                })
+            }
+            ("POST", ["v1", "apps", app, "machines", id, "start"]) => {
+                s.with_machine(app, id, |leases, m, _| {
+                    if leases.contains_key(*id) && leases.get(*id) != nonce.as_ref() {
+                        return error(409, "lease currently held by other@tokens.fly.io");
+                    }
+                    match m["state"].as_str() {
+                        Some("stopped" | "suspended" | "created") => {
+                            m["state"] = json!(boot);
+                            (200, Json::Null)
+                        }
+                        Some(other) => error(400, &format!("unable to start machine from current state: '{other}'")),
+                        None => error(400, "unknown state"),
+                    }
                 })
             }
             ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {

@@ -426,6 +426,27 @@ async fn changed_machine_is_updated_with_version_under_a_released_lease() {
 }
 
 #[tokio::test]
+async fn a_stopped_machine_with_the_same_config_is_started_not_replaced() {
+    let (_server, fake, host) = fake().await;
+    let n = name(26);
+    let spec = prototype_spec(&n);
+    host.apply_database(&n, &spec).await.unwrap();
+    fake.set_machine_state("pr-26-agents", "stopped");
+    fake.clear_log();
+    let applied = host.apply_database(&n, &spec).await.unwrap();
+    assert_eq!(applied.changes.last().unwrap().outcome, Outcome::Updated);
+    let writes: Vec<String> = fake
+        .mutating()
+        .iter()
+        .map(|x| format!("{} {}", x.method, x.path))
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].ends_with("/start"), "{writes:?}");
+    assert_eq!(fake.machines("pr-26-agents")[0]["state"], "started");
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
 async fn drift_made_behind_our_back_is_converged() {
     let (_server, fake, host) = fake().await;
     let n = name(12);

@@ -106,6 +106,15 @@ struct Postgres {
     as_postgres: bool,
 }
 
+/// `runuser` (util-linux) lives in /usr/sbin, which a CI PATH may lack.
+fn runuser() -> &'static str {
+    if Path::new("/usr/sbin/runuser").exists() {
+        "/usr/sbin/runuser"
+    } else {
+        "runuser"
+    }
+}
+
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     out.status
@@ -196,7 +205,7 @@ impl Postgres {
     fn run(&self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
+            let mut c = Command::new(runuser());
             c.args(["-u", "postgres", "--"]).arg(&exe);
             c
         } else {
@@ -236,7 +245,7 @@ impl Drop for Postgres {
         let exe = self.bin.join("pg_ctl");
         let args = ["-D", &*data.to_string_lossy(), "-m", "immediate", "stop"].map(str::to_string);
         let _ = if self.as_postgres {
-            Command::new("runuser")
+            Command::new(runuser())
                 .args(["-u", "postgres", "--"])
                 .arg(&exe)
                 .args(&args)
