@@ -585,7 +585,7 @@ impl DatabaseHost for FlyDatabases {
                 let secrets = self.api.list_secrets(&app.name).await?;
                 if secrets.secrets.iter().any(|s| s.name == OWNER_SECRET) {
                     owned.push(Owned {
-                        name,
+                        name: name.to_string(),
                         provider: PROVIDER.to_string(),
                         resource: format!("app {}", app.name),
                         created_at: None,

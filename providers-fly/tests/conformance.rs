@@ -1,16 +1,37 @@
-//! The `DatabaseHost` contract (preview-core `host.rs`, "# Contract"), checked against the
-//! stateful fake of the Machines API, so the real request building, mapping and decoding run.
-//!
-//! preview-core has no shared conformance suite yet (its `testing` feature is empty); these checks
-//! follow the contract item by item and should be replaced by `database_host_conformance!` when it
-//! lands.
+//! The `DatabaseHost` contract (preview-core `host.rs`, "# Contract") against the stateful fake of
+//! the Machines API, so the real request building, mapping and decoding run: preview-core's
+//! shared suite (`database_host_conformance!`), then the parts of the contract it does not cover
+//! (no mutating call on re-apply, foreign resources untouched), with every exchanged body checked
+//! against the spec.
 
 mod common;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use common::*;
-use preview_core::{DatabaseHost, Deleted, Error, Outcome};
+use preview_core::{DatabaseHost, Deleted, Error, Naming, Outcome};
+use providers_fly::FlyDatabases;
+use providers_fly::testing::FakeFly;
+
+/// A host on a fresh fake, with the suite's naming (`pvtest-N`).
+async fn conformance_host() -> FlyDatabases {
+    let (server, _fake) = FakeFly::start(ORG, TOKEN).await;
+    let uri = server.uri();
+    // The suite only holds the host: keep the server running for the rest of the test process.
+    Box::leak(Box::new(server));
+    FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(Naming::new("pvtest", "").unwrap())
+        .base_url(uri)
+        .poll_interval(Duration::from_millis(5))
+        .build()
+        .unwrap()
+}
+
+preview_core::database_host_conformance!(conformance_host().await);
 
 fn assert_host<T: DatabaseHost>(_: &T) {}
 
@@ -73,7 +94,7 @@ async fn list_returns_only_what_we_own() {
     fake.add_foreign_app("website", ORG);
     let owned = host.list_databases().await.unwrap();
     assert_eq!(owned.len(), 1);
-    assert_eq!(owned[0].name, ours);
+    assert_eq!(owned[0].name, ours.as_str());
     assert_eq!(owned[0].provider, "fly");
     check_exchanges(&fake);
 }
