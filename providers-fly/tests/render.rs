@@ -1,17 +1,54 @@
-//! The prototype's stack (seed-system.md §6.4/§6.5, built by hand until the config loader can
-//! read `examples/inkeep-agents/preview.toml`) renders to the Machine config the prototype ran:
-//! the same containers, images, env, health checks, ports and handlers, on shared-cpu-4x/4096 MB,
-//! with secrets as references only.
+//! The prototype's stack renders to the Machine config the prototype ran: the same containers,
+//! images, env, health checks, ports and handlers, on shared-cpu-4x/4096 MB, with secrets as
+//! references only. The stack comes from `examples/inkeep-agents/preview.toml` through
+//! preview-core's config loader, and is cross-checked against the same stack built by hand from
+//! the prototype's files (seed-system.md §6.4/§6.5).
 
 mod common;
 
 use common::*;
+use preview_core::resolve::Inputs;
+use preview_core::{Config, DatabaseSpec, PrNumber, PreviewName, SecretValues};
 use providers_fly::config::machine_config;
+
+/// The database stack of `examples/inkeep-agents/preview.toml` for PR 42, with known secrets.
+fn example_spec() -> (PreviewName, DatabaseSpec) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/inkeep-agents/preview.toml"
+    );
+    let config = Config::load(path).unwrap();
+    let n = config.name(PrNumber::new(42).unwrap());
+    let mut secrets = SecretValues::new();
+    for (k, v) in [
+        ("pg_password", PG_PASSWORD),
+        ("spicedb_key", SPICEDB_KEY),
+        ("auth_secret", "SENTINEL-auth"),
+        ("bypass_secret", "SENTINEL-bypass"),
+        ("admin_password", "SENTINEL-admin"),
+        ("anthropic_api_key", "SENTINEL-anthropic"),
+        ("openai_api_key", "SENTINEL-openai"),
+    ] {
+        secrets.insert(k, v.to_string().into());
+    }
+    let scope = config
+        .scope(&n, &Inputs::default(), Some(&secrets))
+        .unwrap();
+    (n.clone(), config.database_spec(&scope).unwrap())
+}
+
+#[test]
+fn the_example_renders_what_the_prototype_ran() {
+    let (n, from_file) = example_spec();
+    assert_eq!(n.as_str(), "pr-42-agents");
+    let by_hand = prototype_spec(&n);
+    // Same Machine config, fingerprint included (so the same secrets in the same places).
+    assert_eq!(machine_config(&n, &from_file), machine_config(&n, &by_hand));
+}
 
 #[test]
 fn prototype_stack_renders_to_the_prototype_machine_config() {
-    let n = name(42);
-    let spec = prototype_spec(&n);
+    let (n, spec) = example_spec();
     let config = machine_config(&n, &spec);
     // Secret values never appear; the fingerprint is a digest that changes with them.
     let text = config.to_string();

@@ -199,7 +199,7 @@ pub fn prototype_spec(name: &PreviewName) -> DatabaseSpec {
             },
         ],
         public_host: format!("{name}.fly.dev"),
-        ready_timeout: Duration::from_secs(300),
+        ready_timeout: Duration::from_secs(480),
     }
 }
 
