@@ -309,14 +309,14 @@ impl Api {
         .json(&what)
     }
 
-    pub(crate) async fn start_machine(&self, app: &str, id: &str) -> Result<()> {
+    pub(crate) async fn start_machine(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
         let what = format!("machine {id} of app {app}");
         self.call(
             Method::POST,
             &format!("/v1/apps/{}/machines/{}/start", seg(app), seg(id)),
             &[],
             None,
-            None,
+            Some(nonce),
             None,
         )
         .await?

@@ -263,6 +263,30 @@ impl FlyDatabases {
         ours
     }
 
+    /// Runs `op` with a lease on the Machine, passing it the nonce for every mutating call, and
+    /// releases the lease on every path: success, failure, and (through [`LeaseGuard`]) when the
+    /// future is dropped (cancel, SIGINT).
+    async fn leased<T, F, Fut>(&self, app: &str, machine: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let nonce = self.api.acquire_lease(app, machine, LEASE_TTL_SECS).await?;
+        let mut guard = LeaseGuard {
+            api: self.api.clone(),
+            app: app.to_string(),
+            machine: machine.to_string(),
+            nonce: Some(nonce.clone()),
+        };
+        let result = op(nonce.clone()).await;
+        guard.nonce = None;
+        if let Err(e) = self.api.release_lease(app, machine, &nonce).await {
+            // It expires on its own after LEASE_TTL_SECS; the operation's result matters more.
+            tracing::warn!(app, machine, error = %e, "could not release the lease");
+        }
+        result
+    }
+
     async fn update_leased(
         &self,
         app: &str,
@@ -272,16 +296,7 @@ impl FlyDatabases {
         config: &serde_json::Value,
         marker: bool,
     ) -> Result<wire::Machine> {
-        let nonce = self.api.acquire_lease(app, &m.id, LEASE_TTL_SECS).await?;
-        // Released below on success and failure; if this future is dropped (cancel, SIGINT),
-        // the guard releases it in the background.
-        let mut guard = LeaseGuard {
-            api: self.api.clone(),
-            app: app.to_string(),
-            machine: m.id.clone(),
-            nonce: Some(nonce.clone()),
-        };
-        let result = async {
+        self.leased(app, &m.id, |nonce| async move {
             let secrets_version = self.write_secrets(app, name, spec, marker).await?;
             self.api
                 .update_machine(
@@ -297,14 +312,8 @@ impl FlyDatabases {
                     &nonce,
                 )
                 .await
-        }
-        .await;
-        guard.nonce = None;
-        if let Err(e) = self.api.release_lease(app, &m.id, &nonce).await {
-            // It expires on its own after LEASE_TTL_SECS; the update's own result matters more.
-            tracing::warn!(app, machine = %m.id, error = %e, "could not release the lease");
-        }
-        result
+        })
+        .await
     }
 
     async fn diagnostics(&self, app: &str, id: &str) -> String {
@@ -493,7 +502,10 @@ impl DatabaseHost for FlyDatabases {
                 if matches!(m.state.as_str(), "stopped" | "suspended") {
                     // Same config, but not running (stopped by hand, or exited under
                     // restart policy `no`): start it rather than wait for nothing.
-                    self.api.start_machine(app, &m.id).await?;
+                    self.leased(app, &m.id, |nonce| async move {
+                        self.api.start_machine(app, &m.id, &nonce).await
+                    })
+                    .await?;
                     ((*m).clone(), Outcome::Updated)
                 } else {
                     ((*m).clone(), Outcome::Unchanged)

@@ -440,8 +440,19 @@ async fn a_stopped_machine_with_the_same_config_is_started_not_replaced() {
         .iter()
         .map(|x| format!("{} {}", x.method, x.path))
         .collect();
-    assert_eq!(writes.len(), 1, "{writes:?}");
-    assert!(writes[0].ends_with("/start"), "{writes:?}");
+    assert_eq!(writes.len(), 3, "{writes:?}");
+    assert!(
+        writes[0].ends_with("/lease") && writes[0].starts_with("POST"),
+        "{writes:?}"
+    );
+    assert!(writes[1].ends_with("/start"), "{writes:?}");
+    assert!(
+        writes[2].ends_with("/lease") && writes[2].starts_with("DELETE"),
+        "{writes:?}"
+    );
+    let nonce = fake.mutating()[0].response["nonce"].clone();
+    assert_eq!(json!(fake.mutating()[1].nonce), nonce);
+    assert_eq!(fake.leases_held(), 0);
     assert_eq!(fake.machines("pr-26-agents")[0]["state"], "started");
     check_exchanges(&fake);
 }
