@@ -540,9 +540,27 @@ async fn a_cancelled_update_still_releases_its_lease() {
         .mount(&server)
         .await;
     spec.size.cpus = 8;
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(300), host.apply_database(&n, &spec)).await;
-    assert!(cancelled.is_err(), "the update should still be pending");
+    let task = {
+        let host = host.clone();
+        tokio::spawn(async move { host.apply_database(&n, &spec).await })
+    };
+    // Cancel once the update is in flight, i.e. while the lease is held.
+    let mut in_flight = false;
+    for _ in 0..500 {
+        let reqs = server.received_requests().await.unwrap_or_default();
+        if reqs
+            .iter()
+            .any(|r| r.method.as_str() == "POST" && r.url.path() == update)
+        {
+            in_flight = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(in_flight, "the update never started");
+    assert_eq!(fake.leases_held(), 1);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
     for _ in 0..100 {
         if fake.leases_held() == 0 {
             break;

@@ -321,7 +321,9 @@ async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
 
     // The probe authenticates and queries: with a wrong password the tunnel is never ready,
     // although the proxy and the server both listen.
-    let host = tunnel_host(&flyctl, Duration::from_millis(800));
+    // (Long enough for the stand-in to start on a busy machine, so the last probe reached the
+    // server.)
+    let host = tunnel_host(&flyctl, Duration::from_secs(3));
     let err = host
         .open_tunnels(&n, &pg_spec(pg.port, "wrong-password"))
         .await
@@ -443,7 +445,7 @@ async fn grpc_and_http_services_are_probed_through_the_tunnel() {
     let not_serving = grpc_server(2).await;
     spec.services.truncate(1);
     spec.services[0].internal_port = not_serving.address().port();
-    let host = tunnel_host(&flyctl, Duration::from_millis(600));
+    let host = tunnel_host(&flyctl, Duration::from_secs(3));
     let err = host.open_tunnels(&name(54), &spec).await.unwrap_err();
     assert!(err.to_string().contains("health status 2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
