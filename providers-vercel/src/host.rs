@@ -642,8 +642,17 @@ impl AppHost for VercelApps {
             }),
             None => None,
         };
+        // Deployments alone are not something the environment still holds: teardown leaves
+        // finished ones to Vercel's retention, so they do not keep an environment alive.
+        if env_keys.is_empty() && domain.is_none() {
+            return Ok(None);
+        }
+        let branch_filter: Vec<(&str, &str)> = match branches.iter().next() {
+            Some(b) if branches.len() == 1 => vec![("branch", *b)],
+            _ => Vec::new(),
+        };
         let deployment = self
-            .list_deployments(project, &[])
+            .list_deployments(project, &branch_filter)
             .await?
             .into_iter()
             .filter(|d| d.meta(META_ENV) == Some(name.as_str()))
@@ -656,9 +665,6 @@ impl AppHost for VercelApps {
                 inspector_url: d.inspector_url.clone(),
                 sha: d.meta("githubCommitSha").unwrap_or_default().to_string(),
             });
-        if env_keys.is_empty() && domain.is_none() && deployment.is_none() {
-            return Ok(None);
-        }
         Ok(Some(AppStatus {
             env_keys,
             domain,
@@ -1018,7 +1024,7 @@ impl AppHost for VercelApps {
                     by_branch.push((b.clone(), name.clone()));
                 }
                 out.push(Owned {
-                    name,
+                    name: name.to_string(),
                     provider: PROVIDER.to_string(),
                     resource: format!("env_var {project}/{}", e.key),
                     created_at: e.created_at.and_then(timestamp),
@@ -1038,7 +1044,7 @@ impl AppHost for VercelApps {
                     .collect();
                 for name in names {
                     out.push(Owned {
-                        name: name.clone(),
+                        name: name.to_string(),
                         provider: PROVIDER.to_string(),
                         resource: format!("domain {}", d.name),
                         created_at: d.created_at.and_then(timestamp),
