@@ -153,13 +153,87 @@ pub fn respond(method: &str, path: &str, status: u16, body: Json) -> ResponseTem
 }
 
 mod spec_check {
+    use std::sync::OnceLock;
+
+    use preview_core::openapi::{OpenApi, specs_dir};
     use serde_json::Value as Json;
 
+    /// The strict-validator form of `vercel.trimmed.fixed.json` (same operations and schemas; see
+    /// `shared/specs/SOURCES.md`): without its two repairs, half the body schemas do not compile.
+    const SPEC: &str = "vercel.trimmed.validatable.json";
+
+    fn spec() -> &'static OpenApi {
+        static SPEC_DOC: OnceLock<OpenApi> = OnceLock::new();
+        SPEC_DOC.get_or_init(|| {
+            OpenApi::load(specs_dir().join(SPEC))
+                .unwrap_or_else(|e| panic!("cannot load {SPEC}: {e}"))
+        })
+    }
+
     pub(super) fn request(method: &str, path: &str, body: &Json) {
-        let _ = (method, path, body);
+        if let Err(e) = spec().check_request(method, path, body) {
+            panic!("request body does not conform to the Vercel spec:\n{e}\nbody: {body}");
+        }
     }
 
     pub(super) fn response(method: &str, path: &str, status: u16, body: &Json) {
-        let _ = (method, path, status, body);
+        if let Err(e) = spec().check_response(method, path, status, body) {
+            panic!("response body does not conform to the Vercel spec:\n{e}\nbody: {body}");
+        }
+    }
+
+    #[test]
+    fn non_conforming_bodies_are_rejected() {
+        let bad_env =
+            serde_json::json!([{"key": "K", "value": "v", "type": "bogus", "target": ["preview"]}]);
+        assert!(
+            spec()
+                .check_request("POST", "/v10/projects/p/env?upsert=true", &bad_env)
+                .is_err()
+        );
+        let no_target = serde_json::json!({"key": "K", "value": "v", "type": "encrypted"});
+        assert!(
+            spec()
+                .check_request("POST", "/v10/projects/p/env", &no_target)
+                .is_err()
+        );
+        let bad_domain = serde_json::json!({"name": "a.example.com", "apexName": "example.com", "projectId": "p"});
+        assert!(
+            spec()
+                .check_response(
+                    "GET",
+                    "/v9/projects/p/domains/a.example.com",
+                    200,
+                    &bad_domain
+                )
+                .is_err()
+        );
+        let good_domain = serde_json::json!({"name": "a.example.com", "apexName": "example.com", "projectId": "p", "verified": true});
+        spec()
+            .check_response(
+                "GET",
+                "/v9/projects/p/domains/a.example.com",
+                200,
+                &good_domain,
+            )
+            .expect("conforms");
+        assert!(
+            std::panic::catch_unwind(|| super::check_response(
+                "GET",
+                "/v9/projects/p/domains/a.example.com",
+                200,
+                &bad_domain
+            ))
+            .is_err()
+        );
+        assert!(
+            std::panic::catch_unwind(|| super::check_response(
+                "GET",
+                "/v9/projects/p/domains/x",
+                404,
+                &serde_json::json!({"message": "x"})
+            ))
+            .is_err()
+        );
     }
 }
