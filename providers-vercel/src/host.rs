@@ -473,14 +473,16 @@ impl VercelApps {
         Ok(out)
     }
 
+    /// Deployments of a project, newest first, following at most `pages` pages.
     async fn list_deployments(
         &self,
         project: &str,
         filters: &[(&str, &str)],
+        pages: usize,
     ) -> Result<Vec<wire::DeploymentItem>> {
         let mut out = Vec::new();
         let mut until: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        for _ in 0..pages.min(MAX_PAGES) {
             let mut query = vec![("projectId", project), ("limit", "100")];
             query.extend_from_slice(filters);
             if let Some(u) = &until {
@@ -652,7 +654,7 @@ impl AppHost for VercelApps {
             _ => Vec::new(),
         };
         let deployment = self
-            .list_deployments(project, &branch_filter)
+            .list_deployments(project, &branch_filter, 1)
             .await?
             .into_iter()
             .filter(|d| d.meta(META_ENV) == Some(name.as_str()))
@@ -846,6 +848,7 @@ impl AppHost for VercelApps {
                     ("sha", commit.sha.as_str()),
                     ("branch", spec.branch.as_str()),
                 ],
+                1,
             )
             .await?
             .into_iter()
@@ -958,7 +961,7 @@ impl AppHost for VercelApps {
         }
 
         let inflight: Vec<wire::DeploymentItem> = self
-            .list_deployments(project, &[("state", IN_PROGRESS)])
+            .list_deployments(project, &[("state", IN_PROGRESS)], MAX_PAGES)
             .await?
             .into_iter()
             .filter(|d| d.meta(META_ENV) == Some(name.as_str()) && !is_failed_state(d.state()))

@@ -62,8 +62,8 @@ impl VirtualClock {
     }
 }
 
-/// An env var held by the fake.
-#[derive(Debug, Clone, PartialEq)]
+/// An env var held by the fake. `Debug` leaves the value out.
+#[derive(Clone, PartialEq)]
 pub struct FakeEnv {
     /// Id (`env_…`).
     pub id: String,
@@ -83,6 +83,19 @@ pub struct FakeEnv {
     pub created_at: u64,
     /// Last update (ms).
     pub updated_at: u64,
+}
+
+impl std::fmt::Debug for FakeEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeEnv")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("target", &self.target)
+            .field("git_branch", &self.git_branch)
+            .field("comment", &self.comment)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FakeEnv {
@@ -182,7 +195,7 @@ pub struct Exchange {
     pub response: Value,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Project {
     id: String,
     name: String,
@@ -190,7 +203,7 @@ struct Project {
     domains: Vec<FakeDomain>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Fault {
     method: Option<String>,
     status: u16,
@@ -198,7 +211,6 @@ struct Fault {
     retry_after: Option<String>,
 }
 
-#[derive(Debug)]
 struct State {
     token: String,
     team: Option<String>,
@@ -231,10 +243,25 @@ impl State {
     }
 }
 
-/// The stateful fake; `Clone` shares the state.
-#[derive(Debug, Clone)]
+/// The stateful fake; `Clone` shares the state. `Debug` shows no token and no value.
+#[derive(Clone)]
 pub struct FakeVercel {
     state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FakeVercel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("FakeVercel")
+            .field("team", &s.team)
+            .field(
+                "projects",
+                &s.projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            )
+            .field("deployments", &s.deployments.len())
+            .field("exchanges", &s.exchanges.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn error(status: u16, code: &str, message: &str) -> (u16, Value) {

@@ -956,3 +956,115 @@ async fn a_wrong_token_is_unauthorized() {
     );
     check_exchanges(&fake.exchanges());
 }
+
+fn deployment(state: &str, alias_error: serde_json::Value) -> serde_json::Value {
+    json!({
+        "id": "dpl_1", "url": "agents-api-abc123-team.vercel.app", "name": "agents-api",
+        "projectId": "prj_api", "readyState": state, "status": state,
+        "createdAt": 1_763_800_000_000u64, "buildingAt": 1_763_800_000_000u64,
+        "bootedAt": 1_763_800_000_000u64, "build": {"env": []}, "env": [],
+        "inspectorUrl": "https://vercel.com/team/agents-api/dpl_1",
+        "isInConcurrentBuildsQueue": false, "isInSystemBuildsQueue": false,
+        "projectSettings": {}, "aliasAssigned": false, "aliasError": alias_error,
+        "alias": [], "buildSkipped": false, "creator": {"uid": "usr_1"}, "public": false,
+        "type": "LAMBDAS", "meta": {"previewEnv": "pr-42-agents"}, "regions": ["iad1"],
+        "version": 2, "plan": "pro", "createdIn": "iad1", "ownerId": "team_1", "routes": null,
+    })
+}
+
+#[tokio::test]
+async fn a_ready_deployment_whose_alias_failed_is_a_failure() {
+    let server = MockServer::start().await;
+    let env_path = "/v10/projects/prj_api/env";
+    Mock::given(method("GET"))
+        .and(path(env_path))
+        .and(bearer_token(TOKEN))
+        .respond_with(respond("GET", env_path, 200, json!({"envs": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v6/deployments"))
+        .and(bearer_token(TOKEN))
+        .respond_with(respond(
+            "GET",
+            "/v6/deployments",
+            200,
+            json!({"deployments": [], "pagination": {"count": 0, "next": null, "prev": null}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v13/deployments"))
+        .and(bearer_token(TOKEN))
+        .respond_with(respond(
+            "POST",
+            "/v13/deployments",
+            200,
+            deployment("QUEUED", json!(null)),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v13/deployments/dpl_1"))
+        .and(bearer_token(TOKEN))
+        .respond_with(respond(
+            "GET",
+            "/v13/deployments/dpl_1",
+            200,
+            deployment(
+                "READY",
+                json!({"code": "cert_missing", "message": "no certificate for the alias"}),
+            ),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(418).set_body_string("no mock matched this request"),
+        )
+        .expect(0)
+        .mount(&server)
+        .await;
+    let (host, _clock) = host_with_clock(&server);
+    let err = host
+        .deploy_app(&name(42), &api_spec(), &commit())
+        .await
+        .expect_err("alias failed");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    for part in [
+        "READY",
+        "cert_missing",
+        "no certificate",
+        "https://vercel.com/team/agents-api/dpl_1",
+    ] {
+        assert!(text.contains(part), "{part} missing in {text}");
+    }
+    check_received(&server).await;
+}
+
+#[test]
+fn the_host_works_behind_dyn_and_concrete() {
+    fn takes<T: AppHost>(_: &T) {}
+    let host = providers_vercel::VercelApps::builder()
+        .token(TOKEN)
+        .build()
+        .expect("valid");
+    assert_eq!(host.to_string(), "vercel(personal)");
+    takes(&host);
+    let shared: std::sync::Arc<dyn AppHost> = std::sync::Arc::new(host.clone());
+    takes(&shared);
+    let boxed: Box<dyn AppHost> = Box::new(host);
+    takes(&boxed);
+    assert_eq!(shared.kind(), "vercel");
+}
+
+#[tokio::test]
+async fn the_fake_never_shows_its_token_or_values_in_debug() {
+    let fake = fake();
+    fake.add_env(API, FakeEnv::new("K", SECRET, &["preview"], Some(BRANCH)));
+    let text = format!("{fake:?} {:?}", fake.envs(API));
+    assert!(!text.contains(TOKEN) && !text.contains(SECRET), "{text}");
+}
