@@ -681,8 +681,20 @@ impl AppHost for VercelApps {
         let branch = spec.branch.as_str();
         let preview = vec!["preview".to_string()];
 
-        // Observe.
-        let existing = self.list_env(project, Some(branch)).await?;
+        // Observe. The whole list, not only this branch: vars we own on another branch (the PR's
+        // head branch was renamed) are stale, and lead back to a domain that is still ours.
+        let all = self.list_env(project, None).await?;
+        let (existing, elsewhere): (Vec<wire::Env>, Vec<wire::Env>) = all
+            .into_iter()
+            .partition(|e| e.git_branch.as_deref() == Some(branch));
+        let elsewhere: Vec<wire::Env> = elsewhere
+            .into_iter()
+            .filter(|e| owned_by(e, name) && e.git_branch.is_some())
+            .collect();
+        let old_branches: BTreeSet<&str> = elsewhere
+            .iter()
+            .filter_map(|e| e.git_branch.as_deref())
+            .collect();
         let domain = match &spec.target.domain {
             Some(d) => Some((d.as_str(), self.get_domain(project, d).await?)),
             None => None,
@@ -747,11 +759,23 @@ impl AppHost for VercelApps {
         let stale: Vec<&wire::Env> = existing
             .iter()
             .filter(|e| owned_by(e, name) && !wanted.contains(e.key.as_str()))
+            .chain(elsewhere.iter())
             .collect();
         for e in &stale {
             guard_preview_only(&e.key, &e.targets(), e.git_branch.as_deref())?;
         }
-        if let Some((_, Some(d))) = &domain {
+        // Our domain still serving the old branch moves to the new one.
+        let moved = |d: &wire::Domain| {
+            d.redirect.is_none()
+                && d.git_branch
+                    .as_deref()
+                    .is_some_and(|b| old_branches.contains(b))
+        };
+        let foreign_domain = domain
+            .as_ref()
+            .and_then(|(_, d)| d.as_ref())
+            .filter(|d| !moved(d));
+        if let Some(d) = foreign_domain {
             Self::check_domain(project, d, branch)?;
         }
 
@@ -803,6 +827,13 @@ impl AppHost for VercelApps {
         }
         if let Some((d, found)) = domain {
             let outcome = match found {
+                Some(existing) if moved(&existing) => {
+                    let body = serde_json::to_value(wire::UpdateDomain { git_branch: branch })
+                        .map_err(|e| Error::failed("vercel: encode domain", e.to_string()))?;
+                    let url = self.url(&["v9", "projects", project, "domains", d], &[])?;
+                    let _: serde_json::Value = self.call(Method::PATCH, url, Some(body)).await?;
+                    Outcome::Updated
+                }
                 Some(_) => Outcome::Unchanged,
                 None => self.add_domain(project, d, branch).await?,
             };

@@ -712,6 +712,19 @@ impl FakeVercel {
                 p.domains.push(d.clone());
                 (200, domain_json(&p.id, &d))
             }
+            ("PATCH", ["v9", "projects", p, "domains", d]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                let pid = p.id.clone();
+                let Some(x) = p.domains.iter_mut().find(|x| x.name == *d) else {
+                    return not_found("domain");
+                };
+                if let Some(b) = body.as_ref().and_then(|b| b.get("gitBranch")) {
+                    x.git_branch = b.as_str().map(str::to_string);
+                }
+                (200, domain_json(&pid, x))
+            }
             ("DELETE", ["v9", "projects", p, "domains", d]) => {
                 let Some(p) = s.project_mut(p) else {
                     return not_found("project");

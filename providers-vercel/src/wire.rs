@@ -141,6 +141,13 @@ pub(crate) struct AddDomain<'a> {
     pub(crate) git_branch: &'a str,
 }
 
+/// `PATCH /v9/projects/{idOrName}/domains/{domain}` body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateDomain<'a> {
+    pub(crate) git_branch: &'a str,
+}
+
 /// `POST /v13/deployments` body.
 #[derive(Debug, Serialize)]
 pub(crate) struct CreateDeployment<'a> {

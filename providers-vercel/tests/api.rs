@@ -1068,3 +1068,44 @@ async fn the_fake_never_shows_its_token_or_values_in_debug() {
     let text = format!("{fake:?} {:?}", fake.envs(API));
     assert!(!text.contains(TOKEN) && !text.contains(SECRET), "{text}");
 }
+
+#[tokio::test]
+async fn a_renamed_head_branch_moves_our_vars_and_domain_to_it() {
+    let fake = fake();
+    let server = fake.start().await;
+    let host = host(&server);
+    host.apply_app(&name(42), &api_spec())
+        .await
+        .expect("old branch");
+    let mut renamed = api_spec();
+    renamed.branch = "feat/login-flow-v2".into();
+    let changes = host
+        .apply_app(&name(42), &renamed)
+        .await
+        .expect("new branch");
+    let removed = changes
+        .iter()
+        .filter(|c| c.outcome == Outcome::Removed)
+        .count();
+    let created = changes
+        .iter()
+        .filter(|c| c.outcome == Outcome::Created)
+        .count();
+    assert_eq!((created, removed), (3, 3), "{changes:?}");
+    assert_eq!(changes.last().map(|c| c.outcome), Some(Outcome::Updated));
+    assert!(
+        fake.envs(API)
+            .iter()
+            .all(|e| e.git_branch.as_deref() == Some("feat/login-flow-v2"))
+    );
+    assert_eq!(
+        fake.domains(API)[0].git_branch.as_deref(),
+        Some("feat/login-flow-v2")
+    );
+    let again = host.apply_app(&name(42), &renamed).await.expect("settled");
+    assert!(
+        again.iter().all(|c| c.outcome == Outcome::Unchanged),
+        "{again:?}"
+    );
+    check_exchanges(&fake.exchanges());
+}
