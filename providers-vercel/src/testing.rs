@@ -206,9 +206,12 @@ struct Project {
 #[derive(Clone)]
 struct Fault {
     method: Option<String>,
+    path_suffix: Option<String>,
     status: u16,
     body: Value,
     retry_after: Option<String>,
+    /// Carry the request out, then answer with the fault (a lost response).
+    after: bool,
 }
 
 struct State {
@@ -541,9 +544,24 @@ impl FakeVercel {
     ) {
         self.lock().faults.push_back(Fault {
             method: method.map(str::to_string),
+            path_suffix: None,
             status,
             body,
             retry_after: retry_after.map(str::to_string),
+            after: false,
+        });
+    }
+
+    /// Carries out the next `method` request whose path ends with `path_suffix`, then answers
+    /// `status` as if the response was lost on the way (a "silent success").
+    pub fn lose_next_response(&self, method: &str, path_suffix: &str, status: u16) {
+        self.lock().faults.push_back(Fault {
+            method: Some(method.into()),
+            path_suffix: Some(path_suffix.into()),
+            status,
+            body: json!({"error": {"code": "bad_gateway", "message": "upstream connection lost"}}),
+            retry_after: None,
+            after: true,
         });
     }
 
@@ -986,9 +1004,17 @@ impl Respond for FakeVercel {
             f.method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(req.method.as_str()))
+                && f.path_suffix
+                    .as_deref()
+                    .is_none_or(|p| req.url.path().ends_with(p))
         });
         let (status, response, retry_after) = match fault_at.and_then(|i| s.faults.remove(i)) {
-            Some(f) => (f.status, f.body, f.retry_after),
+            Some(f) => {
+                if f.after {
+                    let _ = self.handle(&mut s, req, &body);
+                }
+                (f.status, f.body, f.retry_after)
+            }
             None => {
                 let (st, v) = self.handle(&mut s, req, &body);
                 (st, v, None)

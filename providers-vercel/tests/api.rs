@@ -1109,3 +1109,43 @@ async fn a_renamed_head_branch_moves_our_vars_and_domain_to_it() {
     );
     check_exchanges(&fake.exchanges());
 }
+
+#[tokio::test]
+async fn lost_responses_of_creates_are_found_on_retry_not_duplicated() {
+    let fake = fake();
+    fake.lose_next_response("POST", "/domains", 502);
+    fake.lose_next_response("POST", "/v13/deployments", 502);
+    let server = fake.start().await;
+    let (host, _clock) = host_with_clock(&server);
+    let (env, s, c) = (name(42), api_spec(), commit());
+    let config = RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5));
+    let changes = retry(&config, "apply", Idempotency::Idempotent, || {
+        host.apply_app(&env, &s)
+    })
+    .await
+    .expect("applied on retry");
+    assert_eq!(
+        changes.last().map(|c| c.outcome),
+        Some(Outcome::Unchanged),
+        "found, not re-added"
+    );
+    assert_eq!(fake.domains(API).len(), 1);
+    let (d, outcome) = retry(&config, "deploy", Idempotency::Idempotent, || {
+        host.deploy_app(&env, &s, &c)
+    })
+    .await
+    .expect("deployed on retry");
+    // Found by its marker, not created again; only the alias was still missing.
+    assert_eq!(outcome, Outcome::Updated);
+    assert_eq!(fake.deployments().len(), 1);
+    assert_eq!(d.id, fake.deployments()[0].id);
+    let creates = fake
+        .exchanges()
+        .iter()
+        .filter(|x| {
+            x.method == "POST" && (x.path.ends_with("/domains") || x.path == "/v13/deployments")
+        })
+        .count();
+    assert_eq!(creates, 2, "one create each");
+    check_exchanges(&fake.exchanges());
+}
