@@ -193,12 +193,29 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn commands_not_wired_yet_fail_clearly() {
+fn deploy_without_a_repository_is_a_usage_error() {
     let out = preview(&["deploy", "--config", EXAMPLE, "--pr", "42"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("not yet wired"),
+        text(&out.stderr).contains("--repo OWNER/NAME is required"),
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn deploy_without_a_master_secret_says_how_to_make_one() {
+    let out = preview(&[
+        "deploy",
+        "--config",
+        EXAMPLE,
+        "--pr",
+        "42",
+        "--repo",
+        "inkeep/agents",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("PREVIEW_MASTER_SECRET is not set"), "{err}");
+    assert!(err.contains("openssl rand"), "{err}");
 }

@@ -1081,7 +1081,8 @@ impl Preview {
     /// mutating call is made. One failing removal does not stop the others.
     ///
     /// # Errors
-    /// Listing failures (nothing is deleted then); removals that failed (after trying all).
+    /// Listing failures (nothing is deleted then). Removals that failed (after trying all the
+    /// others) are in [`SweepReport::failures`], which the caller must check.
     pub async fn sweep(&self, dry_run: bool) -> Result<SweepReport> {
         self.phase(Phase::Sweep, async {
             let inv = self.inventory().await?;
@@ -1108,24 +1109,12 @@ impl Preview {
                 }
                 removed.sort();
             }
-            let report = SweepReport {
+            Ok(SweepReport {
                 dry_run,
                 decisions,
                 removed,
                 failures,
-            };
-            if report.failures.is_empty() {
-                Ok(report)
-            } else {
-                Err(Error::failed(
-                    "sweep",
-                    format!(
-                        "{} environment(s) could not be removed: {}",
-                        report.failures.len(),
-                        report.failures.join("; ")
-                    ),
-                ))
-            }
+            })
         })
         .await
     }
@@ -1228,8 +1217,9 @@ pub struct SweepDecision {
     pub reason: String,
 }
 
-/// What sweep did.
+/// What sweep did. Check [`SweepReport::failures`]: a failed removal does not stop the others.
 #[derive(Debug, Clone, Serialize)]
+#[must_use]
 pub struct SweepReport {
     /// Whether nothing was removed on purpose.
     pub dry_run: bool,
