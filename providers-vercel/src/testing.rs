@@ -427,7 +427,7 @@ impl FakeVercel {
                 projects: Vec::new(),
                 foreign_domains: Vec::new(),
                 deployments: Vec::new(),
-                build: BuildOutcome::Ready { after_polls: 1 },
+                build: BuildOutcome::Ready { after_polls: 0 },
                 clock: 1_763_800_000_000,
                 seq: 0,
                 faults: VecDeque::new(),
@@ -529,7 +529,8 @@ impl FakeVercel {
         self.lock().deployments.clone()
     }
 
-    /// How builds of deployments created from now on end (default: ready after one poll).
+    /// How builds of deployments created from now on end (default: `READY` at the first status
+    /// poll, so nothing sleeps).
     pub fn set_build(&self, outcome: BuildOutcome) {
         self.lock().build = outcome;
     }
