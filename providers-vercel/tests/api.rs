@@ -1149,3 +1149,37 @@ async fn lost_responses_of_creates_are_found_on_retry_not_duplicated() {
     assert_eq!(creates, 2, "one create each");
     check_exchanges(&fake.exchanges());
 }
+
+#[tokio::test]
+async fn a_var_removed_out_of_band_is_recreated_alone() {
+    let fake = fake();
+    let server = fake.start().await;
+    let host = host(&server);
+    host.apply_app(&name(42), &api_spec()).await.expect("first");
+    fake.remove_env(API, "BETTER_AUTH_SECRET");
+    let before = fake.mutations().len();
+    let changes = host
+        .apply_app(&name(42), &api_spec())
+        .await
+        .expect("repair");
+    let changed: Vec<_> = changes
+        .iter()
+        .filter(|c| c.outcome != Outcome::Unchanged)
+        .map(|c| (c.id.as_str(), c.outcome))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![("prj_api/BETTER_AUTH_SECRET", Outcome::Created)]
+    );
+    let sent = &fake.mutations()[before..];
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]
+            .request
+            .as_ref()
+            .and_then(|b| b.as_array())
+            .map(Vec::len),
+        Some(1)
+    );
+    check_exchanges(&fake.exchanges());
+}
