@@ -1183,3 +1183,48 @@ async fn a_var_removed_out_of_band_is_recreated_alone() {
     );
     check_exchanges(&fake.exchanges());
 }
+
+#[test]
+fn non_conforming_bodies_fail_the_spec_check() {
+    let fails = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    let domain = json!({"name": "a.example.com", "apexName": "example.com", "projectId": "p", "verified": true});
+    check_response("GET", "/v9/projects/p/domains/a.example.com", 200, &domain);
+    let mut no_verified = domain.clone();
+    no_verified.as_object_mut().map(|o| o.remove("verified"));
+    assert!(fails(&|| check_response(
+        "GET",
+        "/v9/projects/p/domains/a.example.com",
+        200,
+        &no_verified
+    )));
+    let bad_type = json!([{"key": "K", "value": "v", "type": "bogus", "target": ["preview"]}]);
+    assert!(fails(&|| check_request(
+        "POST",
+        "/v10/projects/p/env?upsert=true",
+        &bad_type
+    )));
+    let no_target = json!({"key": "K", "value": "v", "type": "encrypted"});
+    assert!(fails(&|| check_request(
+        "POST",
+        "/v10/projects/p/env",
+        &no_target
+    )));
+    let long_branch = json!([{"key": "K", "value": "v", "type": "encrypted", "target": ["preview"], "gitBranch": "b".repeat(251)}]);
+    assert!(fails(&|| check_request(
+        "POST",
+        "/v10/projects/p/env",
+        &long_branch
+    )));
+    let extra_field = json!({"name": "p", "gitSource": {"type": "github", "org": "o", "repo": "r", "ref": "b"}, "bogus": 1});
+    assert!(fails(&|| check_request(
+        "POST",
+        "/v13/deployments",
+        &extra_field
+    )));
+    assert!(fails(&|| check_response(
+        "GET",
+        "/v9/projects/p/domains/x",
+        404,
+        &json!({"message": "x"})
+    )));
+}
