@@ -41,6 +41,14 @@ const MAX_PAGES: usize = 50;
 /// domain is recognised as ours through its `gitBranch`, which must be the branch of our marked env
 /// vars. Teardown therefore removes the domain *before* the vars, so an interrupted teardown still
 /// leaves the marked vars that lead back to it.
+///
+/// - `apply_app` reads the project's whole env list: our vars left on another branch (the PR's head
+///   branch was renamed) are removed and our domain is moved to the new branch.
+/// - `deploy_app` reuses a deployment of the same commit carrying our `meta` and created after our
+///   vars' last update; otherwise it creates one from `gitSource`, waits, and aliases the domain.
+/// - `delete_app` cancels only in-flight deployments carrying our `meta` (never git-triggered
+///   ones, which may be a branch's production builds); finished deployments are left to Vercel's
+///   retention and do not count in `get_app`.
 #[derive(Clone)]
 pub struct VercelApps {
     http: reqwest::Client,
