@@ -709,6 +709,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_deleted_fork_is_a_fork() {
+        let gh = GitHubSourceBuilder::new()
+            .token("t")
+            .repository("acme/app")
+            .build()
+            .unwrap();
+        // GitHub sends `head.repo: null` when the fork was deleted (the spec says it cannot).
+        let wire: wire::PullRequest = serde_json::from_str(
+            r#"{"number":7,"state":"closed","draft":false,"merged":false,"merged_at":null,
+                "title":"t","labels":[{"name":"bug"}],
+                "head":{"ref":"f","sha":"abc","repo":null},
+                "base":{"ref":"main","sha":"def","repo":{"full_name":"acme/app"}}}"#,
+        )
+        .unwrap();
+        let pr = gh.convert(wire).unwrap();
+        assert_eq!(pr.head_repo, None);
+        assert!(pr.is_fork());
+        assert_eq!(pr.state, PrState::Closed);
+        assert_eq!(pr.labels, ["bug"]);
+    }
+
+    #[test]
     fn next_links_are_taken_verbatim() {
         let link = r#"<https://api.github.com/repositories/1/pulls?state=open&page=2>; rel="next", <https://api.github.com/repositories/1/pulls?state=open&page=5>; rel="last""#;
         assert_eq!(

@@ -24,7 +24,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Feature `testing`: a stateful fake of the API on a local wiremock
+//! Feature `testing`: [`testing::FakeGitHub`], a stateful fake of the API on a local wiremock
 //! server, for end-to-end tests.
 
 mod builder;
@@ -32,8 +32,8 @@ mod errors;
 mod event;
 mod host;
 mod render;
-// testing: added with the fake
-
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wire;
 
 pub use builder::{
