@@ -339,6 +339,10 @@ pub struct Exchange {
 
 #[derive(Debug)]
 struct Fault {
+    /// Only requests with this method and a path ending so; `None` matches any request.
+    target: Option<(String, String)>,
+    /// Serve the request first (it takes effect), then answer with the fault ("silent success").
+    after_commit: bool,
     status: u16,
     headers: Vec<(String, String)>,
     body: Value,
@@ -485,12 +489,27 @@ impl FakeGitHub {
     /// Answers the next request with this status, headers and body instead of serving it.
     pub fn fail_next(&self, status: u16, headers: &[(&str, &str)], body: Value) {
         self.lock().faults.push_back(Fault {
+            target: None,
+            after_commit: false,
             status,
             headers: headers
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
             body,
+        });
+    }
+
+    /// Answers the next `method` request whose path ends with `path_suffix` with `status`. With
+    /// `after_commit` the request is served first and only its answer is lost (a "silent success":
+    /// the comment or deployment exists, the client sees an error).
+    pub fn fail_next_on(&self, method: &str, path_suffix: &str, status: u16, after_commit: bool) {
+        self.lock().faults.push_back(Fault {
+            target: Some((method.to_ascii_uppercase(), path_suffix.to_string())),
+            after_commit,
+            status,
+            headers: Vec::new(),
+            body: bodies::error("Server Error"),
         });
     }
 
@@ -909,20 +928,35 @@ impl Respond for Responder {
         s.request_counter += 1;
         let request_id = format!("FAKE:{:04}", s.request_counter);
         let json_body: Option<Value> = serde_json::from_slice(&req.body).ok();
-        let answer = match s.faults.pop_front() {
-            Some(f) => Answer {
-                status: f.status,
-                body: Some(f.body),
-                headers: f.headers,
-            },
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        let fault = s
+            .faults
+            .iter()
+            .position(|f| match &f.target {
+                None => true,
+                Some((m, suffix)) => *m == method && path.ends_with(suffix.as_str()),
+            })
+            .and_then(|i| s.faults.remove(i));
+        let answer = match fault {
+            Some(f) => {
+                if f.after_commit {
+                    self.handle(&mut s, req, json_body.as_ref());
+                }
+                Answer {
+                    status: f.status,
+                    body: Some(f.body),
+                    headers: f.headers,
+                }
+            }
             None => self.handle(&mut s, req, json_body.as_ref()),
         };
         if answer.status != 304 {
             s.quota_used += 1;
         }
         s.exchanges.push(Exchange {
-            method: req.method.as_str().to_string(),
-            path: req.url.path().to_string(),
+            method,
+            path,
             request: json_body,
             status: answer.status,
             response: answer.body.clone(),
