@@ -24,7 +24,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Feature `testing`: [`testing::FakeGitHub`], a stateful fake of the API on a local wiremock
+//! Feature `testing`: `testing::FakeGitHub`, a stateful fake of the API on a local wiremock
 //! server, for end-to-end tests.
 
 mod builder;

@@ -204,3 +204,21 @@ async fn a_lost_create_response_is_found_not_duplicated_on_retry() {
     );
     common::check_exchanges(&fake);
 }
+
+/// Both a concrete host and a shared trait object satisfy `SourceHost` (the pipeline holds
+/// `Arc<dyn SourceHost>`).
+#[test]
+fn github_source_is_usable_as_a_trait_object() {
+    fn assert_source<T: SourceHost>() {}
+    assert_source::<GitHubSource>();
+    assert_source::<std::sync::Arc<dyn SourceHost>>();
+    assert_source::<Box<dyn SourceHost>>();
+    let gh: std::sync::Arc<dyn SourceHost> = std::sync::Arc::new(
+        GitHubSource::builder()
+            .token("t")
+            .repository("acme/app")
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(gh.kind(), "github");
+}
