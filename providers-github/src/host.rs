@@ -328,7 +328,13 @@ impl GitHubSource {
                     tracing::debug!(env, "no commit in the report: no deployment");
                     return Ok(false);
                 };
-                let (id, created) = self.ensure_deployment(&env, sha, &report.name).await?;
+                let existing = self.find_deployment(&env, sha).await?;
+                let (id, created) = match existing {
+                    Some(id) => (id, false),
+                    // A failure before anything was announced has no deployment to mark.
+                    None if matches!(state, ReportState::Failed { .. }) => return Ok(false),
+                    None => (self.create_deployment(&env, sha, &report.name).await?, true),
+                };
                 let desired = match state {
                     ReportState::Deploying => "in_progress",
                     ReportState::Ready { .. } => "success",
@@ -362,25 +368,22 @@ impl GitHubSource {
         }
     }
 
-    /// The newest deployment of `sha` in `env`, created when there is none.
-    async fn ensure_deployment(
-        &self,
-        env: &str,
-        sha: &str,
-        name: &PreviewName,
-    ) -> Result<(u64, bool)> {
+    /// The newest deployment of `sha` in `env`.
+    async fn find_deployment(&self, env: &str, sha: &str) -> Result<Option<u64>> {
         let mut url = self.repo_url(&["deployments"]);
         url.query_pairs_mut()
             .append_pair("sha", sha)
             .append_pair("environment", env)
             .append_pair("per_page", "100");
         let existing: Vec<wire::Deployment> = self.get_all(url, "deployments").await?;
-        if let Some(d) = existing
+        Ok(existing
             .iter()
             .find(|d| d.sha == sha && d.environment == env)
-        {
-            return Ok((d.id, false));
-        }
+            .map(|d| d.id))
+    }
+
+    /// Creates a deployment of `sha` in `env` (transient, never auto-merging).
+    async fn create_deployment(&self, env: &str, sha: &str, name: &PreviewName) -> Result<u64> {
         let description = format!("Preview environment {name}");
         let body = wire::CreateDeployment {
             ref_name: sha,
@@ -417,7 +420,7 @@ impl GitHubSource {
         }
         let d: wire::Deployment = r.json("deployment")?;
         tracing::info!(env, deployment = d.id, "created deployment");
-        Ok((d.id, true))
+        Ok(d.id)
     }
 
     async fn latest_status(&self, deployment: u64) -> Result<Option<wire::DeploymentStatus>> {

@@ -676,6 +676,24 @@ async fn a_failed_deploy_marks_the_deployment_failed() {
 }
 
 #[tokio::test]
+async fn a_failure_before_any_deployment_creates_none() {
+    let fake = FakeGitHub::start().await;
+    fake.set_pull_request(pull(7));
+    let gh = fake.builder().build().unwrap();
+    let failed = report(
+        7,
+        ReportState::Failed {
+            phase: "observe".into(),
+            error: "fork PRs are not deployed".into(),
+        },
+    );
+    assert_eq!(gh.publish_report(&failed).await.unwrap(), Outcome::Created);
+    assert!(fake.deployments().is_empty());
+    assert_eq!(fake.comments(7).len(), 1);
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
 async fn deployment_requests_are_what_github_documents() {
     let server = MockServer::start().await;
     let comments = "/repos/acme/app/issues/7/comments";
