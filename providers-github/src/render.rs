@@ -32,9 +32,14 @@ fn parse_kind(word: &str) -> Option<ReportKind> {
     })
 }
 
-/// A commit SHA we are willing to echo verbatim (hex only).
+/// A commit SHA we are willing to echo verbatim: lowercase hex, as GitHub writes them (so it also
+/// compares equal to the `sha` of the deployments GitHub lists).
 pub(crate) fn clean_sha(sha: Option<&str>) -> Option<&str> {
-    sha.filter(|s| (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    sha.filter(|s| {
+        (7..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// The hidden marker naming the environment and summarising the state.
