@@ -89,6 +89,73 @@ async fn catch_all(server: &MockServer) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The validator itself
+
+#[test]
+fn non_conforming_bodies_fail_the_checks() {
+    let fails = |f: fn()| std::panic::catch_unwind(f).is_err();
+    // A comment without its required `body`, or with a number for it.
+    assert!(fails(|| common::check_request(
+        "POST",
+        "/repos/a/b/issues/1/comments",
+        Some(&json!({}))
+    )));
+    assert!(fails(|| common::check_request(
+        "POST",
+        "/repos/a/b/issues/1/comments",
+        Some(&json!({"body": 1}))
+    )));
+    // A deployment status with a state GitHub does not know.
+    assert!(fails(|| common::check_request(
+        "POST",
+        "/repos/a/b/deployments/1/statuses",
+        Some(&json!({"state": "done"}))
+    )));
+    // A comment response missing required fields; an operation that is not described.
+    assert!(fails(|| common::check_response(
+        "GET",
+        "/repos/a/b/issues/comments/1",
+        200,
+        Some(&json!({"id": 1}))
+    )));
+    assert!(fails(|| common::check_request(
+        "GET",
+        "/repos/a/b/nope",
+        None
+    )));
+    // A deployment status whose target_url is "" (what GitHub sends, not what its spec allows).
+    assert!(fails(|| {
+        let mut body = bodies::deployment_status(1, 2, "success", None, None, "x");
+        body["target_url"] = json!("");
+        common::check_response(
+            "POST",
+            "/repos/a/b/deployments/2/statuses",
+            201,
+            Some(&body),
+        );
+    }));
+    // An undescribed error status must still be a basic-error.
+    assert!(fails(|| common::check_response(
+        "GET",
+        "/repos/a/b/pulls/1",
+        403,
+        Some(&json!({"message": 1}))
+    )));
+    // And the conforming ones pass.
+    common::check_request(
+        "POST",
+        "/repos/a/b/issues/1/comments",
+        Some(&json!({"body": "x"})),
+    );
+    common::check_response(
+        "GET",
+        "/repos/a/b/pulls/1",
+        403,
+        Some(&bodies::error("Forbidden")),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Client and headers
 
 #[tokio::test]
