@@ -169,6 +169,15 @@ pub enum Error {
         #[source]
         last: Box<Error>,
     },
+    /// A pipeline phase failed.
+    #[error("{phase}: {source}")]
+    InPhase {
+        /// The phase.
+        phase: crate::event::Phase,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
     /// The operation was cancelled (SIGINT, a dropped future).
     #[error("cancelled")]
     Cancelled,
@@ -215,7 +224,19 @@ impl Error {
 
     /// Whether this is a [`Error::Config`] error (exit code 2 in the CLI).
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::Config { .. })
+        match self {
+            Error::Config { .. } => true,
+            Error::InPhase { source, .. } => source.is_config(),
+            _ => false,
+        }
+    }
+
+    /// The phase a pipeline error happened in.
+    pub fn phase(&self) -> Option<crate::event::Phase> {
+        match self {
+            Error::InPhase { phase, .. } => Some(*phase),
+            _ => None,
+        }
     }
 }
 

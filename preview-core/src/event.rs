@@ -52,6 +52,7 @@ impl fmt::Display for Phase {
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A phase began.

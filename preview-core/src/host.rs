@@ -251,3 +251,30 @@ macro_rules! forward_source_host {
 forward_database_host!(Arc<T>, Box<T>);
 forward_app_host!(Arc<T>, Box<T>);
 forward_source_host!(Arc<T>, Box<T>);
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::{InMemoryApps, InMemoryDatabases, InMemorySource};
+
+    fn takes_db<T: DatabaseHost>(_: &T) {}
+    fn takes_app<T: AppHost>(_: &T) {}
+    fn takes_source<T: SourceHost>(_: &T) {}
+
+    #[test]
+    fn dyn_and_concrete_hosts_satisfy_the_traits() {
+        let db = InMemoryDatabases::new();
+        let dyn_db: Arc<dyn DatabaseHost> = Arc::new(db.clone());
+        takes_db(&db);
+        takes_db(&dyn_db);
+        let boxed: Box<dyn DatabaseHost> = Box::new(db);
+        takes_db(&boxed);
+        let apps = InMemoryApps::new();
+        let dyn_apps: Arc<dyn AppHost> = Arc::new(apps.clone());
+        takes_app(&apps);
+        takes_app(&dyn_apps);
+        let src = InMemorySource::new("acme/app");
+        let dyn_src: Arc<dyn SourceHost> = Arc::new(src.clone());
+        takes_source(&src);
+        takes_source(&dyn_src);
+    }
+}

@@ -39,3 +39,12 @@ pub use template::{Scope, Template, Value};
 
 pub use async_trait::async_trait;
 pub use secrecy;
+pub mod config;
+pub mod effects;
+pub mod pipeline;
+pub mod resolve;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::Config;
+pub use pipeline::{Hosts, Plan, Preview};

@@ -100,8 +100,9 @@ impl ResourceChange {
 /// Something a provider holds for an environment we own (for status and sweep).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owned {
-    /// The environment it belongs to.
-    pub name: PreviewName,
+    /// The environment name it carries (the pipeline parses it with its [`Naming`](crate::Naming)
+    /// and ignores anything that does not parse).
+    pub name: String,
     /// Provider kind.
     pub provider: String,
     /// Resource kind and id, for display (`app pr-42-agents`, `env_var prj_1/KEY`).

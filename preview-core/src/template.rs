@@ -200,6 +200,9 @@ impl Template {
                 Segment::Lit(l) => out.push_str(l),
                 Segment::Ref(r) => match scope.values.get(r) {
                     Some(Entry::Plain(v)) => out.push_str(v),
+                    Some(Entry::Secret {
+                        shown: Some(shown), ..
+                    }) => out.push_str(shown),
                     Some(Entry::Secret { label, .. }) => {
                         out.push_str("<secret:");
                         out.push_str(label);
@@ -229,6 +232,7 @@ enum Entry {
     Secret {
         label: String,
         value: Option<SecretString>,
+        shown: Option<String>,
     },
 }
 
@@ -276,6 +280,22 @@ impl Scope {
             Entry::Secret {
                 label: label.into(),
                 value,
+                shown: None,
+            },
+        );
+        self
+    }
+
+    /// Defines a secret whose value is unknown (plan mode) but whose shape can be shown, e.g.
+    /// `postgresql://app:<secret:pg_password>@host:5432/db`.
+    pub fn secret_shape(&mut self, path: impl Into<String>, shown: impl Into<String>) -> &mut Self {
+        let path = path.into();
+        self.values.insert(
+            path.clone(),
+            Entry::Secret {
+                label: path,
+                value: None,
+                shown: Some(shown.into()),
             },
         );
         self

@@ -1,0 +1,132 @@
+//! Command-line arguments. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Configuration:
+  preview.toml describes the environment: naming, the database stack, secrets, apps, hooks, seed
+  requests and reporting (see examples/inkeep-agents/preview.toml).
+
+Environment (tokens are read from the environment or a file, never from a flag):
+  FLY_API_TOKEN                  Fly.io token (Machines API)
+  VERCEL_TOKEN                   Vercel token
+  VERCEL_TEAM_ID / VERCEL_ORG_ID Vercel team
+  GITHUB_TOKEN                   GitHub token (pull requests, comments, deployments)
+  GITHUB_REPOSITORY              owner/name, when --repo is not given
+  PREVIEW_MASTER_SECRET          master secret generated secrets are derived from (stable across pushes)
+  FLY_API_URL, VERCEL_API_URL, GITHUB_API_URL  base URL overrides
+  PREVIEW_LOG                    log filter, e.g. `preview=debug` (logs go to stderr)
+
+Exit codes:
+  0  success
+  1  the operation failed (provider, hook, deployment, readiness)
+  2  usage or configuration error; nothing was touched
+  3  skipped on purpose (closed or fork pull request)";
+
+/// Per-pull-request preview environments: databases on Fly.io, apps on Vercel, reports on GitHub.
+#[derive(Debug, Parser)]
+#[command(name = "preview", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "preview.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Print the result as one JSON document on stdout (progress goes to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The repository, owner/name (default: $GITHUB_REPOSITORY).
+    #[arg(long, global = true, value_name = "OWNER/NAME")]
+    pub repo: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what deploy would create for a pull request, without calling any provider or
+    /// generating any secret (values of secrets are never shown).
+    Plan(PlanArgs),
+    /// Create or converge the environment of a pull request, run its hooks, seed it and report on
+    /// the PR. Re-running with nothing changed makes no change.
+    Deploy(PrArgs),
+    /// Remove the environment of a pull request (apps, databases) and mark its report torn down.
+    /// Succeeds when it is already gone.
+    Teardown(PrArgs),
+    /// Remove environments whose pull request is closed or merged.
+    Sweep(SweepArgs),
+    /// List environments with their pull request, state, age and URLs.
+    Status(StatusArgs),
+    /// Open tunnels to an environment's databases and run a command with their local URLs in its
+    /// environment; exits with the command's code.
+    Exec(ExecArgs),
+}
+
+impl Command {
+    /// The subcommand's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Deploy(_) => "deploy",
+            Command::Teardown(_) => "teardown",
+            Command::Sweep(_) => "sweep",
+            Command::Status(_) => "status",
+            Command::Exec(_) => "exec",
+        }
+    }
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The pull request number.
+    #[arg(long, value_name = "N")]
+    pub pr: String,
+    /// The head branch to show in branch-scoped settings (default: shown as a placeholder).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// The head commit to show (default: shown as a placeholder).
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+}
+
+/// Arguments naming one pull request.
+#[derive(Debug, Args)]
+pub struct PrArgs {
+    /// The pull request number (default in GitHub Actions: the triggering pull request).
+    #[arg(long, value_name = "N")]
+    pub pr: Option<String>,
+}
+
+/// Arguments of `sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Decide and print, but remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+/// Arguments of `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pull request number.
+    #[arg(long, value_name = "N")]
+    pub pr: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,39 @@
+//! `preview deploy`.
+
+use preview_core::pipeline::DeployStatus;
+use preview_core::{Error, Result};
+
+use crate::cli::{Cli, PrArgs};
+use crate::context::Context;
+use crate::{EXIT_OK, EXIT_SKIPPED, output};
+
+/// Runs `deploy`.
+///
+/// # Errors
+/// Configuration errors before anything is touched; pipeline errors (a failure report has been
+/// published on the PR by then).
+pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
+    let config = super::load(cli)?;
+    let (pr, event) = super::pr_number(args.pr.as_deref(), ctx)?;
+    if let Some(ev) = event.as_ref().filter(|e| e.fork) {
+        // Before any secret or token is read: fork code must never meet our credentials.
+        let msg = format!(
+            "skipped: pull request #{pr} comes from a fork ({}); previews run only for branches of this repository",
+            ev.head_repo.as_deref().unwrap_or("deleted repository")
+        );
+        output::skipped(cli, ctx, pr, &msg);
+        return Ok(EXIT_SKIPPED);
+    }
+    let repo = super::repo(cli, ctx)?;
+    let secrets = super::master(ctx)?;
+    super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;
+    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
+    let preview = super::pipeline(cli, ctx, config, hosts).secrets(secrets);
+    let report = preview.deploy(pr).await?;
+    output::deploy(cli, ctx, &report)
+        .map_err(|e| Error::failed("writing the report", e.to_string()))?;
+    Ok(match report.status {
+        DeployStatus::Ready => EXIT_OK,
+        DeployStatus::Skipped { .. } | DeployStatus::ClosedDuringDeploy => EXIT_SKIPPED,
+    })
+}

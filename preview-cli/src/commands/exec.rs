@@ -1,0 +1,102 @@
+//! `preview exec`: tunnels plus a command, the way a developer runs migrations by hand.
+
+use std::process::Stdio;
+
+use preview_core::resolve::Inputs;
+use preview_core::{Error, Result};
+
+use crate::actions::Actions;
+use crate::cli::{Cli, ExecArgs};
+use crate::context::Context;
+
+/// Opens the tunnels of PR `--pr`, runs the command with the hooks' environment (tunnel URLs,
+/// secrets) plus `PREVIEW_<SERVICE>_URL|HOST|PORT|ADDRESS`, closes the tunnels and returns the
+/// command's exit code.
+///
+/// # Errors
+/// Configuration errors; tunnels that cannot be opened; a command that cannot start.
+pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
+    let config = super::load(cli)?;
+    let pr = args
+        .pr
+        .parse()
+        .map_err(|e: Error| Error::config(format!("--pr: {e}")))?;
+    let repo = super::repo(cli, ctx)?;
+    let secrets = super::master(ctx)?;
+    let name = config.name(pr);
+    let env = ctx.env.clone();
+    let lookup = move |k: &str| env(k);
+    let values = config.resolve_secrets(&name, secrets.as_ref(), &lookup)?;
+    let inputs = Inputs {
+        repo: Some(repo.clone()),
+        ..Inputs::default()
+    };
+    let rendered = config.render_all(&name, &inputs, values, &lookup)?;
+    if ctx.actions.is_some() {
+        ctx.stdout
+            .with(|w| Actions::mask(w, &rendered.sensitive_values()))
+            .map_err(|e| Error::failed("masking secrets", e.to_string()))?;
+    }
+    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
+    let tunnels = hosts
+        .database
+        .open_tunnels(&name, &rendered.database)
+        .await?;
+    let mut child_env: Vec<(String, String)> = Vec::new();
+    for hook in config.render_hooks(&rendered, &tunnels)? {
+        for (k, v) in hook.env {
+            child_env.retain(|(key, _)| key != &k);
+            child_env.push((k, v.expose().to_string()));
+        }
+    }
+    for t in tunnels.list() {
+        let key = t.service.to_ascii_uppercase().replace('-', "_");
+        child_env.push((format!("PREVIEW_{key}_HOST"), t.host.clone()));
+        child_env.push((format!("PREVIEW_{key}_PORT"), t.port.to_string()));
+        child_env.push((
+            format!("PREVIEW_{key}_ADDRESS"),
+            format!("{}:{}", t.host, t.port),
+        ));
+    }
+    for svc in &config.database.services {
+        if let Some(t) = tunnels.get(&svc.name) {
+            let ep = preview_core::ServiceEndpoint {
+                service: svc.name.clone(),
+                host: t.host.clone(),
+                port: t.port,
+                protocol: svc.protocol,
+                tls: preview_core::TlsMode::None,
+            };
+            let creds = rendered
+                .database
+                .services
+                .iter()
+                .find(|s| s.name == svc.name)
+                .and_then(|s| s.credentials.as_ref());
+            let key = svc.name.to_ascii_uppercase().replace('-', "_");
+            child_env.push((
+                format!("PREVIEW_{key}_URL"),
+                ep.url(creds).expose().to_string(),
+            ));
+        }
+    }
+    child_env.push(("PREVIEW_ENV".into(), name.to_string()));
+    let (program, rest) = args.command.split_first().ok_or_else(|| {
+        Error::config("give the command after `--`, e.g. preview exec --pr 42 -- pnpm db:migrate")
+    })?;
+    ctx.stderr
+        .line(&format!("tunnels open to {name}; running {program}"));
+    let status = tokio::process::Command::new(program)
+        .args(rest)
+        .envs(child_env)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .await
+        .map_err(|e| Error::failed(format!("running {program:?}"), e.to_string()))?;
+    drop(tunnels);
+    Ok(status
+        .code()
+        .map_or(1, |c| u8::try_from(c & 0xff).unwrap_or(1)))
+}

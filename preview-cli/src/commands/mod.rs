@@ -1,0 +1,168 @@
+//! One module per subcommand, plus what they share.
+
+pub mod deploy;
+pub mod exec;
+pub mod plan;
+pub mod status;
+pub mod sweep;
+pub mod teardown;
+
+use std::sync::Arc;
+
+use preview_core::resolve::Inputs;
+use preview_core::secrecy::SecretString;
+use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, Preview, Result, SecretSource};
+
+use crate::actions::Actions;
+use crate::cli::Cli;
+use crate::context::Context;
+use crate::render::Progress;
+
+/// Loads the configuration named by `--config`.
+pub(crate) fn load(cli: &Cli) -> Result<Config> {
+    Config::load(&cli.config)
+}
+
+/// The repository: `--repo`, else `$GITHUB_REPOSITORY`; must be `owner/name`.
+pub(crate) fn repo(cli: &Cli, ctx: &Context) -> Result<String> {
+    let repo = cli
+        .repo
+        .clone()
+        .or_else(|| (ctx.env)("GITHUB_REPOSITORY"))
+        .ok_or_else(|| Error::config("--repo OWNER/NAME is required (or set GITHUB_REPOSITORY)"))?;
+    let ok = repo.split('/').count() == 2
+        && repo.split('/').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+    if !ok {
+        return Err(Error::config(format!(
+            "--repo {repo:?}: expected OWNER/NAME, e.g. inkeep/agents"
+        )));
+    }
+    Ok(repo)
+}
+
+/// The pull request of the triggering event, as read from `$GITHUB_EVENT_PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventPr {
+    pub(crate) number: PrNumber,
+    pub(crate) fork: bool,
+    pub(crate) head_repo: Option<String>,
+}
+
+/// Reads the pull request out of an Actions event payload (no token involved).
+pub(crate) fn event_pr(path: &std::path::Path) -> Result<EventPr> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(format!(
+            "GITHUB_EVENT_PATH: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::config(format!(
+            "GITHUB_EVENT_PATH {}: not JSON: {e}",
+            path.display()
+        ))
+    })?;
+    let pr = v.get("pull_request").ok_or_else(|| {
+        Error::config(
+            "the triggering event has no pull_request: pass --pr N, or run on pull_request events",
+        )
+    })?;
+    let number = pr
+        .get("number")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| Error::config("the event's pull_request has no number"))
+        .and_then(PrNumber::new)?;
+    let head_repo = pr
+        .pointer("/head/repo/full_name")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let base_repo = pr
+        .pointer("/base/repo/full_name")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    Ok(EventPr {
+        number,
+        fork: head_repo.is_none() || head_repo != base_repo,
+        head_repo,
+    })
+}
+
+/// `--pr N`, else (in Actions) the triggering pull request.
+pub(crate) fn pr_number(arg: Option<&str>, ctx: &Context) -> Result<(PrNumber, Option<EventPr>)> {
+    if let Some(a) = arg {
+        let pr = a
+            .parse()
+            .map_err(|e: Error| Error::config(format!("--pr: {e}")))?;
+        return Ok((pr, None));
+    }
+    match ctx.actions.as_ref().and_then(|a| a.event_path.as_ref()) {
+        Some(path) => {
+            let ev = event_pr(path)?;
+            Ok((ev.number, Some(ev)))
+        }
+        None => Err(Error::config(
+            "--pr N is required outside GitHub Actions pull_request events",
+        )),
+    }
+}
+
+/// The stable secret source: `PREVIEW_MASTER_SECRET` (or `_FILE`).
+pub(crate) fn master(ctx: &Context) -> Result<Arc<dyn SecretSource>> {
+    let m: SecretString = ctx.require_token(
+        "PREVIEW_MASTER_SECRET",
+        "generated secrets are derived from it so re-runs do not rotate them; create one with `openssl rand -base64 48` and store it as a repository secret",
+    )?;
+    Ok(Arc::new(DerivedSecrets::new(m)?))
+}
+
+/// Masks every sensitive value of the environment before anything else is printed (Actions only).
+pub(crate) fn mask_up_front(
+    ctx: &Context,
+    config: &Config,
+    pr: PrNumber,
+    repo: &str,
+    secrets: &dyn SecretSource,
+) -> Result<()> {
+    if ctx.actions.is_none() {
+        return Ok(());
+    }
+    let name = config.name(pr);
+    let env = ctx.env.clone();
+    let lookup = move |k: &str| env(k);
+    let values = config.resolve_secrets(&name, secrets, &lookup)?;
+    let inputs = Inputs {
+        repo: Some(repo.to_string()),
+        ..Inputs::default()
+    };
+    let rendered = config.render_all(&name, &inputs, values, &lookup)?;
+    ctx.stdout
+        .with(|w| Actions::mask(w, &rendered.sensitive_values()))
+        .map_err(|e| Error::failed("masking secrets", e.to_string()))
+}
+
+/// The pipeline, wired to the context's hosts, output and environment.
+pub(crate) fn pipeline(cli: &Cli, ctx: &Context, config: Config, hosts: Hosts) -> Preview {
+    let groups = ctx.actions.is_some() && !cli.json;
+    let progress = if groups {
+        ctx.stdout.clone()
+    } else {
+        ctx.stderr.clone()
+    };
+    let mut p = Preview::new(config, hosts)
+        .hooks(ctx.factory.hooks())
+        .http(ctx.factory.http())
+        .events(Arc::new(Progress::new(progress, groups)))
+        .env(ctx.env.clone())
+        .run_url(ctx.actions.as_ref().and_then(|a| a.run_url.clone()));
+    if ctx.actions.is_some() {
+        let out = ctx.stdout.clone();
+        p = p.on_secrets(Arc::new(move |values: &[String]| {
+            let _ = out.with(|w| Actions::mask(w, values));
+        }));
+    }
+    p
+}

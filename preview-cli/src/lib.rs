@@ -1,0 +1,72 @@
+//! The `preview` command line: one binary for plan, deploy, teardown, sweep, status and exec.
+//!
+//! Everything but argument parsing lives here so tests call [`run`] in-process with captured
+//! streams, an injected environment and in-memory hosts.
+
+pub mod actions;
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod http;
+pub mod output;
+pub mod providers;
+pub mod render;
+
+use preview_core::Error;
+
+use crate::context::Context;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// The operation failed (a provider, a hook, a deployment).
+pub const EXIT_FAILURE: u8 = 1;
+/// Bad usage or configuration; nothing was touched.
+pub const EXIT_USAGE: u8 = 2;
+/// Nothing to do on purpose (closed or fork pull request).
+pub const EXIT_SKIPPED: u8 = 3;
+
+/// Runs a parsed command line; returns the exit code. Errors go to the context's stderr (and, with
+/// `--json`, as a JSON document on stdout).
+pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
+    let result = match &cli.command {
+        cli::Command::Plan(args) => commands::plan::run(&cli, args, ctx),
+        cli::Command::Deploy(args) => commands::deploy::run(&cli, args, ctx).await,
+        cli::Command::Teardown(args) => commands::teardown::run(&cli, args, ctx).await,
+        cli::Command::Sweep(args) => commands::sweep::run(&cli, args, ctx).await,
+        cli::Command::Status(args) => commands::status::run(&cli, args, ctx).await,
+        cli::Command::Exec(args) => commands::exec::run(&cli, args, ctx).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&cli, ctx, &err);
+            if err.is_config() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    }
+}
+
+fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
+    let text = actions::inert(&err.to_string());
+    ctx.stderr.line(&format!("error: {text}"));
+    if ctx.actions.is_some() {
+        // One line, so the runner shows it as an annotation.
+        ctx.stdout.line(&format!(
+            "::error title=preview {}::{}",
+            cli.command.name(),
+            text.replace('\n', " ")
+        ));
+    }
+    if cli.json {
+        let doc = serde_json::json!({
+            "status": "failed",
+            "command": cli.command.name(),
+            "phase": err.phase(),
+            "error": err.to_string(),
+        });
+        let _ = ctx.stdout.with(|w| output::json(w, &doc));
+    }
+}

@@ -1,0 +1,226 @@
+//! Everything the CLI prints goes through here: human tables, `--json` documents, and in GitHub
+//! Actions the step outputs and summary.
+
+use std::io::Write;
+
+use preview_core::pipeline::{
+    DeployReport, DeployStatus, EnvironmentStatus, Plan, PlannedResource, SweepAction, SweepReport,
+    TeardownReport,
+};
+use preview_core::{Outcome, PrNumber};
+
+use crate::actions::inert;
+use crate::cli::Cli;
+use crate::context::Context;
+
+/// Prints an error line to stderr.
+#[allow(clippy::print_stderr)]
+pub fn print_error(message: &str) {
+    eprintln!("error: {message}");
+}
+
+/// Writes `value` as one JSON document.
+pub fn json(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+fn section(out: &mut dyn Write, title: &str, items: &[PlannedResource]) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}")?;
+    let width = items.iter().map(|r| r.kind.len()).max().unwrap_or(0);
+    for r in items {
+        writeln!(out, "  + {:width$}  {}  ({})", r.kind, r.id, r.provider)?;
+        for (k, v) in &r.detail {
+            if !v.is_empty() {
+                writeln!(out, "      {k}: {v}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders a plan for people.
+pub fn plan(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Plan for pull request #{}: environment {}",
+        plan.pr, plan.name
+    )?;
+    writeln!(
+        out,
+        "(no provider was called: every resource is shown as created; deploy converges what exists)"
+    )?;
+    section(
+        out,
+        "Secrets (generated per environment; values never shown)",
+        &plan.secrets,
+    )?;
+    section(out, "Database", &plan.database)?;
+    section(out, "Apps", &plan.apps)?;
+    section(
+        out,
+        "Hooks (run through tunnels once the databases answer)",
+        &plan.hooks,
+    )?;
+    section(out, "Seed", &plan.seed)?;
+    section(out, "Report", &plan.report)?;
+    Ok(())
+}
+
+/// A skipped run: a clear line, or a JSON document.
+pub fn skipped(cli: &Cli, ctx: &Context, pr: PrNumber, message: &str) {
+    if cli.json {
+        let doc = serde_json::json!({ "pr": pr, "status": "skipped", "reason": message });
+        ctx.stdout.with(|w| json(w, &doc)).ok();
+    } else {
+        ctx.stdout.line(message);
+    }
+}
+
+fn counts(changes: &[preview_core::ResourceChange]) -> String {
+    let mut parts = Vec::new();
+    for o in [
+        Outcome::Created,
+        Outcome::Updated,
+        Outcome::Removed,
+        Outcome::AlreadyGone,
+        Outcome::Unchanged,
+    ] {
+        let n = changes.iter().filter(|c| c.outcome == o).count();
+        if n > 0 {
+            parts.push(format!("{n} {o}"));
+        }
+    }
+    if parts.is_empty() {
+        "nothing to do".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The deploy report: JSON, or a summary and a table of URLs; in Actions also outputs and summary.
+pub fn deploy(cli: &Cli, ctx: &Context, r: &DeployReport) -> std::io::Result<()> {
+    if let Some(a) = &ctx.actions {
+        let mut outputs = vec![("environment".to_string(), r.name.to_string())];
+        for (app, d) in &r.deployments {
+            if let Some(u) = &d.domain_url {
+                outputs.push((format!("{app}_url"), u.clone()));
+            }
+            outputs.push((format!("{app}_deployment_url"), d.url.clone()));
+        }
+        a.set_outputs(&outputs)?;
+        let mut md = format!(
+            "### Preview `{}` for PR #{}\n\n| | |\n|---|---|\n",
+            r.name, r.pr
+        );
+        for l in &r.links {
+            md.push_str(&format!(
+                "| {} | {} |\n",
+                l.label.replace('|', "\\|"),
+                l.url
+            ));
+        }
+        md.push_str(&format!("\n{}\n", counts(&r.changes)));
+        a.summary(&md)?;
+    }
+    if cli.json {
+        return ctx.stdout.with(|w| json(w, r));
+    }
+    ctx.stdout.with(|w| {
+        match &r.status {
+            DeployStatus::Ready => writeln!(w, "{} is ready ({})", r.name, counts(&r.changes))?,
+            DeployStatus::Skipped { reason } => writeln!(w, "skipped: {}", inert(reason))?,
+            DeployStatus::ClosedDuringDeploy => writeln!(
+                w,
+                "pull request #{} closed during the deploy; {} was torn down",
+                r.pr, r.name
+            )?,
+        }
+        let width = r.links.iter().map(|l| l.label.len()).max().unwrap_or(0);
+        for l in &r.links {
+            writeln!(w, "  {:width$}  {}", l.label, l.url)?;
+        }
+        Ok(())
+    })
+}
+
+/// The teardown report.
+pub fn teardown(cli: &Cli, ctx: &Context, r: &TeardownReport) -> std::io::Result<()> {
+    if cli.json {
+        return ctx.stdout.with(|w| json(w, r));
+    }
+    ctx.stdout
+        .line(&format!("{} torn down ({})", r.name, counts(&r.changes)));
+    Ok(())
+}
+
+/// The sweep report: every decision, and what was removed.
+pub fn sweep(cli: &Cli, ctx: &Context, r: &SweepReport) -> std::io::Result<()> {
+    if cli.json {
+        return ctx.stdout.with(|w| json(w, r));
+    }
+    ctx.stdout.with(|w| {
+        if r.decisions.is_empty() {
+            writeln!(w, "no environments found")?;
+        }
+        for d in &r.decisions {
+            let verb = match (d.action, r.dry_run) {
+                (SweepAction::Keep, _) => "keep",
+                (SweepAction::Delete, true) => "would remove",
+                (SweepAction::Delete, false) if r.removed.contains(&d.name) => "removed",
+                (SweepAction::Delete, false) => "FAILED to remove",
+            };
+            writeln!(
+                w,
+                "{verb:<16} {:<24} {}",
+                d.name.to_string(),
+                inert(&d.reason)
+            )?;
+        }
+        for f in &r.failures {
+            writeln!(w, "error: {}", inert(f))?;
+        }
+        Ok(())
+    })
+}
+
+fn age(secs: Option<u64>) -> String {
+    match secs {
+        None => "?".into(),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 86_400 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+/// The status table.
+pub fn status(cli: &Cli, ctx: &Context, rows: &[EnvironmentStatus]) -> std::io::Result<()> {
+    if cli.json {
+        return ctx.stdout.with(|w| json(w, &rows));
+    }
+    ctx.stdout.with(|w| {
+        if rows.is_empty() {
+            return writeln!(w, "no environments");
+        }
+        writeln!(
+            w,
+            "{:<24} {:>6}  {:<10} {:>5}  URLS",
+            "ENVIRONMENT", "PR", "PR STATE", "AGE"
+        )?;
+        for r in rows {
+            writeln!(
+                w,
+                "{:<24} {:>6}  {:<10} {:>5}  {}",
+                r.name.to_string(),
+                format!("#{}", r.pr),
+                inert(&r.pr_state),
+                age(r.age_secs),
+                r.urls.join(" ")
+            )?;
+        }
+        Ok(())
+    })
+}

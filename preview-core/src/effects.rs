@@ -1,0 +1,215 @@
+//! Side effects the pipeline needs besides the three hosts: running hooks and sending seed requests.
+//! Both are traits so tests (and embedders) can swap them.
+
+use std::fmt::Debug;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::error::{Error, Result};
+use crate::resolve::{HookRun, HttpCall};
+
+/// Receives one line of hook output (already masked).
+pub type LineSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// Runs hooks.
+#[async_trait]
+pub trait HookRunner: Debug + Send + Sync {
+    /// Runs one hook to completion, streaming its output lines to `out`.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when it exits non-zero, cannot start, or exceeds its timeout.
+    async fn run(&self, hook: &HookRun, out: LineSink<'_>) -> Result<()>;
+}
+
+/// Sends HTTP requests for readiness checks and seeding.
+#[async_trait]
+pub trait HttpClient: Debug + Send + Sync {
+    /// Sends one request and returns the status.
+    ///
+    /// # Errors
+    /// Transport failures.
+    async fn send(&self, call: &HttpCall) -> Result<u16>;
+}
+
+/// Variables a hook inherits from the caller in addition to its own `env` and `inherit_env`.
+pub const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "SHELL",
+    "CI",
+    "NODE_OPTIONS",
+    "PNPM_HOME",
+    "NPM_CONFIG_CACHE",
+    "COREPACK_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+];
+
+/// Runs hooks as child processes: argv only (never a shell), a cleared environment plus an
+/// allow-list, the hook's timeout, and every secret in the hook's env masked in its output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessHookRunner;
+
+fn mask(line: &str, secrets: &[&str]) -> String {
+    let mut out = line.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s, "***");
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl HookRunner for ProcessHookRunner {
+    async fn run(&self, hook: &HookRun, out: LineSink<'_>) -> Result<()> {
+        let what = format!("hook {}", hook.name);
+        let (program, args) = hook
+            .argv
+            .split_first()
+            .ok_or_else(|| Error::failed(&what, "empty argv"))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&hook.workdir)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in INHERITED
+            .iter()
+            .copied()
+            .chain(hook.inherit_env.iter().map(String::as_str))
+        {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
+        for (k, v) in &hook.env {
+            cmd.env(k, v.expose());
+        }
+        let secrets: Vec<&str> = hook
+            .env
+            .iter()
+            .filter(|(_, v)| v.is_secret())
+            .map(|(_, v)| v.expose())
+            .collect();
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::failed(
+                &what,
+                format!(
+                    "cannot start {program:?} in {}: {e}",
+                    hook.workdir.display()
+                ),
+            )
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let pump = async {
+            let mut o = stdout.map(|s| BufReader::new(s).lines());
+            let mut e = stderr.map(|s| BufReader::new(s).lines());
+            loop {
+                tokio::select! {
+                    line = async { match o.as_mut() { Some(l) => l.next_line().await, None => std::future::pending().await } } => {
+                        match line { Ok(Some(l)) => out(&mask(&l, &secrets)), _ => o = None }
+                    }
+                    line = async { match e.as_mut() { Some(l) => l.next_line().await, None => std::future::pending().await } } => {
+                        match line { Ok(Some(l)) => out(&mask(&l, &secrets)), _ => e = None }
+                    }
+                }
+                if o.is_none() && e.is_none() {
+                    break;
+                }
+            }
+            child.wait().await
+        };
+        match tokio::time::timeout(hook.timeout, pump).await {
+            Err(_) => Err(Error::Timeout {
+                what,
+                waited: hook.timeout,
+                detail: "the hook was killed".into(),
+            }),
+            Ok(Err(e)) => Err(Error::failed(&what, format!("waiting for it failed: {e}"))),
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(Error::failed(
+                &what,
+                match status.code() {
+                    Some(c) => format!("exited with code {c}"),
+                    None => "was killed by a signal".into(),
+                },
+            )),
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::template::Value;
+    use secrecy::SecretString;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    fn hook(argv: &[&str], timeout: Duration) -> HookRun {
+        HookRun {
+            name: "t".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![
+                ("PLAIN".into(), Value::Plain("visible".into())),
+                (
+                    "PASSWORD".into(),
+                    Value::Secret(SecretString::from("SENTINEL-PW")),
+                ),
+            ],
+            inherit_env: vec![],
+            workdir: std::env::temp_dir(),
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_argv_with_env_and_masks_secrets_in_output() {
+        let lines = Mutex::new(Vec::new());
+        let sink = |l: &str| lines.lock().unwrap().push(l.to_string());
+        ProcessHookRunner
+            .run(&hook(&["env"], Duration::from_secs(10)), &sink)
+            .await
+            .unwrap();
+        let lines = lines.into_inner().unwrap();
+        assert!(lines.iter().any(|l| l == "PLAIN=visible"), "{lines:?}");
+        assert!(lines.iter().any(|l| l == "PASSWORD=***"), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains("SENTINEL")));
+        // The environment is cleared: nothing but the allow-list and the hook's own vars.
+        assert!(!lines.iter().any(|l| l.starts_with("CARGO_")), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn failures_and_timeouts_are_errors() {
+        let sink = |_: &str| {};
+        let err = ProcessHookRunner
+            .run(&hook(&["false"], Duration::from_secs(10)), &sink)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exited with code 1"), "{err}");
+        let err = ProcessHookRunner
+            .run(&hook(&["sleep", "5"], Duration::from_millis(100)), &sink)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        let err = ProcessHookRunner
+            .run(
+                &hook(&["/nonexistent/preview-hook"], Duration::from_secs(1)),
+                &sink,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot start"), "{err}");
+    }
+}

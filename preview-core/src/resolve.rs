@@ -1,0 +1,540 @@
+//! Rendering a [`Config`] for one environment: secrets, the database spec, app specs, hooks, seed
+//! requests and report links.
+//!
+//! Two modes: with secret values (deploy) everything renders to real values; without (plan) the
+//! [`Plan`](crate::pipeline::Plan) shows secrets as `<secret:NAME>` and never generates them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::config::{Config, Field, ProjectRef, SecretDef, ServiceDef};
+use crate::error::{Error, Result};
+use crate::model::{
+    AppRef, AppSpec, ContainerSpec, Credentials, DatabaseSpec, EnvVar, HealthCheck, Link,
+    ServiceEndpoint, ServiceSpec, TlsMode, Tunnels,
+};
+use crate::name::{PrNumber, PreviewName};
+use crate::secret::{SecretSource, SecretValues};
+use crate::template::{Scope, Value};
+
+/// What identifies one run: the PR and, when known, its repository, branch and commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// Repository `owner/name`.
+    pub repo: Option<String>,
+    /// Head branch (untrusted text).
+    pub branch: Option<String>,
+    /// Head commit.
+    pub sha: Option<String>,
+}
+
+/// Looks up process environment variables (injectable for tests).
+pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// The process environment.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+pub(crate) fn identity_scope(name: &PreviewName, repo: Option<&str>) -> Scope {
+    let mut s = Scope::new();
+    s.plain("pr.number", name.pr().to_string())
+        .plain("env.name", name.as_str());
+    if let Some(repo) = repo {
+        let (owner, short) = repo.split_once('/').unwrap_or(("", repo));
+        s.plain("repo.owner", owner)
+            .plain("repo.name", short)
+            .plain("repo.full_name", repo);
+    }
+    s
+}
+
+/// One hook, ready to run.
+#[derive(Debug, Clone)]
+pub struct HookRun {
+    /// Name.
+    pub name: String,
+    /// argv (no secrets: checked at load).
+    pub argv: Vec<String>,
+    /// Environment for the child (may hold secrets).
+    pub env: Vec<(String, Value)>,
+    /// Variables passed through from the caller's environment.
+    pub inherit_env: Vec<String>,
+    /// Working directory.
+    pub workdir: PathBuf,
+    /// Timeout.
+    pub timeout: Duration,
+}
+
+/// One seed request, ready to send.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    /// Name.
+    pub name: String,
+    /// Method.
+    pub method: String,
+    /// URL (no secrets).
+    pub url: String,
+    /// Headers (may hold secrets).
+    pub headers: Vec<(String, Value)>,
+    /// Body.
+    pub body: Option<Vec<u8>>,
+    /// Accepted statuses.
+    pub expect_status: Vec<u16>,
+}
+
+/// Seeding, ready to run.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    /// Readiness URL.
+    pub ready_url: String,
+    /// How long to wait for it.
+    pub ready_timeout: Duration,
+    /// Requests.
+    pub requests: Vec<HttpCall>,
+}
+
+/// Everything rendered for one environment (deploy mode).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The environment.
+    pub name: PreviewName,
+    /// The database stack.
+    pub database: DatabaseSpec,
+    /// The apps.
+    pub apps: Vec<AppSpec>,
+    /// Seeding.
+    pub seed: Option<SeedRun>,
+    /// Links for the report.
+    pub links: Vec<Link>,
+    /// Deployment environment name for the report.
+    pub report_environment: String,
+    /// The secret values (for masking).
+    pub secrets: SecretValues,
+    scope: Scope,
+}
+
+impl Config {
+    /// The environment name of a PR.
+    pub fn name(&self, pr: PrNumber) -> PreviewName {
+        self.naming.name(pr)
+    }
+
+    /// Resolves every secret of an environment: generated ones from `source`, imported ones from
+    /// the environment.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming a missing imported variable; generator failures.
+    pub fn resolve_secrets(
+        &self,
+        name: &PreviewName,
+        source: &dyn SecretSource,
+        env: EnvLookup<'_>,
+    ) -> Result<SecretValues> {
+        let mut values = SecretValues::new();
+        for (sname, def) in &self.secrets {
+            let v = match def {
+                SecretDef::Generated {
+                    bytes, rotation, ..
+                } => source.generate(name, sname, *rotation, *bytes)?,
+                SecretDef::FromEnv { var } => match env(var) {
+                    Some(v) if !v.is_empty() => SecretString::from(v),
+                    _ => {
+                        return Err(Error::config(format!(
+                            "{}: secrets.{sname}: environment variable {var} is not set (set it, e.g. from a repository secret)",
+                            self.origin
+                        )));
+                    }
+                },
+            };
+            values.insert(sname.clone(), v);
+        }
+        Ok(values)
+    }
+
+    /// The template scope of an environment. Without `secrets` (plan mode), secret values are
+    /// unknown and only display renders work.
+    pub fn scope(
+        &self,
+        name: &PreviewName,
+        inputs: &Inputs,
+        secrets: Option<&SecretValues>,
+    ) -> Result<Scope> {
+        let mut scope = identity_scope(name, inputs.repo.as_deref());
+        if let Some(b) = &inputs.branch {
+            scope.plain("pr.branch", b.clone());
+        }
+        if let Some(s) = &inputs.sha {
+            scope.plain("pr.sha", s.clone());
+        }
+        for sname in self.secrets.keys() {
+            let value = secrets.and_then(|v| v.get(sname)).cloned();
+            scope.secret(format!("secrets.{sname}"), sname.clone(), value);
+        }
+        let host = self.render_plain(&self.database.public_host, &scope)?;
+        scope.plain("database.host", host.clone());
+        for svc in &self.database.services {
+            let ep = ServiceEndpoint {
+                service: svc.name.clone(),
+                host: host.clone(),
+                port: svc.port,
+                protocol: svc.protocol,
+                tls: svc.tls,
+            };
+            self.define_endpoint(&mut scope, "services", svc, &ep, secrets.is_some())?;
+        }
+        for app in &self.apps {
+            if let Some(d) = &app.domain {
+                let domain = self.render_plain(d, &scope)?;
+                scope.plain(
+                    format!("apps.{}.url", app.name),
+                    format!("https://{domain}"),
+                );
+                scope.plain(format!("apps.{}.domain", app.name), domain);
+            }
+        }
+        Ok(scope)
+    }
+
+    fn define_endpoint(
+        &self,
+        scope: &mut Scope,
+        root: &str,
+        svc: &ServiceDef,
+        ep: &ServiceEndpoint,
+        real: bool,
+    ) -> Result<()> {
+        let p = format!("{root}.{}", svc.name);
+        scope
+            .plain(format!("{p}.host"), ep.host.clone())
+            .plain(format!("{p}.port"), ep.port.to_string())
+            .plain(format!("{p}.address"), ep.address());
+        let creds = self.credentials(svc, scope, real)?;
+        match (&svc.password, real) {
+            (Some(pw), false) => {
+                // Plan mode: show the URL's shape with the password as a placeholder.
+                const MARK: &str = "PREVIEWPASSWORDPLACEHOLDER";
+                let shape = Credentials {
+                    user: svc.user.clone().unwrap_or_default(),
+                    password: Value::Plain(MARK.into()),
+                    database: svc.database.clone(),
+                };
+                let shown = ep
+                    .url(Some(&shape))
+                    .expose()
+                    .replace(MARK, &pw.template.render_display(scope));
+                scope.secret_shape(format!("{p}.url"), shown);
+            }
+            _ => {
+                scope.value(
+                    format!("{p}.url"),
+                    format!("{p}.url"),
+                    ep.url(creds.as_ref()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn credentials(
+        &self,
+        svc: &ServiceDef,
+        scope: &Scope,
+        real: bool,
+    ) -> Result<Option<Credentials>> {
+        let (Some(user), Some(pw)) = (&svc.user, &svc.password) else {
+            return Ok(None);
+        };
+        if !real {
+            return Ok(None);
+        }
+        let password = pw
+            .template
+            .render(scope)
+            .map_err(|m| self.field_err(pw, m))?;
+        Ok(Some(Credentials {
+            user: user.clone(),
+            password,
+            database: svc.database.clone(),
+        }))
+    }
+
+    fn render_plain(&self, f: &Field, scope: &Scope) -> Result<String> {
+        let v = f.template.render(scope).map_err(|m| self.field_err(f, m))?;
+        Ok(v.expose().to_string())
+    }
+
+    fn render(&self, f: &Field, scope: &Scope) -> Result<Value> {
+        f.template.render(scope).map_err(|m| self.field_err(f, m))
+    }
+
+    /// The project of an app, resolved.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it comes from a variable that is not set.
+    pub fn project(&self, app: &crate::config::AppDef, env: EnvLookup<'_>) -> Result<String> {
+        match &app.project {
+            ProjectRef::Literal(p) => Ok(p.clone()),
+            ProjectRef::FromEnv(var) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                Error::config(format!(
+                    "{}: apps.{}.project_from_env: environment variable {var} is not set",
+                    self.origin, app.name
+                ))
+            }),
+        }
+    }
+
+    /// The app targets (project and domain) of an environment; enough to tear it down.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a project variable is missing.
+    pub fn app_refs(&self, name: &PreviewName, env: EnvLookup<'_>) -> Result<Vec<AppRef>> {
+        let scope = identity_scope(name, None);
+        self.apps
+            .iter()
+            .map(|a| {
+                Ok(AppRef {
+                    app: a.name.clone(),
+                    project: self.project(a, env)?,
+                    domain: a
+                        .domain
+                        .as_ref()
+                        .map(|d| self.render_plain(d, &scope))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Renders everything for a deploy.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for missing variables or body files. Nothing is sent anywhere.
+    pub fn render_all(
+        &self,
+        name: &PreviewName,
+        inputs: &Inputs,
+        secrets: SecretValues,
+        env: EnvLookup<'_>,
+    ) -> Result<Rendered> {
+        let scope = self.scope(name, inputs, Some(&secrets))?;
+        let database = self.database_spec(&scope)?;
+        let branch = inputs.branch.clone().unwrap_or_default();
+        let refs = self.app_refs(name, env)?;
+        let mut apps = Vec::new();
+        for (def, target) in self.apps.iter().zip(refs) {
+            let mut vars = Vec::new();
+            for (k, f) in &def.env {
+                vars.push(EnvVar {
+                    key: k.clone(),
+                    value: self.render(f, &scope)?,
+                    sensitive: def.sensitive.contains(k),
+                });
+            }
+            apps.push(AppSpec {
+                target,
+                branch: branch.clone(),
+                env: vars,
+                adopt_existing: def.adopt_existing,
+                deploy_timeout: def.deploy_timeout,
+            });
+        }
+        let seed = match &self.seed {
+            None => None,
+            Some(s) => {
+                let mut requests = Vec::new();
+                for r in &s.requests {
+                    let body = match &r.body_file {
+                        None => None,
+                        Some(p) => {
+                            let path = self.base_dir.join(p);
+                            Some(std::fs::read(&path).map_err(|e| {
+                                Error::config(format!(
+                                    "{}: seed request {:?}: cannot read body_file {}: {e}",
+                                    self.origin,
+                                    r.name,
+                                    path.display()
+                                ))
+                            })?)
+                        }
+                    };
+                    let mut headers = Vec::new();
+                    for (k, f) in &r.headers {
+                        headers.push((k.clone(), self.render(f, &scope)?));
+                    }
+                    requests.push(HttpCall {
+                        name: r.name.clone(),
+                        method: r.method.clone(),
+                        url: self.render_plain(&r.url, &scope)?,
+                        headers,
+                        body,
+                        expect_status: r.expect_status.clone(),
+                    });
+                }
+                Some(SeedRun {
+                    ready_url: self.render_plain(&s.ready_url, &scope)?,
+                    ready_timeout: s.ready_timeout,
+                    requests,
+                })
+            }
+        };
+        let links = self
+            .report
+            .links
+            .iter()
+            .map(|(label, f)| {
+                Ok(Link {
+                    label: label.clone(),
+                    url: self.render_plain(f, &scope)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Rendered {
+            name: name.clone(),
+            database,
+            apps,
+            seed,
+            links,
+            report_environment: self.render_plain(&self.report.environment, &scope)?,
+            secrets,
+            scope,
+        })
+    }
+
+    /// The database spec, rendered against `scope` (which must hold secret values).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a secret value is missing from the scope.
+    pub fn database_spec(&self, scope: &Scope) -> Result<DatabaseSpec> {
+        let db = &self.database;
+        let mut containers = Vec::new();
+        for c in &db.containers {
+            let mut env = BTreeMap::new();
+            for (k, f) in &c.env {
+                env.insert(k.clone(), self.render(f, scope)?);
+            }
+            containers.push(ContainerSpec {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                cmd: c.cmd.clone(),
+                entrypoint: c.entrypoint.clone(),
+                env,
+                healthchecks: c
+                    .healthchecks
+                    .iter()
+                    .map(|h| HealthCheck {
+                        name: h.name.clone(),
+                        kind: h.kind.clone(),
+                        interval: h.interval,
+                        timeout: h.timeout,
+                        grace_period: h.grace_period,
+                        success_threshold: h.success_threshold,
+                        failure_threshold: h.failure_threshold,
+                    })
+                    .collect(),
+                depends_on: c.depends_on.clone(),
+            });
+        }
+        let mut services = Vec::new();
+        for s in &db.services {
+            services.push(ServiceSpec {
+                name: s.name.clone(),
+                internal_port: s.internal_port,
+                port: s.port,
+                tls: s.tls,
+                protocol: s.protocol,
+                credentials: self.credentials(s, scope, true)?,
+                health_path: s.health_path.clone(),
+            });
+        }
+        Ok(DatabaseSpec {
+            region: db.region.clone(),
+            size: db.size.clone(),
+            restart: db.restart,
+            containers,
+            services,
+            public_host: self.render_plain(&db.public_host, scope)?,
+            ready_timeout: db.ready_timeout,
+        })
+    }
+
+    /// The hooks, rendered with the tunnels open (their addresses and URLs join the scope).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a template cannot render.
+    pub fn render_hooks(&self, rendered: &Rendered, tunnels: &Tunnels) -> Result<Vec<HookRun>> {
+        let mut scope = rendered.scope.clone();
+        for svc in &self.database.services {
+            if let Some(t) = tunnels.get(&svc.name) {
+                let ep = ServiceEndpoint {
+                    service: svc.name.clone(),
+                    host: t.host.clone(),
+                    port: t.port,
+                    protocol: svc.protocol,
+                    // Tunnels bypass the edge: no TLS handler applies.
+                    tls: TlsMode::None,
+                };
+                self.define_endpoint(&mut scope, "tunnels", svc, &ep, true)?;
+            }
+        }
+        self.hooks
+            .iter()
+            .map(|h| {
+                let argv = h
+                    .run
+                    .iter()
+                    .map(|a| self.render_plain(a, &scope))
+                    .collect::<Result<Vec<_>>>()?;
+                let env = h
+                    .env
+                    .iter()
+                    .map(|(k, f)| Ok((k.clone(), self.render(f, &scope)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(HookRun {
+                    name: h.name.clone(),
+                    argv,
+                    env,
+                    inherit_env: h.inherit_env.clone(),
+                    workdir: match &h.workdir {
+                        Some(w) => self.base_dir.join(w),
+                        None => self.base_dir.clone(),
+                    },
+                    timeout: h.timeout,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Rendered {
+    /// Every secret value and every derived form that could appear in output (URLs with credentials,
+    /// rendered env values that contain a secret), for masking. Values are exposed: handle with care.
+    pub fn sensitive_values(&self) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        let mut out: Vec<String> = self
+            .secrets
+            .iter()
+            .map(|(_, v)| v.expose_secret().to_string())
+            .collect();
+        for app in &self.apps {
+            for var in &app.env {
+                if var.value.is_secret() {
+                    out.push(var.value.expose().to_string());
+                }
+            }
+        }
+        for c in &self.database.containers {
+            for v in c.env.values() {
+                if v.is_secret() {
+                    out.push(v.expose().to_string());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}

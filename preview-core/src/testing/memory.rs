@@ -1,0 +1,1121 @@
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::effects::{HookRunner, HttpClient, LineSink};
+use crate::error::{Error, Result};
+use crate::host::{AppHost, DatabaseHost, SourceHost};
+use crate::model::{
+    AppDeployment, AppRef, AppSpec, AppStatus, AppliedDatabase, Commit, Database, DatabaseSpec,
+    Deleted, Outcome, Owned, PrState, PullRequest, Report, ReportSummary, ResourceChange, Tunnel,
+    Tunnels,
+};
+use crate::name::{PrNumber, PreviewName};
+use crate::resolve::{HookRun, HttpCall};
+
+const PROVIDER: &str = "memory";
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Operation (the trait method's name).
+    pub op: String,
+    /// What it was about (environment name, PR number, …).
+    pub target: String,
+    /// Whether it changed state.
+    pub mutating: bool,
+}
+
+/// A fault to inject: fail before acting, or act and then fail ("silent success").
+enum Fault {
+    Before(Error),
+    After(Error),
+}
+
+#[derive(Default)]
+struct Faults {
+    queue: BTreeMap<String, VecDeque<Fault>>,
+}
+
+impl Faults {
+    fn take(&mut self, op: &str) -> Option<Fault> {
+        self.queue.get_mut(op).and_then(VecDeque::pop_front)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock already failed; keep the state readable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shared call log and fault queue.
+#[derive(Default)]
+struct Journal {
+    calls: Vec<Call>,
+    faults: Faults,
+}
+
+impl Journal {
+    fn record(&mut self, op: &str, target: &str, mutating: bool) {
+        self.calls.push(Call {
+            op: op.into(),
+            target: target.into(),
+            mutating,
+        });
+    }
+
+    /// Runs `act` under fault injection: a `Before` fault fails without acting; an `After` fault
+    /// acts (state changes) and then fails.
+    fn run<T>(
+        &mut self,
+        op: &str,
+        target: &str,
+        act: impl FnOnce() -> Result<(T, bool)>,
+    ) -> Result<T> {
+        match self.faults.take(op) {
+            Some(Fault::Before(e)) => {
+                self.record(op, target, false);
+                Err(e)
+            }
+            Some(Fault::After(e)) => {
+                let r = act();
+                let mutating = matches!(r, Ok((_, true)));
+                self.record(op, target, mutating);
+                Err(e)
+            }
+            None => {
+                let r = act();
+                let mutating = matches!(r, Ok((_, true)));
+                self.record(op, target, mutating);
+                r.map(|(v, _)| v)
+            }
+        }
+    }
+}
+
+macro_rules! journal_api {
+    () => {
+        /// Fails the next call of `op` (a trait method name) with `err`, without acting.
+        pub fn fail_next(&self, op: &str, err: Error) {
+            lock(&self.inner)
+                .journal
+                .faults
+                .queue
+                .entry(op.to_string())
+                .or_default()
+                .push_back(Fault::Before(err));
+        }
+
+        /// Lets the next call of `op` act, then fails it with `err` (the response was lost).
+        pub fn fail_after_commit(&self, op: &str, err: Error) {
+            lock(&self.inner)
+                .journal
+                .faults
+                .queue
+                .entry(op.to_string())
+                .or_default()
+                .push_back(Fault::After(err));
+        }
+
+        /// Every call so far.
+        pub fn calls(&self) -> Vec<Call> {
+            lock(&self.inner).journal.calls.clone()
+        }
+
+        /// How many calls changed state.
+        pub fn mutating_calls(&self) -> usize {
+            lock(&self.inner)
+                .journal
+                .calls
+                .iter()
+                .filter(|c| c.mutating)
+                .count()
+        }
+
+        /// Forgets the call log.
+        pub fn clear_calls(&self) {
+            lock(&self.inner).journal.calls.clear();
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+#[derive(Debug, Clone)]
+struct DbEntry {
+    fingerprint: String,
+    host: String,
+    created_at: Timestamp,
+    healthy: bool,
+}
+
+#[derive(Default)]
+struct DbState {
+    journal: Journal,
+    dbs: BTreeMap<String, DbEntry>,
+    foreign: Vec<String>,
+    unhealthy: Vec<String>,
+    open_tunnels: usize,
+}
+
+/// An in-memory [`DatabaseHost`]. `Clone` shares state.
+#[derive(Clone, Default)]
+pub struct InMemoryDatabases {
+    inner: Arc<Mutex<DbState>>,
+}
+
+impl std::fmt::Debug for InMemoryDatabases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = lock(&self.inner);
+        f.debug_struct("InMemoryDatabases")
+            .field("databases", &s.dbs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct TunnelGuard(Arc<Mutex<DbState>>);
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        lock(&self.0).open_tunnels -= 1;
+    }
+}
+
+impl InMemoryDatabases {
+    /// An empty host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    journal_api!();
+
+    /// Names of the databases that exist.
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.inner).dbs.keys().cloned().collect()
+    }
+
+    /// Marks a name as taken by someone else (apply must refuse it).
+    pub fn add_foreign(&self, name: &str) {
+        lock(&self.inner).foreign.push(name.to_string());
+    }
+
+    /// Makes the stack of `name` never become healthy (apply fails with a timeout).
+    pub fn make_unhealthy(&self, name: &str) {
+        lock(&self.inner).unhealthy.push(name.to_string());
+    }
+
+    /// Sets the creation time of a database (sweep grace-period tests).
+    pub fn set_created_at(&self, name: &str, at: Timestamp) {
+        if let Some(d) = lock(&self.inner).dbs.get_mut(name) {
+            d.created_at = at;
+        }
+    }
+
+    /// How many tunnel sets are open right now.
+    pub fn open_tunnels(&self) -> usize {
+        lock(&self.inner).open_tunnels
+    }
+}
+
+#[async_trait]
+impl DatabaseHost for InMemoryDatabases {
+    fn kind(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn get_database(&self, name: &PreviewName) -> Result<Option<Database>> {
+        let mut s = lock(&self.inner);
+        let found = s.dbs.get(name.as_str()).cloned();
+        s.journal.run("get_database", name.as_str(), || {
+            Ok((
+                found.map(|d| Database {
+                    name: name.clone(),
+                    host: d.host,
+                    state: if d.healthy { "started" } else { "failed" }.into(),
+                    fingerprint: Some(d.fingerprint),
+                    created_at: Some(d.created_at),
+                }),
+                false,
+            ))
+        })
+    }
+
+    async fn apply_database(
+        &self,
+        name: &PreviewName,
+        spec: &DatabaseSpec,
+    ) -> Result<AppliedDatabase> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let key = name.as_str().to_string();
+        if s.foreign.contains(&key) {
+            s.journal.record("apply_database", &key, false);
+            return Err(Error::AlreadyExists {
+                provider: PROVIDER,
+                what: format!("database {key} (owned by someone else)"),
+                request_id: None,
+            });
+        }
+        let fp = spec.fingerprint();
+        let healthy = !s.unhealthy.contains(&key);
+        let dbs = &mut s.dbs;
+        let r = s.journal.run("apply_database", &key, || {
+            let outcome = match dbs.get(&key) {
+                Some(d) if d.fingerprint == fp => Outcome::Unchanged,
+                Some(_) => Outcome::Updated,
+                None => Outcome::Created,
+            };
+            let created_at = dbs
+                .get(&key)
+                .map(|d| d.created_at)
+                .unwrap_or_else(Timestamp::now);
+            if outcome != Outcome::Unchanged {
+                dbs.insert(
+                    key.clone(),
+                    DbEntry {
+                        fingerprint: fp.clone(),
+                        host: spec.public_host.clone(),
+                        created_at,
+                        healthy,
+                    },
+                );
+            }
+            Ok((outcome, outcome != Outcome::Unchanged))
+        })?;
+        if !healthy {
+            return Err(Error::Timeout {
+                what: format!("database {key} becoming healthy"),
+                waited: spec.ready_timeout,
+                detail: "health checks never passed".into(),
+            });
+        }
+        Ok(AppliedDatabase {
+            database: Database {
+                name: name.clone(),
+                host: spec.public_host.clone(),
+                state: "started".into(),
+                fingerprint: Some(fp),
+                created_at: s.dbs.get(&key).map(|d| d.created_at),
+            },
+            changes: vec![ResourceChange::new(PROVIDER, "database", key, r)],
+        })
+    }
+
+    async fn delete_database(&self, name: &PreviewName) -> Result<Deleted> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let dbs = &mut s.dbs;
+        s.journal.run("delete_database", name.as_str(), || {
+            Ok(match dbs.remove(name.as_str()) {
+                Some(_) => (Deleted::Removed, true),
+                None => (Deleted::AlreadyGone, false),
+            })
+        })
+    }
+
+    async fn list_databases(&self) -> Result<Vec<Owned>> {
+        let mut s = lock(&self.inner);
+        let list = s
+            .dbs
+            .iter()
+            .map(|(n, d)| Owned {
+                name: n.clone(),
+                provider: PROVIDER.into(),
+                resource: format!("database {n}"),
+                created_at: Some(d.created_at),
+            })
+            .collect();
+        s.journal.run("list_databases", "", || Ok((list, false)))
+    }
+
+    async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
+        let mut s = lock(&self.inner);
+        if !s.dbs.contains_key(name.as_str()) {
+            s.journal.record("open_tunnels", name.as_str(), false);
+            return Err(Error::NotFound {
+                provider: PROVIDER,
+                what: format!("database {name}"),
+            });
+        }
+        let tunnels: Vec<Tunnel> = spec
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, svc)| Tunnel {
+                service: svc.name.clone(),
+                host: "127.0.0.1".into(),
+                port: 15000 + i as u16,
+            })
+            .collect();
+        s.journal
+            .run("open_tunnels", name.as_str(), || Ok(((), false)))?;
+        s.open_tunnels += 1;
+        drop(s);
+        Ok(Tunnels::new(tunnels, TunnelGuard(self.inner.clone())))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apps
+
+/// An env var as the in-memory app host stores it. `Debug` hides the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredVar {
+    /// Project.
+    pub project: String,
+    /// Branch it is scoped to.
+    pub branch: String,
+    /// Key.
+    pub key: String,
+    /// Target (always `preview` for ours).
+    pub target: String,
+    /// Owner marker (the environment name), `None` for vars someone else made.
+    pub owner: Option<String>,
+    value: String,
+    secret: bool,
+}
+
+impl std::fmt::Debug for StoredVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredVar")
+            .field("project", &self.project)
+            .field("branch", &self.branch)
+            .field("key", &self.key)
+            .field("target", &self.target)
+            .field("owner", &self.owner)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DomainEntry {
+    project: String,
+    branch: String,
+    owner: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct DeployEntry {
+    id: String,
+    project: String,
+    branch: String,
+    sha: String,
+    owner: String,
+    seq: u64,
+    state: String,
+}
+
+#[derive(Default)]
+struct AppState {
+    journal: Journal,
+    vars: Vec<StoredVar>,
+    domains: BTreeMap<String, DomainEntry>,
+    deployments: Vec<DeployEntry>,
+    env_seq: BTreeMap<(String, String), u64>,
+    seq: u64,
+    next_state: BTreeMap<String, String>,
+}
+
+/// An in-memory [`AppHost`]. `Clone` shares state.
+#[derive(Clone, Default)]
+pub struct InMemoryApps {
+    inner: Arc<Mutex<AppState>>,
+}
+
+impl std::fmt::Debug for InMemoryApps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = lock(&self.inner);
+        f.debug_struct("InMemoryApps")
+            .field("vars", &s.vars.len())
+            .field("domains", &s.domains.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryApps {
+    /// An empty host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    journal_api!();
+
+    /// Every stored var, sorted by project, branch and key (`Debug` hides values).
+    pub fn vars(&self) -> Vec<StoredVar> {
+        let mut v = lock(&self.inner).vars.clone();
+        v.sort_by(|a, b| (&a.project, &a.branch, &a.key).cmp(&(&b.project, &b.branch, &b.key)));
+        v
+    }
+
+    /// The value of a stored var (tests only).
+    pub fn var_value(&self, project: &str, branch: &str, key: &str) -> Option<String> {
+        lock(&self.inner)
+            .vars
+            .iter()
+            .find(|v| v.project == project && v.branch == branch && v.key == key)
+            .map(|v| v.value.clone())
+    }
+
+    /// Every attached domain.
+    pub fn domains(&self) -> Vec<String> {
+        lock(&self.inner).domains.keys().cloned().collect()
+    }
+
+    /// Deployments not cancelled: (project, branch, sha, state).
+    pub fn deployments(&self) -> Vec<(String, String, String, String)> {
+        lock(&self.inner)
+            .deployments
+            .iter()
+            .map(|d| {
+                (
+                    d.project.clone(),
+                    d.branch.clone(),
+                    d.sha.clone(),
+                    d.state.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Adds a var someone else owns (conflict tests); `target` may be `production` etc.
+    pub fn add_foreign_var(&self, project: &str, branch: &str, key: &str, target: &str) {
+        lock(&self.inner).vars.push(StoredVar {
+            project: project.into(),
+            branch: branch.into(),
+            key: key.into(),
+            target: target.into(),
+            owner: None,
+            value: "foreign".into(),
+            secret: false,
+        });
+    }
+
+    /// Attaches a domain to someone else's project (conflict tests).
+    pub fn add_foreign_domain(&self, domain: &str, project: &str) {
+        lock(&self.inner).domains.insert(
+            domain.into(),
+            DomainEntry {
+                project: project.into(),
+                branch: String::new(),
+                owner: None,
+            },
+        );
+    }
+
+    /// The next deployment of `project` ends in `state` (e.g. `ERROR`) instead of `READY`.
+    pub fn set_next_deploy_state(&self, project: &str, state: &str) {
+        lock(&self.inner)
+            .next_state
+            .insert(project.into(), state.into());
+    }
+}
+
+#[async_trait]
+impl AppHost for InMemoryApps {
+    fn kind(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn get_app(&self, name: &PreviewName, target: &AppRef) -> Result<Option<AppStatus>> {
+        let mut s = lock(&self.inner);
+        let owner = name.as_str();
+        let env_keys: Vec<String> = s
+            .vars
+            .iter()
+            .filter(|v| v.project == target.project && v.owner.as_deref() == Some(owner))
+            .map(|v| v.key.clone())
+            .collect();
+        let domain = target.domain.clone().filter(|d| {
+            s.domains
+                .get(d)
+                .is_some_and(|e| e.owner.as_deref() == Some(owner))
+        });
+        let deployment = s
+            .deployments
+            .iter()
+            .rev()
+            .find(|d| d.project == target.project && d.owner == owner)
+            .map(|d| deployment_of(d, domain.as_deref()));
+        let found = (!env_keys.is_empty() || domain.is_some() || deployment.is_some()).then_some(
+            AppStatus {
+                env_keys,
+                domain,
+                deployment,
+            },
+        );
+        s.journal.run("get_app", owner, || Ok((found, false)))
+    }
+
+    async fn apply_app(&self, name: &PreviewName, spec: &AppSpec) -> Result<Vec<ResourceChange>> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let owner = name.as_str().to_string();
+        let project = spec.target.project.clone();
+        // Observe and decide first, so a conflict touches nothing.
+        for var in &spec.env {
+            if let Some(existing) = s.vars.iter().find(|v| {
+                v.project == project
+                    && v.branch == spec.branch
+                    && v.key == var.key
+                    && v.target == "preview"
+            }) {
+                if existing.owner.as_deref() != Some(owner.as_str()) && !spec.adopt_existing {
+                    s.journal.record("apply_app", &owner, false);
+                    return Err(Error::Conflict {
+                        provider: PROVIDER,
+                        message: format!(
+                            "env var {} on branch {:?} of {project} is not ours (set adopt_existing to take it over)",
+                            var.key, spec.branch
+                        ),
+                        request_id: None,
+                    });
+                }
+            }
+        }
+        if let Some(d) = &spec.target.domain {
+            if let Some(e) = s.domains.get(d) {
+                if e.project != project || e.owner.as_deref() != Some(owner.as_str()) {
+                    s.journal.record("apply_app", &owner, false);
+                    return Err(Error::Conflict {
+                        provider: PROVIDER,
+                        message: format!(
+                            "domain {d} belongs to project {} and not to this environment",
+                            e.project
+                        ),
+                        request_id: None,
+                    });
+                }
+            }
+        }
+        let AppState {
+            journal,
+            vars,
+            domains,
+            env_seq,
+            seq,
+            ..
+        } = s;
+        journal.run("apply_app", &owner, || {
+            let mut changes = Vec::new();
+            let mut env_changed = false;
+            for var in &spec.env {
+                let id = format!("{project}/{}", var.key);
+                match vars.iter_mut().find(|v| {
+                    v.project == project
+                        && v.branch == spec.branch
+                        && v.key == var.key
+                        && v.target == "preview"
+                }) {
+                    Some(v)
+                        if v.value == var.value.expose()
+                            && v.owner.as_deref() == Some(owner.as_str())
+                            && v.secret == var.value.is_secret() =>
+                    {
+                        changes.push(ResourceChange::new(
+                            PROVIDER,
+                            "env_var",
+                            id,
+                            Outcome::Unchanged,
+                        ));
+                    }
+                    Some(v) => {
+                        v.value = var.value.expose().to_string();
+                        v.secret = var.value.is_secret();
+                        v.owner = Some(owner.clone());
+                        env_changed = true;
+                        changes.push(ResourceChange::new(
+                            PROVIDER,
+                            "env_var",
+                            id,
+                            Outcome::Updated,
+                        ));
+                    }
+                    None => {
+                        vars.push(StoredVar {
+                            project: project.clone(),
+                            branch: spec.branch.clone(),
+                            key: var.key.clone(),
+                            target: "preview".into(),
+                            owner: Some(owner.clone()),
+                            value: var.value.expose().to_string(),
+                            secret: var.value.is_secret(),
+                        });
+                        env_changed = true;
+                        changes.push(ResourceChange::new(
+                            PROVIDER,
+                            "env_var",
+                            id,
+                            Outcome::Created,
+                        ));
+                    }
+                }
+            }
+            // Vars we own on this branch that the spec no longer has are stale: remove them.
+            let before = vars.len();
+            vars.retain(|v| {
+                let stale = v.project == project
+                    && v.owner.as_deref() == Some(owner.as_str())
+                    && !spec
+                        .env
+                        .iter()
+                        .any(|e| e.key == v.key && v.branch == spec.branch);
+                if stale {
+                    changes.push(ResourceChange::new(
+                        PROVIDER,
+                        "env_var",
+                        format!("{project}/{}", v.key),
+                        Outcome::Removed,
+                    ));
+                }
+                !stale
+            });
+            env_changed |= vars.len() != before;
+            if env_changed {
+                *seq += 1;
+                env_seq.insert((project.clone(), spec.branch.clone()), *seq);
+            }
+            if let Some(d) = &spec.target.domain {
+                let outcome = match domains.get(d) {
+                    Some(e) if e.branch == spec.branch => Outcome::Unchanged,
+                    Some(_) => Outcome::Updated,
+                    None => Outcome::Created,
+                };
+                domains.insert(
+                    d.clone(),
+                    DomainEntry {
+                        project: project.clone(),
+                        branch: spec.branch.clone(),
+                        owner: Some(owner.clone()),
+                    },
+                );
+                changes.push(ResourceChange::new(PROVIDER, "domain", d.clone(), outcome));
+            }
+            let mutated = changes.iter().any(|c| c.outcome != Outcome::Unchanged);
+            Ok((changes, mutated))
+        })
+    }
+
+    async fn deploy_app(
+        &self,
+        name: &PreviewName,
+        spec: &AppSpec,
+        commit: &Commit,
+    ) -> Result<(AppDeployment, Outcome)> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let owner = name.as_str().to_string();
+        let project = spec.target.project.clone();
+        let env_seq = s
+            .env_seq
+            .get(&(project.clone(), spec.branch.clone()))
+            .copied()
+            .unwrap_or(0);
+        let next_state = s.next_state.remove(&project);
+        let AppState {
+            journal,
+            deployments,
+            seq,
+            ..
+        } = s;
+        let (dep, outcome) = journal.run("deploy_app", &owner, || {
+            if let Some(d) = deployments.iter().rev().find(|d| {
+                d.project == project
+                    && d.owner == owner
+                    && d.sha == commit.sha
+                    && d.state == "READY"
+                    && d.seq > env_seq
+            }) {
+                return Ok(((d.clone(), Outcome::Unchanged), false));
+            }
+            *seq += 1;
+            let d = DeployEntry {
+                id: format!("dpl_{seq}"),
+                project: project.clone(),
+                branch: commit.branch.clone(),
+                sha: commit.sha.clone(),
+                owner: owner.clone(),
+                seq: *seq,
+                state: next_state.unwrap_or_else(|| "READY".into()),
+            };
+            deployments.push(d.clone());
+            Ok(((d, Outcome::Created), true))
+        })?;
+        if dep.state != "READY" {
+            return Err(Error::failed(
+                format!("deployment {} of {project}", dep.id),
+                format!(
+                    "ended in state {} (code BUILD_FAILED: build failed); inspect https://memory.invalid/{}",
+                    dep.state, dep.id
+                ),
+            ));
+        }
+        Ok((deployment_of(&dep, spec.target.domain.as_deref()), outcome))
+    }
+
+    async fn delete_app(&self, name: &PreviewName, target: &AppRef) -> Result<Vec<ResourceChange>> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let owner = name.as_str().to_string();
+        let AppState {
+            journal,
+            vars,
+            domains,
+            deployments,
+            ..
+        } = s;
+        journal.run("delete_app", &owner, || {
+            let mut changes = Vec::new();
+            vars.retain(|v| {
+                let ours =
+                    v.project == target.project && v.owner.as_deref() == Some(owner.as_str());
+                if ours {
+                    changes.push(ResourceChange::new(
+                        PROVIDER,
+                        "env_var",
+                        format!("{}/{}", v.project, v.key),
+                        Outcome::Removed,
+                    ));
+                }
+                !ours
+            });
+            if let Some(d) = &target.domain {
+                let ours = domains
+                    .get(d)
+                    .is_some_and(|e| e.owner.as_deref() == Some(owner.as_str()));
+                if ours {
+                    domains.remove(d);
+                }
+                changes.push(ResourceChange::new(
+                    PROVIDER,
+                    "domain",
+                    d.clone(),
+                    if ours {
+                        Outcome::Removed
+                    } else {
+                        Outcome::AlreadyGone
+                    },
+                ));
+            }
+            for d in deployments.iter_mut().filter(|d| {
+                d.project == target.project && d.owner == owner && d.state == "BUILDING"
+            }) {
+                d.state = "CANCELED".into();
+                changes.push(ResourceChange::new(
+                    PROVIDER,
+                    "deployment",
+                    d.id.clone(),
+                    Outcome::Removed,
+                ));
+            }
+            let mutated = changes.iter().any(|c| c.outcome == Outcome::Removed);
+            if changes.is_empty() {
+                changes.push(ResourceChange::new(
+                    PROVIDER,
+                    "env_vars",
+                    format!("{}/{owner}", target.project),
+                    Outcome::AlreadyGone,
+                ));
+            }
+            Ok((changes, mutated))
+        })
+    }
+
+    async fn list_apps(&self, projects: &[String]) -> Result<Vec<Owned>> {
+        let mut s = lock(&self.inner);
+        let mut out: Vec<Owned> = Vec::new();
+        for v in s.vars.iter().filter(|v| projects.contains(&v.project)) {
+            if let Some(o) = &v.owner {
+                out.push(Owned {
+                    name: o.clone(),
+                    provider: PROVIDER.into(),
+                    resource: format!("env_var {}/{}", v.project, v.key),
+                    created_at: None,
+                });
+            }
+        }
+        for (d, e) in s
+            .domains
+            .iter()
+            .filter(|(_, e)| projects.contains(&e.project))
+        {
+            if let Some(o) = &e.owner {
+                out.push(Owned {
+                    name: o.clone(),
+                    provider: PROVIDER.into(),
+                    resource: format!("domain {d}"),
+                    created_at: None,
+                });
+            }
+        }
+        s.journal.run("list_apps", "", || Ok((out, false)))
+    }
+}
+
+fn deployment_of(d: &DeployEntry, domain: Option<&str>) -> AppDeployment {
+    AppDeployment {
+        id: d.id.clone(),
+        url: format!("https://{}-{}.memory.invalid", d.project, d.id),
+        domain_url: domain.map(|d| format!("https://{d}")),
+        state: d.state.clone(),
+        inspector_url: Some(format!("https://memory.invalid/{}", d.id)),
+        sha: d.sha.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source
+
+#[derive(Default)]
+struct SourceState {
+    journal: Journal,
+    prs: BTreeMap<PrNumber, PullRequest>,
+    reports: BTreeMap<String, Report>,
+    history: Vec<Report>,
+    close_after_reads: BTreeMap<PrNumber, (usize, PrState)>,
+}
+
+/// An in-memory [`SourceHost`]. `Clone` shares state.
+#[derive(Clone)]
+pub struct InMemorySource {
+    repo: String,
+    inner: Arc<Mutex<SourceState>>,
+}
+
+impl std::fmt::Debug for InMemorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemorySource")
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemorySource {
+    /// A repository `owner/name` with no PRs.
+    pub fn new(repo: &str) -> Self {
+        Self {
+            repo: repo.into(),
+            inner: Arc::default(),
+        }
+    }
+
+    journal_api!();
+
+    /// Adds (or replaces) an open PR from a branch of this repository.
+    pub fn open_pr(&self, number: u32, branch: &str, sha: &str) -> PrNumber {
+        let n = PrNumber::new(u64::from(number))
+            .unwrap_or_else(|_| panic!("invalid PR number {number}"));
+        lock(&self.inner).prs.insert(
+            n,
+            PullRequest {
+                number: n,
+                state: PrState::Open,
+                draft: false,
+                title: format!("PR {number}"),
+                head_branch: branch.into(),
+                head_sha: sha.into(),
+                head_repo: Some(self.repo.clone()),
+                base_repo: self.repo.clone(),
+                labels: vec![],
+            },
+        );
+        n
+    }
+
+    /// Changes a PR (state, head, fork …).
+    pub fn update_pr(&self, pr: PrNumber, f: impl FnOnce(&mut PullRequest)) {
+        if let Some(p) = lock(&self.inner).prs.get_mut(&pr) {
+            f(p);
+        }
+    }
+
+    /// Sets a PR's state.
+    pub fn set_state(&self, pr: PrNumber, state: PrState) {
+        self.update_pr(pr, |p| p.state = state);
+    }
+
+    /// Removes a PR (as if it never existed).
+    pub fn remove_pr(&self, pr: PrNumber) {
+        lock(&self.inner).prs.remove(&pr);
+    }
+
+    /// After `reads` more reads of `pr`, it becomes `state` (close-during-deploy tests).
+    pub fn change_state_after_reads(&self, pr: PrNumber, reads: usize, state: PrState) {
+        lock(&self.inner)
+            .close_after_reads
+            .insert(pr, (reads, state));
+    }
+
+    /// The current report of an environment.
+    pub fn report(&self, name: &str) -> Option<Report> {
+        lock(&self.inner).reports.get(name).cloned()
+    }
+
+    /// Every report ever published, in order.
+    pub fn report_history(&self) -> Vec<Report> {
+        lock(&self.inner).history.clone()
+    }
+}
+
+#[async_trait]
+impl SourceHost for InMemorySource {
+    fn kind(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn get_pull_request(&self, pr: PrNumber) -> Result<Option<PullRequest>> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let found = s.prs.get(&pr).cloned();
+        if let Some((left, state)) = s.close_after_reads.get_mut(&pr) {
+            if *left <= 1 {
+                let state = *state;
+                s.close_after_reads.remove(&pr);
+                if let Some(p) = s.prs.get_mut(&pr) {
+                    p.state = state;
+                }
+            } else {
+                *left -= 1;
+            }
+        }
+        s.journal
+            .run("get_pull_request", &pr.to_string(), || Ok((found, false)))
+    }
+
+    async fn list_open_pull_requests(&self) -> Result<Vec<PullRequest>> {
+        let mut s = lock(&self.inner);
+        let open = s
+            .prs
+            .values()
+            .filter(|p| p.state == PrState::Open)
+            .cloned()
+            .collect();
+        s.journal
+            .run("list_open_pull_requests", "", || Ok((open, false)))
+    }
+
+    async fn get_report(&self, name: &PreviewName, pr: PrNumber) -> Result<Option<ReportSummary>> {
+        let mut s = lock(&self.inner);
+        let found = s
+            .reports
+            .get(name.as_str())
+            .filter(|r| r.pr == pr)
+            .map(|r| ReportSummary {
+                kind: r.state.kind(),
+                commit: r.commit.clone(),
+            });
+        s.journal
+            .run("get_report", name.as_str(), || Ok((found, false)))
+    }
+
+    async fn publish_report(&self, report: &Report) -> Result<Outcome> {
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let key = report.name.as_str().to_string();
+        let SourceState {
+            journal,
+            reports,
+            history,
+            ..
+        } = s;
+        journal.run("publish_report", &key, || {
+            let outcome = match reports.get(&key) {
+                Some(r) if r == report => return Ok((Outcome::Unchanged, false)),
+                Some(_) => Outcome::Updated,
+                None => Outcome::Created,
+            };
+            reports.insert(key.clone(), report.clone());
+            history.push(report.clone());
+            Ok((outcome, true))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks and HTTP
+
+/// A [`HookRunner`] that records hooks instead of running them, and can fail one by name.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingHooks {
+    inner: Arc<Mutex<(Vec<HookRun>, Vec<String>)>>,
+}
+
+impl RecordingHooks {
+    /// A runner where every hook succeeds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes hook `name` fail.
+    pub fn fail(&self, name: &str) {
+        lock(&self.inner).1.push(name.into());
+    }
+
+    /// The hooks run so far.
+    pub fn runs(&self) -> Vec<HookRun> {
+        lock(&self.inner).0.clone()
+    }
+}
+
+#[async_trait]
+impl HookRunner for RecordingHooks {
+    async fn run(&self, hook: &HookRun, out: LineSink<'_>) -> Result<()> {
+        let fail = {
+            let mut s = lock(&self.inner);
+            s.0.push(hook.clone());
+            s.1.contains(&hook.name)
+        };
+        out(&format!("running {}", hook.argv.join(" ")));
+        if fail {
+            return Err(Error::failed(
+                format!("hook {}", hook.name),
+                "exited with code 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An [`HttpClient`] that answers from a script: every URL answers 200 unless told otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryHttp {
+    inner: Arc<Mutex<HttpState>>,
+}
+
+type HttpState = (Vec<HttpCall>, BTreeMap<String, VecDeque<u16>>);
+
+impl InMemoryHttp {
+    /// A client where everything answers 200.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues statuses for `url` (then 200).
+    pub fn answer(&self, url: &str, statuses: &[u16]) {
+        lock(&self.inner)
+            .1
+            .entry(url.into())
+            .or_default()
+            .extend(statuses);
+    }
+
+    /// The requests sent so far.
+    pub fn sent(&self) -> Vec<HttpCall> {
+        lock(&self.inner).0.clone()
+    }
+}
+
+#[async_trait]
+impl HttpClient for InMemoryHttp {
+    async fn send(&self, call: &HttpCall) -> Result<u16> {
+        let mut s = lock(&self.inner);
+        s.0.push(call.clone());
+        Ok(s.1
+            .get_mut(&call.url)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(200))
+    }
+}

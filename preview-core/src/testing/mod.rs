@@ -1,0 +1,14 @@
+//! In-memory providers with a call log, inspectable state and fault injection, plus a public
+//! conformance suite any implementation of the traits can run (feature `testing`).
+//!
+//! The in-memory hosts are the swap-in for library users: they behave like the real providers
+//! (converge, "already gone", ownership, conflicts) without any network, and pass the same
+//! conformance suite.
+
+mod memory;
+
+pub mod conformance;
+
+pub use memory::{
+    Call, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
+};

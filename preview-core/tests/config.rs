@@ -1,0 +1,231 @@
+//! `preview.toml` loading: the flagship example loads, and every kind of mistake is reported with
+//! the file, the line and the key.
+
+use std::path::Path;
+
+use preview_core::config::{Config, SecretDef};
+use preview_core::{Error, SecretKind};
+
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/inkeep-agents/preview.toml"
+);
+
+fn example_text() -> String {
+    std::fs::read_to_string(EXAMPLE).expect("the example exists")
+}
+
+fn parse(text: &str) -> Result<Config, Error> {
+    Config::parse(text, "preview.toml", Path::new("."))
+}
+
+/// Replaces `from` (which must occur exactly once) in the example and returns the error.
+fn error_after(from: &str, to: &str) -> String {
+    let text = example_text();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} must occur once in the example"
+    );
+    let err = parse(&text.replacen(from, to, 1)).expect_err("the edit must be rejected");
+    assert!(err.is_config(), "{err:?}");
+    err.to_string()
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle present")
+        + 1
+}
+
+#[test]
+fn the_flagship_example_loads() {
+    let c = Config::load(EXAMPLE).unwrap();
+    assert_eq!(c.naming.prefix(), "pr");
+    assert_eq!(c.database.containers.len(), 3);
+    assert_eq!(c.database.services.len(), 4);
+    assert_eq!(c.database.size.memory_mb, 4096);
+    assert_eq!(c.apps.len(), 2);
+    assert_eq!(
+        c.hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["migrate", "auth-init"]
+    );
+    assert!(matches!(
+        c.secrets["spicedb_key"],
+        SecretDef::Generated {
+            kind: SecretKind::Key,
+            bytes: 32,
+            ..
+        }
+    ));
+    assert!(
+        matches!(&c.secrets["openai_api_key"], SecretDef::FromEnv { var } if var == "OPENAI_API_KEY")
+    );
+}
+
+#[test]
+fn an_unknown_key_names_file_line_and_key() {
+    let text = example_text();
+    let line = line_of(&text, "ready_timeout = \"8m\"");
+    let msg = error_after(
+        "ready_timeout = \"8m\"",
+        "ready_timeout = \"8m\"\nreddy = true",
+    );
+    assert!(
+        msg.starts_with(&format!("preview.toml:{}:", line + 1)),
+        "{msg}"
+    );
+    assert!(msg.contains("unknown field `reddy`"), "{msg}");
+    assert!(msg.contains("key `reddy`"), "{msg}");
+}
+
+#[test]
+fn a_wrong_type_names_file_line_and_key() {
+    let text = example_text();
+    let line = line_of(&text, "memory_mb = 4096");
+    let msg = error_after("memory_mb = 4096", "memory_mb = \"4GB\"");
+    assert!(msg.starts_with(&format!("preview.toml:{line}:")), "{msg}");
+    assert!(msg.contains("memory_mb"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn a_template_naming_an_undefined_value_is_rejected() {
+    let text = example_text();
+    let line = line_of(&text, "SPICEDB_ENDPOINT = \"${services.spicedb.address}\"");
+    let msg = error_after(
+        "SPICEDB_ENDPOINT = \"${services.spicedb.address}\"",
+        "SPICEDB_ENDPOINT = \"${services.spicedbb.address}\"",
+    );
+    assert!(
+        msg.starts_with(&format!(
+            "preview.toml:{line}: apps.api.env.SPICEDB_ENDPOINT:"
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`${services.spicedbb.address}` is not defined"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("defined services: manage, run, spicedb, spicedb-http"),
+        "suggests what exists: {msg}"
+    );
+    let msg = error_after(
+        "\"${tunnels.spicedb.address}\"",
+        "\"${tunnels.spicedb.addr}\"",
+    );
+    assert!(
+        msg.contains("defined: tunnels.spicedb.address, tunnels.spicedb.host"),
+        "{msg}"
+    );
+    let msg = error_after(
+        "\"Bearer ${secrets.bypass_secret}\"",
+        "\"Bearer ${secrets.bypass}\"",
+    );
+    assert!(
+        msg.contains("seed.requests[0].headers.Authorization"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn invalid_names_are_rejected() {
+    let msg = error_after("prefix = \"pr\"", "prefix = \"PR_\"");
+    assert!(msg.contains("naming"), "{msg}");
+    assert!(msg.starts_with("preview.toml:"), "{msg}");
+    let msg = error_after("name = \"auth-init\"", "name = \"Auth Init\"");
+    assert!(msg.contains("hooks[1].name"), "{msg}");
+    let msg = error_after(
+        "domain = \"pr-${pr.number}-ui.preview.inkeep.com\"",
+        "domain = \"pr-${pr.number}-ui.preview_inkeep.com\"",
+    );
+    assert!(msg.contains("apps.ui.domain"), "{msg}");
+    assert!(msg.contains("only a-z, 0-9"), "{msg}");
+    let msg = error_after(
+        "suffix = \"agents\"",
+        &format!("suffix = \"{}\"", "a".repeat(55)),
+    );
+    assert!(msg.contains("limit is 63"), "{msg}");
+}
+
+#[test]
+fn branch_names_and_secrets_can_never_become_names() {
+    let msg = error_after(
+        "domain = \"pr-${pr.number}-ui.preview.inkeep.com\"",
+        "domain = \"${pr.branch}.preview.inkeep.com\"",
+    );
+    assert!(msg.contains("cannot be used here"), "{msg}");
+    assert!(msg.contains("untrusted"), "{msg}");
+    let msg = error_after(
+        "label = \"API readiness\"\nurl = \"${apps.api.url}/ready\"",
+        "label = \"API readiness\"\nurl = \"${apps.api.url}/ready?k=${secrets.bypass_secret}\"",
+    );
+    assert!(msg.contains("report.links[2].url"), "{msg}");
+    assert!(msg.contains("must not contain a secret"), "{msg}");
+    let msg = error_after(
+        "run = [\"pnpm\", \"db:migrate\"]",
+        "run = [\"pnpm\", \"${tunnels.manage.url}\"]",
+    );
+    assert!(msg.contains("process arguments"), "{msg}");
+    let msg = error_after(
+        "INKEEP_AGENTS_MANAGE_DATABASE_URL = \"${services.manage.url}\"",
+        "INKEEP_AGENTS_MANAGE_DATABASE_URL = \"${tunnels.manage.url}\"",
+    );
+    assert!(msg.contains("tunnels exist only"), "{msg}");
+}
+
+#[test]
+fn other_mistakes_are_explained() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "interval = \"10s\"",
+            "interval = \"10 seconds\"",
+            "invalid duration",
+        ),
+        (
+            "run = [\"pnpm\", \"db:migrate\"]",
+            "run = [\"pnpm db:migrate\"]",
+            "looks like a shell string",
+        ),
+        ("tls = \"none\"", "tls = \"tls\"", "gRPC needs `none`"),
+        (
+            "[secrets.spicedb_key]\nkind = \"key\"",
+            "[secrets.spicedb_key]\nkind = \"key\"\nbytes = 16",
+            "out of range",
+        ),
+        (
+            "sensitive = [\"BETTER_AUTH_SECRET\", ",
+            "sensitive = [\"NOPE\", ",
+            "is not a key of apps.api.env",
+        ),
+        ("version = 1", "version = 2", "unsupported version"),
+        (
+            "provider = \"fly\"",
+            "provider = \"flyio\"",
+            "unknown provider",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        let msg = error_after(from, to);
+        assert!(msg.contains(expect), "{from:?} -> {to:?}: {msg}");
+        assert!(msg.starts_with("preview.toml:"), "{msg}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_config_error_naming_it() {
+    let err = Config::load("/nonexistent/preview.toml").unwrap_err();
+    assert!(err.is_config());
+    assert!(
+        err.to_string().contains("/nonexistent/preview.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let err = parse("version = 1\n[naming\nprefix = \"pr\"\n").unwrap_err();
+    assert!(err.to_string().starts_with("preview.toml:2:"), "{err}");
+}
