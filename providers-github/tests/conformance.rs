@@ -1,9 +1,7 @@
 //! The `SourceHost` contract, checked against the stateful fake of the GitHub API, so real
-//! request building, status mapping and decoding are exercised.
-//!
-//! preview-core has no shared conformance suite yet (its `testing` feature is empty); these
-//! checks follow the contract in `SourceHost`'s docs and can give way to
-//! `source_host_conformance!` when it lands.
+//! request building, status mapping and decoding are exercised: preview-core's shared suite
+//! (`source_host_conformance!`, at the end), plus GitHub-specific checks of the same contract
+//! (pagination, separate environments on one PR, drift repair, lost create responses).
 
 mod common;
 
@@ -222,3 +220,50 @@ fn github_source_is_usable_as_a_trait_object() {
     );
     assert_eq!(gh.kind(), "github");
 }
+
+/// The fake must outlive the host's requests, so the suite's host owns both. When the check is
+/// done, every body it exchanged is validated against the spec.
+#[derive(Debug)]
+struct FakeBacked {
+    host: GitHubSource,
+    fake: FakeGitHub,
+}
+
+impl Drop for FakeBacked {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(common::check_exchanges(&self.fake) > 0);
+        }
+    }
+}
+
+#[preview_core::async_trait]
+impl SourceHost for FakeBacked {
+    fn kind(&self) -> &'static str {
+        self.host.kind()
+    }
+    async fn get_pull_request(&self, pr: PrNumber) -> preview_core::Result<Option<PullRequest>> {
+        self.host.get_pull_request(pr).await
+    }
+    async fn list_open_pull_requests(&self) -> preview_core::Result<Vec<PullRequest>> {
+        self.host.list_open_pull_requests().await
+    }
+    async fn get_report(
+        &self,
+        name: &PreviewName,
+        pr: PrNumber,
+    ) -> preview_core::Result<Option<preview_core::ReportSummary>> {
+        self.host.get_report(name, pr).await
+    }
+    async fn publish_report(&self, report: &Report) -> preview_core::Result<Outcome> {
+        self.host.publish_report(report).await
+    }
+}
+
+async fn suite_host() -> (FakeBacked, PrNumber) {
+    let (fake, host) = setup().await;
+    (FakeBacked { host, fake }, pr(1))
+}
+
+// preview-core's shared SourceHost conformance suite, against the fake GitHub.
+preview_core::source_host_conformance!(suite_host().await);
