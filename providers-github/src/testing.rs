@@ -335,6 +335,8 @@ pub struct Exchange {
     pub status: u16,
     /// Response body, when JSON.
     pub response: Option<Value>,
+    /// When the fake received it (wall clock: the server runs on its own runtime).
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -955,6 +957,7 @@ impl Respond for Responder {
             s.quota_used += 1;
         }
         s.exchanges.push(Exchange {
+            at: std::time::Instant::now(),
             method,
             path,
             request: json_body,

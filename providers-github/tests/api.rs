@@ -1135,6 +1135,36 @@ async fn writes_are_spaced_at_least_a_second_apart() {
     );
 }
 
+#[tokio::test]
+async fn concurrent_publishes_never_write_at_the_same_time() {
+    let fake = FakeGitHub::start().await;
+    for n in 1..=3 {
+        fake.set_pull_request(pull(n));
+    }
+    let spacing = Duration::from_millis(200);
+    let gh = fake.builder().write_spacing(spacing).build().unwrap();
+    let reports: Vec<Report> = (1..=3).map(|n| report(n, ReportState::Deploying)).collect();
+    let (a, b, c) = tokio::join!(
+        gh.publish_report(&reports[0]),
+        gh.publish_report(&reports[1]),
+        gh.publish_report(&reports[2]),
+    );
+    for r in [a, b, c] {
+        assert_eq!(r.unwrap(), Outcome::Created);
+    }
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 9);
+    for pair in writes.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        // The fake timestamps on receipt; allow a little scheduling jitter below the spacing.
+        assert!(
+            gap >= spacing - Duration::from_millis(20),
+            "{gap:?} between writes"
+        );
+    }
+    check_exchanges(&fake);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets
 
