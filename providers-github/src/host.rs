@@ -162,7 +162,7 @@ impl GitHubSource {
         &self,
         method: Method,
         url: Url,
-        body: Option<&(dyn erased::Body + Sync)>,
+        body: Option<Vec<u8>>,
         extra: Option<(&'static str, HeaderValue)>,
     ) -> Result<Resp> {
         let mut req = self
@@ -175,8 +175,9 @@ impl GitHubSource {
             req = req.header(name, value);
         }
         if let Some(body) = body {
-            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
-            req = req.body(body.to_json()?);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let resp = req.send().await.map_err(|e| transport_error(PROVIDER, e))?;
         let status = resp.status();
@@ -210,7 +211,7 @@ impl GitHubSource {
         &self,
         method: Method,
         url: Url,
-        body: Option<&(dyn erased::Body + Sync)>,
+        body: Option<Vec<u8>>,
         what: &str,
     ) -> Result<Resp> {
         let mut last = self.last_write.lock().await;
@@ -399,7 +400,7 @@ impl GitHubSource {
             .write(
                 Method::POST,
                 self.repo_url(&["deployments"]),
-                Some(&body),
+                Some(json(&body)?),
                 "deployment",
             )
             .await?;
@@ -454,7 +455,7 @@ impl GitHubSource {
         self.write(
             Method::POST,
             self.repo_url(&["deployments", &deployment.to_string(), "statuses"]),
-            Some(&body),
+            Some(json(&body)?),
             "deployment status",
         )
         .await?;
@@ -583,20 +584,10 @@ pub(crate) fn next_link(link: &str) -> Option<String> {
     None
 }
 
-/// Request bodies, type-erased so one `send` serves every write.
-mod erased {
-    use super::*;
-
-    pub(crate) trait Body {
-        fn to_json(&self) -> Result<Vec<u8>>;
-    }
-
-    impl<T: Serialize> Body for T {
-        fn to_json(&self) -> Result<Vec<u8>> {
-            serde_json::to_vec(self)
-                .map_err(|e| Error::config(format!("cannot encode a GitHub request body: {e}")))
-        }
-    }
+/// A JSON request body.
+fn json<T: Serialize>(body: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(body)
+        .map_err(|e| Error::config(format!("cannot encode a GitHub request body: {e}")))
 }
 
 #[async_trait]
@@ -683,7 +674,7 @@ impl SourceHost for GitHubSource {
                 self.write(
                     Method::PATCH,
                     self.repo_url(&["issues", "comments", &id.to_string()]),
-                    Some(&wire::CommentBody { body: &body }),
+                    Some(json(&wire::CommentBody { body: &body })?),
                     "comment",
                 )
                 .await?;
@@ -693,7 +684,7 @@ impl SourceHost for GitHubSource {
                 self.write(
                     Method::POST,
                     self.repo_url(&["issues", &report.pr.to_string(), "comments"]),
-                    Some(&wire::CommentBody { body: &body }),
+                    Some(json(&wire::CommentBody { body: &body })?),
                     "comment",
                 )
                 .await?;
