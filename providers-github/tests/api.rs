@@ -1222,3 +1222,36 @@ async fn the_token_never_appears_in_errors_or_debug() {
         format!("Bearer {SENTINEL}")
     );
 }
+
+#[tokio::test]
+async fn credentials_in_link_urls_never_reach_github() {
+    let fake = FakeGitHub::start().await;
+    fake.set_pull_request(pull(7));
+    let gh = fake.builder().build().unwrap();
+    let mut r = report(
+        7,
+        ReportState::Ready {
+            links: vec![Link {
+                label: "db admin".into(),
+                url: "https://admin:SENTINEL-PW@pr-7-admin.preview.example.com/".into(),
+            }],
+        },
+    );
+    r.run_url = Some("https://ci:SENTINEL-PW@github.com/acme/app/actions/runs/99".into());
+    gh.publish_report(&r).await.unwrap();
+    let sent: Vec<String> = fake
+        .exchanges()
+        .iter()
+        .filter_map(|e| e.request.as_ref().map(|b| b.to_string()))
+        .collect();
+    assert!(!sent.is_empty());
+    for body in &sent {
+        assert!(!body.contains("SENTINEL"), "{body}");
+    }
+    let status = fake.deployments()[0].statuses[0].clone();
+    assert_eq!(
+        status.environment_url.as_deref(),
+        Some("https://pr-7-admin.preview.example.com/")
+    );
+    check_exchanges(&fake);
+}
