@@ -36,7 +36,7 @@ pub struct GitHubSourceBuilder {
     base_url: Option<String>,
     identity: Option<String>,
     environment_template: String,
-    timeout: Duration,
+    timeout: Option<Duration>,
     write_spacing: Duration,
 }
 
@@ -62,7 +62,7 @@ impl Default for GitHubSourceBuilder {
             base_url: None,
             identity: None,
             environment_template: DEFAULT_ENVIRONMENT_TEMPLATE.to_string(),
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             write_spacing: Duration::from_secs(1),
         }
     }
@@ -124,9 +124,17 @@ impl GitHubSourceBuilder {
         self
     }
 
-    /// Per-request timeout (default 30 s).
+    /// Per-request timeout (default 30 s; connecting may take at most 10 s).
     pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = timeout.into();
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
+    /// advances time to the next timer whenever it waits for the network, so a client timeout
+    /// would fire while a local mock server is still answering. Never use it against GitHub.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeout = None;
         self
     }
 

@@ -38,7 +38,7 @@ pub(crate) struct Config {
     pub(crate) base: Url,
     pub(crate) identity: Option<String>,
     pub(crate) environment_template: String,
-    pub(crate) timeout: Duration,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) write_spacing: Duration,
 }
 
@@ -109,8 +109,21 @@ impl GitHubSource {
     }
 
     pub(crate) fn new(c: Config) -> Result<Self> {
+        let http = match c.timeout {
+            Some(timeout) => client(timeout)?,
+            // Only for paused-clock tests (see `GitHubSourceBuilder::without_timeouts`): no timer
+            // at all while a request is in flight, not even the idle-connection reaper, so virtual
+            // time only moves for our own waits.
+            None => reqwest::Client::builder()
+                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(None)
+                .build()
+                .map_err(|e| {
+                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
+                })?,
+        };
         Ok(Self {
-            http: client(c.timeout)?,
+            http,
             auth: auth_header("Bearer", &c.token, PROVIDER)?,
             base: c.base,
             owner: c.owner,

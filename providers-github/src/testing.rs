@@ -420,14 +420,16 @@ impl FakeGitHub {
         self.server.uri()
     }
 
-    /// A builder pointed at the fake (token, repository, base URL; writes spaced 1 ms apart so
-    /// tests stay fast).
+    /// A builder pointed at the fake: token, repository, base URL, writes spaced 1 ms apart so
+    /// real-time tests stay fast, and no client timeouts so tests on a paused tokio clock work
+    /// (see [`GitHubSourceBuilder::without_timeouts`]).
     pub fn builder(&self) -> GitHubSourceBuilder {
         GitHubSourceBuilder::new()
             .token(TOKEN)
             .repository(REPOSITORY)
             .base_url(self.uri())
             .write_spacing(std::time::Duration::from_millis(1))
+            .without_timeouts()
     }
 
     /// Adds or replaces a pull request (its ETag changes).

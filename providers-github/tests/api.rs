@@ -1113,8 +1113,10 @@ async fn a_plain_403_is_not_retried() {
     assert!(err.to_string().contains("MOCK:1"), "{err}");
 }
 
-#[tokio::test]
-async fn writes_are_spaced_at_least_a_second_apart() {
+/// On a paused tokio clock (the fake's builder has no client timeouts, so nothing but our own
+/// waits moves virtual time), every write waits a full second after the previous one.
+#[tokio::test(start_paused = true)]
+async fn writes_are_spaced_a_second_apart_on_tokio_time() {
     let fake = FakeGitHub::start().await;
     fake.set_pull_request(pull(7));
     let gh = fake
@@ -1123,16 +1125,53 @@ async fn writes_are_spaced_at_least_a_second_apart() {
         .build()
         .unwrap();
     let start = tokio::time::Instant::now();
-    // Comment POST + deployment POST + status POST: three writes.
-    gh.publish_report(&report(7, ReportState::Deploying))
-        .await
-        .unwrap();
-    assert_eq!(fake.writes().len(), 3);
-    assert!(
-        start.elapsed() >= Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
+    for _ in 0..3 {
+        gh.publish_report(&report(7, ReportState::Deploying))
+            .await
+            .unwrap();
+        gh.publish_report(&report(7, ready())).await.unwrap();
+    }
+    // Deploying: deployment, status, comment; ready: status, comment; then four more pairs of
+    // writes for the flip-flops: 3 + 2 + 4 * 2 = 13 writes, 12 gaps.
+    let writes = fake.writes().len() as u64;
+    assert_eq!(writes, 13);
+    assert_eq!(
+        start.elapsed().as_secs(),
+        writes - 1,
+        "exactly one second per gap"
     );
+    check_exchanges(&fake);
+}
+
+/// The pipeline's retry waits until the primary limit resets, in virtual time.
+#[tokio::test(start_paused = true)]
+async fn primary_rate_limit_wait_on_tokio_time() {
+    let fake = FakeGitHub::start().await;
+    fake.set_pull_request(pull(7));
+    let reset = (now_secs() + 60).to_string();
+    fake.fail_next(
+        403,
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", reset.as_str()),
+        ],
+        bodies::error("API rate limit exceeded for installation ID 1."),
+    );
+    let gh = fake.builder().build().unwrap();
+    let start = tokio::time::Instant::now();
+    let pr = retry(
+        &RetryConfig::default(),
+        "get PR",
+        Idempotency::Idempotent,
+        || gh.get_pull_request(pr_number(7)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pr, Some(pull(7)));
+    let waited = start.elapsed();
+    assert!((60..=62).contains(&waited.as_secs()), "{waited:?}");
+    assert_eq!(fake.exchanges().len(), 2);
+    check_exchanges(&fake);
 }
 
 #[tokio::test]
