@@ -304,32 +304,27 @@ impl GitHubSource {
         Ok(id.as_str())
     }
 
-    /// Our sticky comment for an environment: marker for exactly this environment *and* our
-    /// author. Searches every page; the oldest match wins.
-    async fn find_comment(
-        &self,
-        name: &PreviewName,
-        pr: PrNumber,
-    ) -> Result<Option<(u64, String)>> {
+    /// Our sticky comments for an environment, oldest first: marker for exactly this environment
+    /// *and* our author. Searches every page. Normally at most one; two concurrent first runs can
+    /// leave a duplicate, which `publish_report` removes.
+    async fn find_comments(&self, name: &PreviewName, pr: PrNumber) -> Result<Vec<(u64, String)>> {
         let me = self.identity().await?.to_string();
         let mut url = self.repo_url(&["issues", &pr.to_string(), "comments"]);
         url.query_pairs_mut().append_pair("per_page", "100");
         let comments: Vec<wire::Comment> = match self.get_all(url, "comments").await {
             Ok(c) => c,
-            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(Error::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut ours = comments.into_iter().filter_map(|c| {
-            let body = c.body?;
-            let author = c.user?.login;
-            (author.eq_ignore_ascii_case(&me) && render::parse_marker(&body, name).is_some())
-                .then_some((c.id, body))
-        });
-        let first = ours.next();
-        if ours.next().is_some() {
-            tracing::warn!(env = %name, pr = %pr, "more than one preview comment; updating the oldest");
-        }
-        Ok(first)
+        Ok(comments
+            .into_iter()
+            .filter_map(|c| {
+                let body = c.body?;
+                let author = c.user?.login;
+                (author.eq_ignore_ascii_case(&me) && render::parse_marker(&body, name).is_some())
+                    .then_some((c.id, body))
+            })
+            .collect())
     }
 
     /// Makes the deployment and its latest status match the report. Returns whether it wrote.
@@ -667,15 +662,37 @@ impl SourceHost for GitHubSource {
     #[tracing::instrument(skip_all, fields(env = %name, pr = %pr))]
     async fn get_report(&self, name: &PreviewName, pr: PrNumber) -> Result<Option<ReportSummary>> {
         Ok(self
-            .find_comment(name, pr)
+            .find_comments(name, pr)
             .await?
+            .into_iter()
+            .next()
             .and_then(|(_, body)| render::parse_marker(&body, name)))
     }
 
     #[tracing::instrument(skip_all, fields(env = %report.name, pr = %report.pr, state = ?report.state.kind()))]
     async fn publish_report(&self, report: &Report) -> Result<Outcome> {
         let body = render::comment(report);
-        let existing = self.find_comment(&report.name, report.pr).await?;
+        let mut found = self
+            .find_comments(&report.name, report.pr)
+            .await?
+            .into_iter();
+        let existing = found.next();
+        let mut removed_duplicate = false;
+        for (id, _) in found {
+            tracing::warn!(comment = id, "removing a duplicate preview comment");
+            match self
+                .write(
+                    Method::DELETE,
+                    self.repo_url(&["issues", "comments", &id.to_string()]),
+                    None,
+                    "comment",
+                )
+                .await
+            {
+                Ok(_) | Err(Error::NotFound { .. }) => removed_duplicate = true,
+                Err(e) => return Err(e),
+            }
+        }
         let unchanged = existing
             .as_ref()
             .is_some_and(|(_, old)| old.replace("\r\n", "\n").trim_end() == body.trim_end());
@@ -705,7 +722,7 @@ impl SourceHost for GitHubSource {
             }
         };
         Ok(match outcome {
-            Outcome::Unchanged if deployment_wrote => Outcome::Updated,
+            Outcome::Unchanged if deployment_wrote || removed_duplicate => Outcome::Updated,
             o => o,
         })
     }

@@ -549,6 +549,32 @@ async fn a_marker_comment_by_another_author_is_left_alone() {
 }
 
 #[tokio::test]
+async fn duplicate_comments_of_ours_are_removed_keeping_the_oldest() {
+    let fake = FakeGitHub::start().await;
+    fake.set_pull_request(pull(7));
+    let marker = "<!-- preview:env=pr-7-agents state=deploying -->\nold";
+    let oldest = fake.add_comment(7, "preview-bot", marker);
+    let _dup = fake.add_comment(7, "preview-bot", marker);
+    let theirs = fake.add_comment(7, "mallory", marker);
+    let gh = fake.builder().build().unwrap();
+    assert_eq!(
+        gh.publish_report(&report(7, ReportState::Deploying))
+            .await
+            .unwrap(),
+        Outcome::Updated
+    );
+    let ids: Vec<u64> = fake.comments(7).iter().map(|c| c.id).collect();
+    assert_eq!(ids, [oldest, theirs]);
+    assert_eq!(
+        gh.publish_report(&report(7, ReportState::Deploying))
+            .await
+            .unwrap(),
+        Outcome::Unchanged
+    );
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
 async fn our_comment_is_found_on_a_later_page() {
     let fake = FakeGitHub::start().await;
     fake.set_pull_request(pull(7));
