@@ -261,25 +261,6 @@ pub struct Field {
     pub line: usize,
 }
 
-/// A container health check, before rendering.
-#[derive(Debug, Clone)]
-pub struct CheckDef {
-    /// Name.
-    pub name: String,
-    /// Probe.
-    pub kind: crate::model::CheckKind,
-    /// Interval.
-    pub interval: Duration,
-    /// Timeout.
-    pub timeout: Duration,
-    /// Grace period.
-    pub grace_period: Duration,
-    /// Success threshold.
-    pub success_threshold: u32,
-    /// Failure threshold.
-    pub failure_threshold: u32,
-}
-
 /// A container, before rendering.
 #[derive(Debug, Clone)]
 pub struct ContainerDef {
@@ -293,8 +274,8 @@ pub struct ContainerDef {
     pub entrypoint: Vec<String>,
     /// Env templates.
     pub env: BTreeMap<String, Field>,
-    /// Health checks.
-    pub healthchecks: Vec<CheckDef>,
+    /// Health checks (no templates: they are passed as written).
+    pub healthchecks: Vec<crate::model::HealthCheck>,
     /// Start ordering.
     pub depends_on: BTreeMap<String, DependsOn>,
 }
@@ -961,7 +942,7 @@ impl Config {
                         port: h.tcp_port.unwrap_or_default(),
                     }
                 };
-                checks.push(CheckDef {
+                checks.push(crate::model::HealthCheck {
                     name: h.name.get_ref().clone(),
                     kind,
                     interval: l.duration(&h.interval, &format!("{hk}.interval"))?,

@@ -13,8 +13,8 @@ use secrecy::SecretString;
 use crate::config::{Config, Field, ProjectRef, SecretDef, ServiceDef};
 use crate::error::{Error, Result};
 use crate::model::{
-    AppRef, AppSpec, ContainerSpec, Credentials, DatabaseSpec, EnvVar, HealthCheck, Link,
-    ServiceEndpoint, ServiceSpec, TlsMode, Tunnels,
+    AppRef, AppSpec, ContainerSpec, Credentials, DatabaseSpec, EnvVar, Link, ServiceEndpoint,
+    ServiceSpec, TlsMode, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::secret::{SecretSource, SecretValues};
@@ -422,19 +422,7 @@ impl Config {
                 cmd: c.cmd.clone(),
                 entrypoint: c.entrypoint.clone(),
                 env,
-                healthchecks: c
-                    .healthchecks
-                    .iter()
-                    .map(|h| HealthCheck {
-                        name: h.name.clone(),
-                        kind: h.kind.clone(),
-                        interval: h.interval,
-                        timeout: h.timeout,
-                        grace_period: h.grace_period,
-                        success_threshold: h.success_threshold,
-                        failure_threshold: h.failure_threshold,
-                    })
-                    .collect(),
+                healthchecks: c.healthchecks.clone(),
                 depends_on: c.depends_on.clone(),
             });
         }

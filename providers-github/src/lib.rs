@@ -1,1 +1,49 @@
-//! Placeholder: filled by its provider issue.
+//! The [`SourceHost`](preview_core::SourceHost) over the GitHub REST API: pull requests, the
+//! sticky PR comment, and GitHub deployments of each preview environment.
+//!
+//! - Pull requests: one (conditional `If-None-Match` reads, so polling is free of quota), or every
+//!   open one (all pages, following `link` headers exactly).
+//! - The sticky comment: exactly one per environment, found by a hidden marker **and** our author
+//!   (a marker pasted by anyone else is never edited), created or updated, never rewritten when
+//!   unchanged. Untrusted text is rendered inert.
+//! - Deployments: one per head commit in a per-PR environment (`preview/pr-<N>` by default), with
+//!   statuses in progress → success or failure, and inactive on teardown.
+//! - Every request is sent once; 403/429 rate limits become
+//!   [`Error::RateLimited`](preview_core::Error::RateLimited) with GitHub's wait, so the pipeline's
+//!   retry waits as long as GitHub asks. Writes are spaced at least a second apart.
+//!
+//! ```no_run
+//! use preview_core::{PrNumber, SourceHost};
+//! use providers_github::GitHubSource;
+//! # async fn run() -> preview_core::Result<()> {
+//! // GITHUB_TOKEN, GITHUB_REPOSITORY, optional GITHUB_API_URL
+//! let github = GitHubSource::from_env().build()?;
+//! if let Some(pr) = github.get_pull_request(PrNumber::new(42)?).await? {
+//!     println!("{} is {:?}, fork: {}", pr.number, pr.state, pr.is_fork());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Feature `testing`: `testing::FakeGitHub`, a stateful fake of the API on a local wiremock
+//! server, for end-to-end tests.
+
+mod builder;
+mod errors;
+mod event;
+mod host;
+mod render;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod wire;
+
+pub use builder::{
+    ACTIONS_BOT, DEFAULT_API_URL, DEFAULT_ENVIRONMENT_TEMPLATE, GitHubSourceBuilder,
+};
+pub use event::{PullRequestEvent, pull_request_event_from_env, read_pull_request_event};
+pub use host::{API_VERSION, GitHubSource};
+
+/// Renders the sticky comment of a report exactly as [`GitHubSource`] publishes it (for previews
+/// and snapshot tests).
+pub fn render_comment(report: &preview_core::Report) -> String {
+    render::comment(report)
+}

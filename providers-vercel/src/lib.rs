@@ -1,1 +1,32 @@
-//! Placeholder: filled by its provider issue.
+//! The Vercel [`AppHost`](preview_core::AppHost) of `preview`: branch-scoped env vars, branch
+//! domains and git deployments of each pull request's preview, over the Vercel REST API.
+//!
+//! - Env vars are written in one upsert per app with `target: ["preview"]`, `gitBranch` = the PR's
+//!   head branch, type `encrypted` (or `sensitive`), and an ownership marker in `comment`
+//!   ([`MARKER`]). Nothing ever writes or deletes a production or development var
+//!   ([`guard_preview_only`]).
+//! - The app's domain is added to its project for the PR's branch.
+//! - Deployments are created from the git source (so branch-scoped vars apply), awaited with
+//!   back-off ([`poll_delay`]) and aliased to the domain.
+//! - Teardown removes the domain, cancels in-flight deployments, and deletes every var we own.
+//!
+//! ```no_run
+//! use providers_vercel::VercelApps;
+//! // VERCEL_TOKEN, VERCEL_TEAM_ID (or VERCEL_ORG_ID), optional VERCEL_API_URL
+//! let vercel = VercelApps::from_env().build()?;
+//! println!("{vercel}");
+//! # Ok::<(), preview_core::Error>(())
+//! ```
+//!
+//! The `testing` feature has [`testing::FakeVercel`], a stateful fake of the API for end-to-end
+//! tests.
+
+mod builder;
+mod errors;
+mod host;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod wire;
+
+pub use builder::{DEFAULT_BASE_URL, VercelAppsBuilder};
+pub use host::{MARKER, META_ENV, VercelApps, guard_preview_only, is_failed_state, poll_delay};

@@ -1,0 +1,302 @@
+//! Configuration: builder and environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use preview_core::{Error, Result};
+use secrecy::SecretString;
+
+use crate::host::GitHubSource;
+
+/// Default API base URL (GitHub Enterprise Server uses `https://HOST/api/v3`).
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+
+/// Default deployment environment name template: `{pr}` is the PR number, `{name}` the
+/// environment name (e.g. `pr-42-agents`).
+pub const DEFAULT_ENVIRONMENT_TEMPLATE: &str = "preview/pr-{pr}";
+
+/// Who authors comments made with the Actions `GITHUB_TOKEN` (which may not read `GET /user`).
+pub const ACTIONS_BOT: &str = "github-actions[bot]";
+
+/// Builds a [`GitHubSource`].
+///
+/// ```
+/// use providers_github::GitHubSource;
+/// let github = GitHubSource::builder()
+///     .token("ghp_example")
+///     .repository("acme/app")
+///     .build()?;
+/// assert_eq!(github.to_string(), "github(repo=acme/app)");
+/// # Ok::<(), preview_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct GitHubSourceBuilder {
+    token: Option<SecretString>,
+    repository: Option<String>,
+    base_url: Option<String>,
+    identity: Option<String>,
+    environment_template: String,
+    timeout: Option<Duration>,
+    write_spacing: Duration,
+}
+
+impl fmt::Debug for GitHubSourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubSourceBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("repository", &self.repository)
+            .field("base_url", &self.base_url)
+            .field("identity", &self.identity)
+            .field("environment_template", &self.environment_template)
+            .field("timeout", &self.timeout)
+            .field("write_spacing", &self.write_spacing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GitHubSourceBuilder {
+    fn default() -> Self {
+        Self {
+            token: None,
+            repository: None,
+            base_url: None,
+            identity: None,
+            environment_template: DEFAULT_ENVIRONMENT_TEMPLATE.to_string(),
+            timeout: Some(Duration::from_secs(30)),
+            write_spacing: Duration::from_secs(1),
+        }
+    }
+}
+
+impl GitHubSourceBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder from `GITHUB_TOKEN`, `GITHUB_REPOSITORY` (`owner/name`) and `GITHUB_API_URL`
+    /// (optional, default [`DEFAULT_API_URL`]), as GitHub Actions sets them.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and
+    /// embedding).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let non_empty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        Self {
+            token: non_empty("GITHUB_TOKEN").map(SecretString::from),
+            repository: non_empty("GITHUB_REPOSITORY"),
+            base_url: non_empty("GITHUB_API_URL"),
+            ..Self::default()
+        }
+    }
+
+    /// The token (a PAT, an App token or the Actions `GITHUB_TOKEN`).
+    pub fn token(mut self, token: impl Into<SecretString>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The repository, `owner/name`.
+    pub fn repository(mut self, repository: impl Into<String>) -> Self {
+        self.repository = Some(repository.into());
+        self
+    }
+
+    /// The API base URL (GitHub Enterprise: `https://HOST/api/v3`; tests: a mock server).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The login our comments are authored by. Without it, `GET /user` is asked once, and when
+    /// that is forbidden (the Actions token) [`ACTIONS_BOT`] is assumed.
+    pub fn identity(mut self, login: impl Into<String>) -> Self {
+        self.identity = Some(login.into());
+        self
+    }
+
+    /// The deployment environment name template (`{pr}`, `{name}`); default
+    /// [`DEFAULT_ENVIRONMENT_TEMPLATE`].
+    pub fn environment_template(mut self, template: impl Into<String>) -> Self {
+        self.environment_template = template.into();
+        self
+    }
+
+    /// Per-request timeout (default 30 s; connecting may take at most 10 s).
+    pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
+    /// advances time to the next timer whenever it waits for the network, so a client timeout
+    /// would fire while a local mock server is still answering. Never use it against GitHub.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// Minimum time between two mutating requests (default 1 s, GitHub's guidance).
+    pub fn write_spacing(mut self, spacing: impl Into<Duration>) -> Self {
+        self.write_spacing = spacing.into();
+        self
+    }
+
+    /// Validates the settings and builds the client. No I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the missing or invalid setting.
+    pub fn build(self) -> Result<GitHubSource> {
+        let token = self.token.ok_or_else(|| {
+            Error::config("GitHub token missing: set GITHUB_TOKEN or pass a token to the builder")
+        })?;
+        let repository = self.repository.ok_or_else(|| {
+            Error::config("GitHub repository missing: set GITHUB_REPOSITORY to owner/name")
+        })?;
+        let (owner, repo) = parse_repository(&repository)?;
+        let raw_base = self.base_url.unwrap_or_else(|| DEFAULT_API_URL.to_string());
+        // The value is not echoed: a mistyped URL may carry credentials.
+        let base = url::Url::parse(raw_base.trim()).map_err(|e| {
+            Error::config(format!(
+                "GITHUB_API_URL is not a URL ({e}); expected e.g. {DEFAULT_API_URL}"
+            ))
+        })?;
+        if !matches!(base.scheme(), "http" | "https")
+            || base.cannot_be_a_base()
+            || base.query().is_some()
+            || !base.username().is_empty()
+            || base.password().is_some()
+        {
+            let mut shown = base.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            shown.set_query(None);
+            return Err(Error::config(format!(
+                "GITHUB_API_URL {:?} must be a plain http(s) URL without credentials or query, e.g. {DEFAULT_API_URL}",
+                shown.as_str()
+            )));
+        }
+        check_template(&self.environment_template)?;
+        if let Some(id) = &self.identity {
+            if id.trim().is_empty() {
+                return Err(Error::config("GitHub identity must not be empty"));
+            }
+        }
+        GitHubSource::new(crate::host::Config {
+            token,
+            owner,
+            repo,
+            base,
+            identity: self.identity,
+            environment_template: self.environment_template,
+            timeout: self.timeout,
+            write_spacing: self.write_spacing,
+        })
+    }
+}
+
+fn parse_repository(s: &str) -> Result<(String, String)> {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 100
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && part != "."
+            && part != ".."
+    };
+    match s.trim().split_once('/') {
+        Some((owner, repo)) if valid(owner) && valid(repo) => {
+            Ok((owner.to_string(), repo.to_string()))
+        }
+        _ => Err(Error::config(format!(
+            "GitHub repository {s:?} is invalid: expected owner/name (letters, digits, '-', '_', '.')"
+        ))),
+    }
+}
+
+fn check_template(t: &str) -> Result<()> {
+    if !(t.contains("{pr}") || t.contains("{name}")) {
+        return Err(Error::config(format!(
+            "deployment environment template {t:?} must contain {{pr}} or {{name}} so each PR gets its own environment"
+        )));
+    }
+    let rest = t.replace("{pr}", "").replace("{name}", "");
+    if rest.contains(['{', '}']) {
+        return Err(Error::config(format!(
+            "deployment environment template {t:?} has an unknown placeholder: only {{pr}} and {{name}} exist"
+        )));
+    }
+    if t.len() > 200 || t.chars().any(|c| c.is_control()) {
+        return Err(Error::config(format!(
+            "deployment environment template {t:?} must be at most 200 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lookup_reads_the_actions_variables() {
+        let gh = GitHubSourceBuilder::from_lookup(|k| match k {
+            "GITHUB_TOKEN" => Some("SENTINEL-TOKEN".into()),
+            "GITHUB_REPOSITORY" => Some("acme/app".into()),
+            "GITHUB_API_URL" => Some("https://ghe.example.com/api/v3".into()),
+            _ => None,
+        })
+        .build()
+        .unwrap();
+        assert_eq!(gh.to_string(), "github(repo=acme/app)");
+        let dbg = format!("{gh:?}");
+        assert!(dbg.contains("ghe.example.com/api/v3"), "{dbg}");
+        assert!(!dbg.contains("SENTINEL"), "{dbg}");
+    }
+
+    #[test]
+    fn missing_or_invalid_settings_are_named() {
+        let err = GitHubSourceBuilder::from_lookup(|_| None)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("GITHUB_TOKEN"), "{err}");
+        let err = GitHubSourceBuilder::new().token("t").build().unwrap_err();
+        assert!(err.to_string().contains("GITHUB_REPOSITORY"), "{err}");
+        for bad in ["acme", "acme/", "/app", "a/b/c", "ac me/app", "../x"] {
+            let err = GitHubSourceBuilder::new()
+                .token("t")
+                .repository(bad)
+                .build()
+                .unwrap_err();
+            assert!(err.is_config(), "{bad}");
+        }
+        for bad in ["ftp://x", "https://u:p@x.com", "nope", "https://x.com/?a=1"] {
+            let err = GitHubSourceBuilder::new()
+                .token("t")
+                .repository("a/b")
+                .base_url(bad)
+                .build()
+                .unwrap_err();
+            assert!(err.is_config(), "{bad}");
+            assert!(!err.to_string().contains("u:p"), "{err}");
+        }
+        for bad in ["preview", "preview/{branch}", "x{pr"] {
+            let err = GitHubSourceBuilder::new()
+                .token("t")
+                .repository("a/b")
+                .environment_template(bad)
+                .build()
+                .unwrap_err();
+            assert!(err.is_config(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let b = GitHubSourceBuilder::new().token("SENTINEL-TOKEN");
+        assert!(!format!("{b:?}").contains("SENTINEL"));
+    }
+}

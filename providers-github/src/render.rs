@@ -1,0 +1,332 @@
+//! The sticky comment: its hidden marker and its Markdown.
+//!
+//! Untrusted text (branch names, titles, error messages, app labels) is made inert: every ASCII
+//! punctuation character becomes an HTML character reference, so no Markdown, HTML, backtick,
+//! mention or `::workflow-command::` survives; control, zero-width and bidi characters are dropped.
+//! URLs are shown only when they parse as `http(s)` URLs, without user info.
+
+use preview_core::{Link, PreviewName, Report, ReportKind, ReportState, ReportSummary};
+
+/// The marker's prefix; a comment is ours only if it also has our author.
+pub(crate) const MARKER_PREFIX: &str = "<!-- preview:env=";
+
+const MAX_INLINE: usize = 200;
+const MAX_ERROR: usize = 2000;
+
+fn kind_word(kind: ReportKind) -> &'static str {
+    match kind {
+        ReportKind::Deploying => "deploying",
+        ReportKind::Ready => "ready",
+        ReportKind::Failed => "failed",
+        ReportKind::TornDown => "torn_down",
+    }
+}
+
+fn parse_kind(word: &str) -> Option<ReportKind> {
+    Some(match word {
+        "deploying" => ReportKind::Deploying,
+        "ready" => ReportKind::Ready,
+        "failed" => ReportKind::Failed,
+        "torn_down" => ReportKind::TornDown,
+        _ => return None,
+    })
+}
+
+/// A commit SHA we are willing to echo verbatim: lowercase hex, as GitHub writes them (so it also
+/// compares equal to the `sha` of the deployments GitHub lists).
+pub(crate) fn clean_sha(sha: Option<&str>) -> Option<&str> {
+    sha.filter(|s| {
+        (7..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The hidden marker naming the environment and summarising the state.
+pub(crate) fn marker(name: &PreviewName, kind: ReportKind, sha: Option<&str>) -> String {
+    let mut m = format!("{MARKER_PREFIX}{name} state={}", kind_word(kind));
+    if let Some(sha) = clean_sha(sha) {
+        m.push_str(" sha=");
+        m.push_str(sha);
+    }
+    m.push_str(" -->");
+    m
+}
+
+/// Reads the marker of `name` back from a comment body; `None` when the body has no marker for
+/// exactly this environment.
+pub(crate) fn parse_marker(body: &str, name: &PreviewName) -> Option<ReportSummary> {
+    let line = body.lines().next()?.trim();
+    let rest = line.strip_prefix(MARKER_PREFIX)?.strip_suffix("-->")?;
+    let mut words = rest.split_whitespace();
+    if words.next()? != name.as_str() {
+        return None;
+    }
+    let mut kind = None;
+    let mut commit = None;
+    for w in words {
+        if let Some(s) = w.strip_prefix("state=") {
+            kind = parse_kind(s);
+        } else if let Some(s) = w.strip_prefix("sha=") {
+            commit = clean_sha(Some(s)).map(str::to_string);
+        }
+    }
+    Some(ReportSummary {
+        kind: kind?,
+        commit,
+    })
+}
+
+/// Whether a character could change how text renders while being invisible or reordering.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// One line of untrusted text, inert in Markdown and HTML, at most `max` characters.
+pub(crate) fn inert(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut count = 0;
+    for c in text.chars() {
+        if count == max {
+            out.push('…');
+            break;
+        }
+        count += 1;
+        if c == '\n' || c == '\r' || c == '\t' {
+            out.push(' ');
+        } else if is_hidden(c) {
+            count -= 1;
+        } else if c.is_ascii_punctuation() {
+            out.push_str(&format!("&#{};", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Multi-line untrusted text: each line inert, joined with `<br>`.
+fn inert_lines(text: &str, max: usize) -> String {
+    let clipped: String = text.chars().take(max).collect();
+    let mut lines: Vec<String> = clipped
+        .lines()
+        .map(|l| inert(l, max))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if text.chars().count() > max {
+        lines.push("…".into());
+    }
+    lines.join("<br>")
+}
+
+/// An `http(s)` URL safe to put in a Markdown link destination, without user info.
+pub(crate) fn safe_url(raw: &str) -> Option<String> {
+    let mut url = url::Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    // User info could be a credential; a link never needs it.
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    let mut out = String::new();
+    for c in url.as_str().chars() {
+        match c {
+            '|' | '<' | '>' | ' ' | '`' | '"' | '\'' | '(' | ')' | '[' | ']' | '\\' => {
+                out.push_str(&format!("%{:02X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+fn link(label: &str, url: &str) -> Option<String> {
+    Some(format!(
+        "[{}]({})",
+        inert(label, MAX_INLINE),
+        safe_url(url)?
+    ))
+}
+
+/// The comment body for a report.
+pub(crate) fn comment(report: &Report) -> String {
+    let name = &report.name;
+    let kind = report.state.kind();
+    let sha = clean_sha(report.commit.as_deref());
+    let mut out = marker(name, kind, report.commit.as_deref());
+    out.push('\n');
+    let headline = match &report.state {
+        ReportState::Deploying => format!("### ⏳ Preview environment `{name}` is deploying"),
+        ReportState::Ready { .. } => format!("### ✅ Preview environment `{name}` is ready"),
+        ReportState::Failed { .. } => format!("### ❌ Preview environment `{name}` failed"),
+        ReportState::TornDown => format!("### 🧹 Preview environment `{name}` was removed"),
+    };
+    out.push_str(&headline);
+    out.push_str("\n\n");
+
+    let mut facts: Vec<(String, String)> = Vec::new();
+    if let Some(branch) = report.branch.as_deref() {
+        facts.push((
+            "Branch".into(),
+            format!("<code>{}</code>", inert(branch, MAX_INLINE)),
+        ));
+    }
+    match (sha, report.commit.as_deref()) {
+        (Some(sha), _) => facts.push(("Commit".into(), format!("`{sha}`"))),
+        (None, Some(other)) => facts.push((
+            "Commit".into(),
+            format!("<code>{}</code>", inert(other, MAX_INLINE)),
+        )),
+        (None, None) => {}
+    }
+    if let ReportState::Failed { phase, .. } = &report.state {
+        facts.push(("Failed phase".into(), inert(phase, MAX_INLINE)));
+    }
+    if let Some(run) = report
+        .run_url
+        .as_deref()
+        .and_then(|u| link("workflow run", u))
+    {
+        facts.push(("Logs".into(), run));
+    }
+    if !facts.is_empty() {
+        out.push_str("| | |\n|---|---|\n");
+        for (k, v) in &facts {
+            out.push_str(&format!("| **{k}** | {v} |\n"));
+        }
+        out.push('\n');
+    }
+
+    match &report.state {
+        ReportState::Deploying => {
+            out.push_str("The environment is being created or updated; this comment changes when it is done.\n");
+        }
+        ReportState::Ready { links } => {
+            let rows: Vec<String> = links.iter().filter_map(row).collect();
+            if rows.is_empty() {
+                out.push_str("The environment is ready.\n");
+            } else {
+                out.push_str("| App | URL |\n|---|---|\n");
+                for r in rows {
+                    out.push_str(&r);
+                }
+            }
+        }
+        ReportState::Failed { error, .. } => {
+            out.push_str("**Error:** ");
+            out.push_str(&inert_lines(error, MAX_ERROR));
+            out.push('\n');
+        }
+        ReportState::TornDown => {
+            out.push_str(
+                "The pull request was closed and its preview environment was torn down.\n",
+            );
+        }
+    }
+    out
+}
+
+fn row(l: &Link) -> Option<String> {
+    let url = safe_url(&l.url)?;
+    Some(format!(
+        "| {} | [{}]({}) |\n",
+        inert(&l.label, MAX_INLINE),
+        inert(&url, MAX_INLINE * 4),
+        url
+    ))
+}
+
+/// The first link of a ready report that is a safe URL: the environment URL of the deployment.
+pub(crate) fn primary_url(state: &ReportState) -> Option<String> {
+    match state {
+        ReportState::Ready { links } => links.iter().find_map(|l| safe_url(&l.url)),
+        _ => None,
+    }
+}
+
+/// A deployment status description (GitHub's limit: 140 characters). Plain text: GitHub shows
+/// it as text, so only hidden characters and newlines are removed.
+pub(crate) fn status_description(state: &ReportState) -> String {
+    let raw = match state {
+        ReportState::Deploying => "Deploying the preview environment".to_string(),
+        ReportState::Ready { .. } => "Preview environment ready".to_string(),
+        ReportState::Failed { phase, error } => format!("Failed in {phase}: {error}"),
+        ReportState::TornDown => "Preview environment removed".to_string(),
+    };
+    let clean: String = raw
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !is_hidden(*c))
+        .collect();
+    if clean.chars().count() <= 140 {
+        clean
+    } else {
+        let mut s: String = clean.chars().take(139).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preview_core::{Naming, PrNumber};
+
+    fn name() -> PreviewName {
+        Naming::new("pr", "agents")
+            .unwrap()
+            .name(PrNumber::new(42).unwrap())
+    }
+
+    #[test]
+    fn markers_round_trip_and_match_only_their_environment() {
+        let sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+        let m = marker(&name(), ReportKind::Ready, Some(sha));
+        assert_eq!(
+            m,
+            "<!-- preview:env=pr-42-agents state=ready sha=6dcb09b5b57875f334f61aebed695e2e4193db5e -->"
+        );
+        let back = parse_marker(&format!("{m}\nbody"), &name()).unwrap();
+        assert_eq!(back.kind, ReportKind::Ready);
+        assert_eq!(back.commit.as_deref(), Some(sha));
+        let other = Naming::new("pr", "agents")
+            .unwrap()
+            .name(PrNumber::new(4).unwrap());
+        assert_eq!(parse_marker(&m, &other), None);
+        assert_eq!(parse_marker(&format!("text\n{m}"), &name()), None);
+        let no_sha = marker(&name(), ReportKind::TornDown, Some("not a sha"));
+        assert_eq!(no_sha, "<!-- preview:env=pr-42-agents state=torn_down -->");
+        assert_eq!(parse_marker(&no_sha, &name()).unwrap().commit, None);
+    }
+
+    #[test]
+    fn untrusted_text_is_inert() {
+        let s = inert("a`b`<img src=x>*c*\n::add-mask::x @here \u{202E}z", 200);
+        for bad in ['`', '<', '>', '*', '\n', ':', '@', '\u{202E}'] {
+            assert!(!s.contains(bad), "{bad:?} in {s}");
+        }
+        assert!(s.starts_with("a&#96;b&#96;&#60;img"), "{s}");
+        assert_eq!(inert("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn urls_are_filtered() {
+        assert_eq!(
+            safe_url("https://user:pw@pr-42.example.com/a|b").as_deref(),
+            Some("https://pr-42.example.com/a%7Cb")
+        );
+        assert_eq!(safe_url("javascript:alert(1)"), None);
+        assert_eq!(safe_url("not a url"), None);
+    }
+
+    #[test]
+    fn status_descriptions_fit_githubs_limit() {
+        let d = status_description(&ReportState::Failed {
+            phase: "database".into(),
+            error: "x\n".repeat(200),
+        });
+        assert_eq!(d.chars().count(), 140);
+        assert!(!d.contains('\n'));
+    }
+}

@@ -1,0 +1,989 @@
+//! A stateful fake of the GitHub REST API (feature `testing`).
+//!
+//! [`FakeGitHub`] runs a local wiremock server whose one responder answers the operations
+//! [`GitHubSource`](crate::GitHubSource) uses the way GitHub does: pull requests with ETags and
+//! `304 Not Modified`, `link`-header pagination, issue comments, deployments and their statuses,
+//! environments, `GET /user` (or 403 as for the Actions token), bearer-token checks, and injected
+//! faults. Bodies start from GitHub's own examples in the OpenAPI description, so they have every
+//! field the spec requires. Every exchange is recorded for inspection and spec validation.
+//!
+//! ```no_run
+//! # async fn run() -> preview_core::Result<()> {
+//! use providers_github::testing::FakeGitHub;
+//! let fake = FakeGitHub::start().await;
+//! let github = fake.builder().build()?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use preview_core::{PrState, PullRequest};
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
+
+use crate::builder::GitHubSourceBuilder;
+
+/// The repository the fake serves.
+pub const REPOSITORY: &str = "acme/app";
+/// The token the fake accepts.
+pub const TOKEN: &str = "ghp_fake_token";
+/// The login `GET /user` answers with (unless forbidden).
+pub const LOGIN: &str = "preview-bot";
+
+// GitHub's examples from the OpenAPI description. One repair: the pull request examples' team
+// lacks `type`, which the spec requires (`"type": "organization"` was added).
+const PULL_REQUEST: &str = include_str!("testing/fixtures/pull-request.json");
+const PULL_REQUEST_SIMPLE: &str = include_str!("testing/fixtures/pull-request-simple.json");
+const ISSUE_COMMENT: &str = include_str!("testing/fixtures/issue-comment.json");
+const DEPLOYMENT: &str = include_str!("testing/fixtures/deployment.json");
+const DEPLOYMENT_STATUS: &str = include_str!("testing/fixtures/deployment-status.json");
+const ENVIRONMENT: &str = include_str!("testing/fixtures/environment.json");
+const USER: &str = include_str!("testing/fixtures/user.json");
+
+fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn set(v: &mut Value, path: &[&str], new: Value) {
+    let mut cur = v;
+    for (i, key) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            if let Some(obj) = cur.as_object_mut() {
+                obj.insert((*key).to_string(), new);
+            }
+            return;
+        }
+        match cur.get_mut(*key) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+}
+
+/// Spec-conformant example bodies, built from GitHub's examples with our values patched in.
+/// The tests that use plain wiremock mocks build their bodies with these too.
+pub mod bodies {
+    use super::*;
+
+    fn patch_pull(mut v: Value, pr: &PullRequest, full: bool) -> Value {
+        let n = pr.number.get();
+        set(&mut v, &["number"], json!(n));
+        set(&mut v, &["id"], json!(1000 + u64::from(n)));
+        set(
+            &mut v,
+            &["state"],
+            json!(if pr.state == PrState::Open {
+                "open"
+            } else {
+                "closed"
+            }),
+        );
+        set(&mut v, &["title"], json!(pr.title));
+        set(&mut v, &["draft"], json!(pr.draft));
+        let merged = pr.state == PrState::Merged;
+        let closed_at = if pr.state == PrState::Open {
+            Value::Null
+        } else {
+            json!("2026-11-20T10:00:00Z")
+        };
+        set(&mut v, &["closed_at"], closed_at.clone());
+        set(
+            &mut v,
+            &["merged_at"],
+            if merged { closed_at } else { Value::Null },
+        );
+        if full {
+            set(&mut v, &["merged"], json!(merged));
+        }
+        set(&mut v, &["head", "ref"], json!(pr.head_branch));
+        set(&mut v, &["head", "sha"], json!(pr.head_sha));
+        match &pr.head_repo {
+            Some(full_name) => {
+                let (owner, name) = full_name.split_once('/').unwrap_or((full_name, full_name));
+                set(
+                    &mut v,
+                    &["head", "label"],
+                    json!(format!("{owner}:{}", pr.head_branch)),
+                );
+                set(&mut v, &["head", "repo", "full_name"], json!(full_name));
+                set(&mut v, &["head", "repo", "name"], json!(name));
+                set(&mut v, &["head", "repo", "owner", "login"], json!(owner));
+            }
+            // A deleted fork: GitHub sends null (the spec says the field is a required object).
+            None => set(&mut v, &["head", "repo"], Value::Null),
+        }
+        let (owner, name) = pr
+            .base_repo
+            .split_once('/')
+            .unwrap_or((&pr.base_repo, &pr.base_repo));
+        set(&mut v, &["base", "repo", "full_name"], json!(pr.base_repo));
+        set(&mut v, &["base", "repo", "name"], json!(name));
+        set(&mut v, &["base", "repo", "owner", "login"], json!(owner));
+        let template = v
+            .get("labels")
+            .and_then(|l| l.get(0))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let labels: Vec<Value> = pr
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut t = template.clone();
+                set(&mut t, &["id"], json!(5000 + i));
+                set(&mut t, &["name"], json!(l));
+                t
+            })
+            .collect();
+        set(&mut v, &["labels"], json!(labels));
+        v
+    }
+
+    /// A `pull-request` body (`GET /repos/{o}/{r}/pulls/{n}`).
+    pub fn pull_request(pr: &PullRequest) -> Value {
+        patch_pull(fixture(PULL_REQUEST), pr, true)
+    }
+
+    /// A `pull-request-simple` body (an item of `GET /repos/{o}/{r}/pulls`).
+    pub fn pull_request_simple(pr: &PullRequest) -> Value {
+        patch_pull(fixture(PULL_REQUEST_SIMPLE), pr, false)
+    }
+
+    /// An `issue-comment` body.
+    pub fn issue_comment(id: u64, issue: u32, author: &str, body: &str) -> Value {
+        let mut v = fixture(ISSUE_COMMENT);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["body"], json!(body));
+        set(&mut v, &["user", "login"], json!(author));
+        set(
+            &mut v,
+            &["url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/issues/comments/{id}"
+            )),
+        );
+        set(
+            &mut v,
+            &["html_url"],
+            json!(format!(
+                "https://github.com/{REPOSITORY}/pull/{issue}#issuecomment-{id}"
+            )),
+        );
+        set(
+            &mut v,
+            &["issue_url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/issues/{issue}"
+            )),
+        );
+        v
+    }
+
+    /// A `deployment` body.
+    pub fn deployment(id: u64, sha: &str, environment: &str, description: &str) -> Value {
+        let mut v = fixture(DEPLOYMENT);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["sha"], json!(sha));
+        set(&mut v, &["ref"], json!(sha));
+        set(&mut v, &["environment"], json!(environment));
+        set(&mut v, &["original_environment"], json!(environment));
+        set(&mut v, &["description"], json!(description));
+        set(&mut v, &["transient_environment"], json!(true));
+        set(&mut v, &["production_environment"], json!(false));
+        set(&mut v, &["creator", "login"], json!(LOGIN));
+        set(
+            &mut v,
+            &["url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/deployments/{id}"
+            )),
+        );
+        set(
+            &mut v,
+            &["statuses_url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/deployments/{id}/statuses"
+            )),
+        );
+        v
+    }
+
+    /// A `deployment-status` body; unset optional URLs are left out (GitHub sends `""`, which the
+    /// spec's `format: uri` does not allow).
+    pub fn deployment_status(
+        id: u64,
+        deployment: u64,
+        state: &str,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+        description: &str,
+    ) -> Value {
+        let mut v = fixture(DEPLOYMENT_STATUS);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["state"], json!(state));
+        set(&mut v, &["description"], json!(description));
+        set(&mut v, &["creator", "login"], json!(LOGIN));
+        set(
+            &mut v,
+            &["deployment_url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/deployments/{deployment}"
+            )),
+        );
+        set(
+            &mut v,
+            &["url"],
+            json!(format!(
+                "https://api.github.com/repos/{REPOSITORY}/deployments/{deployment}/statuses/{id}"
+            )),
+        );
+        if let Some(obj) = v.as_object_mut() {
+            for (key, value) in [("environment_url", environment_url), ("log_url", log_url)] {
+                match value {
+                    Some(u) => {
+                        obj.insert(key.into(), json!(u));
+                    }
+                    None => {
+                        obj.remove(key);
+                    }
+                }
+            }
+            // Required and `format: uri` in the spec, although GitHub sends `""` when unset: a
+            // conforming fake shows the repository's deployments page instead.
+            let target = log_url.unwrap_or("https://github.com/acme/app/deployments");
+            obj.insert("target_url".into(), json!(target));
+        }
+        v
+    }
+
+    /// An `environment` body.
+    pub fn environment(id: u64, name: &str) -> Value {
+        let mut v = fixture(ENVIRONMENT);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["name"], json!(name));
+        v
+    }
+
+    /// A `GET /user` body.
+    pub fn user(login: &str) -> Value {
+        let mut v = fixture(USER);
+        set(&mut v, &["login"], json!(login));
+        v
+    }
+
+    /// GitHub's `basic-error` body.
+    pub fn error(message: &str) -> Value {
+        json!({
+            "message": message,
+            "documentation_url": "https://docs.github.com/rest",
+        })
+    }
+}
+
+/// A comment held by the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeComment {
+    /// Comment id.
+    pub id: u64,
+    /// The PR (issue) number.
+    pub issue: u32,
+    /// Author login.
+    pub author: String,
+    /// Markdown body.
+    pub body: String,
+}
+
+/// A deployment held by the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeDeployment {
+    /// Deployment id.
+    pub id: u64,
+    /// Commit SHA.
+    pub sha: String,
+    /// Environment name.
+    pub environment: String,
+    /// Statuses, oldest first.
+    pub statuses: Vec<FakeStatus>,
+}
+
+/// A deployment status held by the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeStatus {
+    /// Status id.
+    pub id: u64,
+    /// `in_progress`, `success`, `failure`, `inactive`, …
+    pub state: String,
+    /// Environment URL, when set.
+    pub environment_url: Option<String>,
+    /// Log URL, when set.
+    pub log_url: Option<String>,
+    /// Description.
+    pub description: String,
+}
+
+/// One request and the answer the fake gave.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// Path (percent-encoded, as sent).
+    pub path: String,
+    /// Request body, when it had a JSON one.
+    pub request: Option<Value>,
+    /// Response status.
+    pub status: u16,
+    /// Response body, when JSON.
+    pub response: Option<Value>,
+    /// When the fake received it (wall clock: the server runs on its own runtime).
+    pub at: std::time::Instant,
+}
+
+#[derive(Debug)]
+struct Fault {
+    /// Only requests with this method and a path ending so; `None` matches any request.
+    target: Option<(String, String)>,
+    /// Serve the request first (it takes effect), then answer with the fault ("silent success").
+    after_commit: bool,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    uri: String,
+    login: String,
+    user_forbidden: bool,
+    environment_delete_forbidden: bool,
+    pulls: BTreeMap<u32, (PullRequest, u64)>,
+    comments: Vec<FakeComment>,
+    deployments: Vec<FakeDeployment>,
+    environments: BTreeMap<String, u64>,
+    next_id: u64,
+    faults: VecDeque<Fault>,
+    exchanges: Vec<Exchange>,
+    quota_used: u64,
+    request_counter: u64,
+}
+
+impl State {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// The fake GitHub: a local server and its state. Cloning shares both.
+#[derive(Clone)]
+pub struct FakeGitHub {
+    server: Arc<MockServer>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FakeGitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGitHub")
+            .field("uri", &self.server.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeGitHub {
+    /// Starts the fake on a local port.
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(State {
+            uri: server.uri(),
+            login: LOGIN.into(),
+            next_id: 100,
+            ..State::default()
+        }));
+        Mock::given(any())
+            .respond_with(Responder {
+                state: state.clone(),
+            })
+            .mount(&server)
+            .await;
+        Self {
+            server: Arc::new(server),
+            state,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's base URL.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// A builder pointed at the fake: token, repository, base URL, writes spaced 1 ms apart so
+    /// real-time tests stay fast, and no client timeouts so tests on a paused tokio clock work
+    /// (see [`GitHubSourceBuilder::without_timeouts`]).
+    pub fn builder(&self) -> GitHubSourceBuilder {
+        GitHubSourceBuilder::new()
+            .token(TOKEN)
+            .repository(REPOSITORY)
+            .base_url(self.uri())
+            .write_spacing(std::time::Duration::from_millis(1))
+            .without_timeouts()
+    }
+
+    /// Adds or replaces a pull request (its ETag changes).
+    pub fn set_pull_request(&self, pr: PullRequest) {
+        let mut s = self.lock();
+        let version = s.pulls.get(&pr.number.get()).map_or(1, |(_, v)| v + 1);
+        s.pulls.insert(pr.number.get(), (pr, version));
+    }
+
+    /// Adds a comment by anyone (e.g. a PR author pasting our marker); returns its id.
+    pub fn add_comment(&self, issue: u32, author: &str, body: &str) -> u64 {
+        let mut s = self.lock();
+        let id = s.id();
+        s.comments.push(FakeComment {
+            id,
+            issue,
+            author: author.into(),
+            body: body.into(),
+        });
+        id
+    }
+
+    /// Deletes a comment out of band.
+    pub fn remove_comment(&self, id: u64) {
+        self.lock().comments.retain(|c| c.id != id);
+    }
+
+    /// The comments of a PR, oldest first.
+    pub fn comments(&self, issue: u32) -> Vec<FakeComment> {
+        self.lock()
+            .comments
+            .iter()
+            .filter(|c| c.issue == issue)
+            .cloned()
+            .collect()
+    }
+
+    /// Every deployment, oldest first.
+    pub fn deployments(&self) -> Vec<FakeDeployment> {
+        self.lock().deployments.clone()
+    }
+
+    /// The environments that exist.
+    pub fn environments(&self) -> Vec<String> {
+        self.lock().environments.keys().cloned().collect()
+    }
+
+    /// Answer `GET /user` with 403, as GitHub does for the Actions `GITHUB_TOKEN`; comments
+    /// made then are authored by `github-actions[bot]`.
+    pub fn act_as_actions_token(&self) {
+        let mut s = self.lock();
+        s.user_forbidden = true;
+        s.login = crate::ACTIONS_BOT.into();
+    }
+
+    /// Answer environment deletes with 403 (the Actions token cannot delete environments).
+    pub fn forbid_environment_delete(&self) {
+        self.lock().environment_delete_forbidden = true;
+    }
+
+    /// Answers the next request with this status, headers and body instead of serving it.
+    pub fn fail_next(&self, status: u16, headers: &[(&str, &str)], body: Value) {
+        self.lock().faults.push_back(Fault {
+            target: None,
+            after_commit: false,
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            body,
+        });
+    }
+
+    /// Answers the next `method` request whose path ends with `path_suffix` with `status`. With
+    /// `after_commit` the request is served first and only its answer is lost (a "silent success":
+    /// the comment or deployment exists, the client sees an error).
+    pub fn fail_next_on(&self, method: &str, path_suffix: &str, status: u16, after_commit: bool) {
+        self.lock().faults.push_back(Fault {
+            target: Some((method.to_ascii_uppercase(), path_suffix.to_string())),
+            after_commit,
+            status,
+            headers: Vec::new(),
+            body: bodies::error("Server Error"),
+        });
+    }
+
+    /// Every exchange so far, in order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.lock().exchanges.clone()
+    }
+
+    /// Mutating requests (POST, PATCH, PUT, DELETE) so far.
+    pub fn writes(&self) -> Vec<Exchange> {
+        self.exchanges()
+            .into_iter()
+            .filter(|e| e.method != "GET" && e.method != "HEAD")
+            .collect()
+    }
+
+    /// Requests charged against the primary rate limit (a 304 is free, as on GitHub).
+    pub fn quota_used(&self) -> u64 {
+        self.lock().quota_used
+    }
+}
+
+struct Responder {
+    state: Arc<Mutex<State>>,
+}
+
+/// What a handler answers, before headers common to every response are added.
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+fn ok(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        body: Some(body),
+        headers: Vec::new(),
+    }
+}
+
+fn err(status: u16, message: &str) -> Answer {
+    ok(status, bodies::error(message))
+}
+
+fn empty(status: u16) -> Answer {
+    Answer {
+        status,
+        body: None,
+        headers: Vec::new(),
+    }
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.url
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// One page of `items` and its `link` header, built from the request URL (as GitHub does).
+fn paginate(state: &State, req: &Request, items: Vec<Value>) -> Answer {
+    let per_page = query(req, "per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query(req, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut answer = ok(200, Value::Array(chunk));
+    let page_url = |p: usize| {
+        let mut url = match url::Url::parse(&state.uri) {
+            Ok(u) => u,
+            Err(_) => return String::new(),
+        };
+        url.set_path(req.url.path());
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in req.url.query_pairs() {
+                if k != "page" {
+                    q.append_pair(&k, &v);
+                }
+            }
+            q.append_pair("page", &p.to_string());
+        }
+        url.to_string()
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", page_url(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", page_url(last)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"first\"", page_url(1)));
+        links.push(format!("<{}>; rel=\"prev\"", page_url(page - 1)));
+    }
+    if !links.is_empty() {
+        answer.headers.push(("link".into(), links.join(", ")));
+    }
+    answer
+}
+
+fn status_body(deployment: u64, s: &FakeStatus) -> Value {
+    bodies::deployment_status(
+        s.id,
+        deployment,
+        &s.state,
+        s.environment_url.as_deref(),
+        s.log_url.as_deref(),
+        &s.description,
+    )
+}
+
+impl Responder {
+    fn handle(&self, s: &mut State, req: &Request, json_body: Option<&Value>) -> Answer {
+        let expected = format!("Bearer {TOKEN}");
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if auth != Some(expected.as_str()) {
+            return err(401, "Bad credentials");
+        }
+        let method = req.method.as_str().to_string();
+        let segments: Vec<String> = req
+            .url
+            .path_segments()
+            .map(|s| s.map(decode).collect())
+            .unwrap_or_default();
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let (owner, repo) = REPOSITORY.split_once('/').unwrap_or((REPOSITORY, ""));
+        match (method.as_str(), seg.as_slice()) {
+            ("GET", ["user"]) => {
+                if s.user_forbidden {
+                    err(403, "Resource not accessible by integration")
+                } else {
+                    ok(200, bodies::user(&s.login))
+                }
+            }
+            (m, ["repos", o, r, rest @ ..]) if *o == owner && *r == repo => {
+                self.repo(s, req, m, rest, json_body)
+            }
+            _ => err(404, "Not Found"),
+        }
+    }
+
+    fn repo(
+        &self,
+        s: &mut State,
+        req: &Request,
+        method: &str,
+        rest: &[&str],
+        body: Option<&Value>,
+    ) -> Answer {
+        match (method, rest) {
+            ("GET", ["pulls"]) => {
+                let want = query(req, "state").unwrap_or_else(|| "open".into());
+                let mut prs: Vec<&PullRequest> = s
+                    .pulls
+                    .values()
+                    .map(|(p, _)| p)
+                    .filter(|p| match want.as_str() {
+                        "all" => true,
+                        "closed" => p.state != PrState::Open,
+                        _ => p.state == PrState::Open,
+                    })
+                    .collect();
+                prs.sort_by_key(|p| std::cmp::Reverse(p.number));
+                let items = prs.into_iter().map(bodies::pull_request_simple).collect();
+                paginate(s, req, items)
+            }
+            ("GET", ["pulls", n]) => {
+                let Some((pr, version)) = n.parse::<u32>().ok().and_then(|n| s.pulls.get(&n))
+                else {
+                    return err(404, "Not Found");
+                };
+                let etag = format!("W/\"pr-{}-{version}\"", pr.number);
+                let inm = req
+                    .headers
+                    .get("if-none-match")
+                    .and_then(|v| v.to_str().ok());
+                let mut answer = if inm == Some(etag.as_str()) {
+                    empty(304)
+                } else {
+                    ok(200, bodies::pull_request(pr))
+                };
+                answer.headers.push(("etag".into(), etag));
+                answer
+            }
+            ("GET", ["issues", n, "comments"]) => {
+                let Ok(n) = n.parse::<u32>() else {
+                    return err(404, "Not Found");
+                };
+                if !s.pulls.contains_key(&n) {
+                    return err(404, "Not Found");
+                }
+                let items = s
+                    .comments
+                    .iter()
+                    .filter(|c| c.issue == n)
+                    .map(|c| bodies::issue_comment(c.id, c.issue, &c.author, &c.body))
+                    .collect();
+                paginate(s, req, items)
+            }
+            ("POST", ["issues", n, "comments"]) => {
+                let Ok(n) = n.parse::<u32>() else {
+                    return err(404, "Not Found");
+                };
+                if !s.pulls.contains_key(&n) {
+                    return err(404, "Not Found");
+                }
+                let Some(text) = body.and_then(|b| b.get("body")).and_then(Value::as_str) else {
+                    return validation("IssueComment", "body", "missing_field");
+                };
+                let id = s.id();
+                let login = s.login.clone();
+                s.comments.push(FakeComment {
+                    id,
+                    issue: n,
+                    author: login.clone(),
+                    body: text.into(),
+                });
+                let mut a = ok(201, bodies::issue_comment(id, n, &login, text));
+                a.headers.push((
+                    "location".into(),
+                    format!("{}/repos/{REPOSITORY}/issues/comments/{id}", s.uri),
+                ));
+                a
+            }
+            (m @ ("GET" | "PATCH" | "DELETE"), ["issues", "comments", id]) => {
+                let id = id.parse::<u64>().unwrap_or(0);
+                let Some(i) = s.comments.iter().position(|c| c.id == id) else {
+                    return err(404, "Not Found");
+                };
+                match m {
+                    "GET" => {
+                        let c = &s.comments[i];
+                        ok(
+                            200,
+                            bodies::issue_comment(c.id, c.issue, &c.author, &c.body),
+                        )
+                    }
+                    "PATCH" => {
+                        let Some(text) = body.and_then(|b| b.get("body")).and_then(Value::as_str)
+                        else {
+                            return validation("IssueComment", "body", "missing_field");
+                        };
+                        let c = &mut s.comments[i];
+                        c.body = text.into();
+                        ok(
+                            200,
+                            bodies::issue_comment(c.id, c.issue, &c.author, &c.body),
+                        )
+                    }
+                    _ => {
+                        s.comments.remove(i);
+                        empty(204)
+                    }
+                }
+            }
+            ("GET", ["deployments"]) => {
+                let sha = query(req, "sha");
+                let env = query(req, "environment");
+                let items = s
+                    .deployments
+                    .iter()
+                    .rev()
+                    .filter(|d| sha.as_deref().is_none_or(|x| x == d.sha))
+                    .filter(|d| env.as_deref().is_none_or(|x| x == d.environment))
+                    .map(|d| bodies::deployment(d.id, &d.sha, &d.environment, "preview"))
+                    .collect();
+                paginate(s, req, items)
+            }
+            ("POST", ["deployments"]) => {
+                let Some(b) = body else {
+                    return validation("Deployment", "ref", "missing_field");
+                };
+                let Some(sha) = b.get("ref").and_then(Value::as_str) else {
+                    return validation("Deployment", "ref", "missing_field");
+                };
+                let env = b
+                    .get("environment")
+                    .and_then(Value::as_str)
+                    .unwrap_or("production")
+                    .to_string();
+                let description = b
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let id = s.id();
+                s.deployments.push(FakeDeployment {
+                    id,
+                    sha: sha.into(),
+                    environment: env.clone(),
+                    statuses: Vec::new(),
+                });
+                if !s.environments.contains_key(&env) {
+                    let env_id = s.id();
+                    s.environments.insert(env.clone(), env_id);
+                }
+                ok(201, bodies::deployment(id, sha, &env, &description))
+            }
+            ("GET", ["deployments", id, "statuses"]) => {
+                let id = id.parse::<u64>().unwrap_or(0);
+                let Some(d) = s.deployments.iter().find(|d| d.id == id) else {
+                    return err(404, "Not Found");
+                };
+                let items = d
+                    .statuses
+                    .iter()
+                    .rev()
+                    .map(|st| status_body(id, st))
+                    .collect();
+                paginate(s, req, items)
+            }
+            ("POST", ["deployments", id, "statuses"]) => {
+                let id = id.parse::<u64>().unwrap_or(0);
+                let Some(b) = body else {
+                    return validation("DeploymentStatus", "state", "missing_field");
+                };
+                let state = b.get("state").and_then(Value::as_str).unwrap_or("");
+                if ![
+                    "error",
+                    "failure",
+                    "inactive",
+                    "in_progress",
+                    "queued",
+                    "pending",
+                    "success",
+                ]
+                .contains(&state)
+                {
+                    return validation("DeploymentStatus", "state", "invalid");
+                }
+                let description = b
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if description.chars().count() > 140 {
+                    return validation("DeploymentStatus", "description", "custom");
+                }
+                let url = |k: &str| {
+                    b.get(k)
+                        .and_then(Value::as_str)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string)
+                };
+                let status_id = s.id();
+                let st = FakeStatus {
+                    id: status_id,
+                    state: state.into(),
+                    environment_url: url("environment_url"),
+                    log_url: url("log_url"),
+                    description,
+                };
+                let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) else {
+                    return err(404, "Not Found");
+                };
+                d.statuses.push(st.clone());
+                let mut a = ok(201, status_body(id, &st));
+                a.headers.push((
+                    "location".into(),
+                    format!(
+                        "{}/repos/{REPOSITORY}/deployments/{id}/statuses/{status_id}",
+                        s.uri
+                    ),
+                ));
+                a
+            }
+            ("GET", ["environments", name]) => match s.environments.get(*name) {
+                Some(id) => ok(200, bodies::environment(*id, name)),
+                None => err(404, "Not Found"),
+            },
+            ("DELETE", ["environments", name]) => {
+                if s.environment_delete_forbidden {
+                    return err(403, "Resource not accessible by integration");
+                }
+                // GitHub answers 204 whether or not it existed.
+                s.environments.remove(*name);
+                empty(204)
+            }
+            _ => err(404, "Not Found"),
+        }
+    }
+}
+
+fn validation(resource: &str, field: &str, code: &str) -> Answer {
+    ok(
+        422,
+        json!({
+            "message": "Validation Failed",
+            "documentation_url": "https://docs.github.com/rest",
+            "errors": [{"resource": resource, "field": field, "code": code}],
+        }),
+    )
+}
+
+impl Respond for Responder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.request_counter += 1;
+        let request_id = format!("FAKE:{:04}", s.request_counter);
+        let json_body: Option<Value> = serde_json::from_slice(&req.body).ok();
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        let fault = s
+            .faults
+            .iter()
+            .position(|f| match &f.target {
+                None => true,
+                Some((m, suffix)) => *m == method && path.ends_with(suffix.as_str()),
+            })
+            .and_then(|i| s.faults.remove(i));
+        let answer = match fault {
+            Some(f) => {
+                if f.after_commit {
+                    self.handle(&mut s, req, json_body.as_ref());
+                }
+                Answer {
+                    status: f.status,
+                    body: Some(f.body),
+                    headers: f.headers,
+                }
+            }
+            None => self.handle(&mut s, req, json_body.as_ref()),
+        };
+        if answer.status != 304 {
+            s.quota_used += 1;
+        }
+        s.exchanges.push(Exchange {
+            at: std::time::Instant::now(),
+            method,
+            path,
+            request: json_body,
+            status: answer.status,
+            response: answer.body.clone(),
+        });
+        let mut t = ResponseTemplate::new(answer.status)
+            .insert_header("x-github-request-id", request_id.as_str())
+            .insert_header("x-ratelimit-limit", "5000")
+            .insert_header("x-ratelimit-resource", "core");
+        let has_remaining = answer
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-ratelimit-remaining"));
+        if !has_remaining {
+            let remaining = 5000u64.saturating_sub(s.quota_used).to_string();
+            t = t.insert_header("x-ratelimit-remaining", remaining.as_str());
+        }
+        for (k, v) in &answer.headers {
+            t = t.insert_header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &answer.body {
+            t = t.set_body_json(body);
+        }
+        t
+    }
+}

@@ -1,0 +1,129 @@
+//! GitHub's JSON, private to this crate: only the fields we read, everything else is ignored.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct User {
+    pub(crate) login: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Repo {
+    pub(crate) full_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Ref {
+    #[serde(rename = "ref")]
+    pub(crate) ref_name: String,
+    pub(crate) sha: String,
+    /// Null when the fork was deleted (the spec says required and not nullable; GitHub sends null).
+    #[serde(default)]
+    pub(crate) repo: Option<Repo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Label {
+    pub(crate) name: String,
+}
+
+/// `pull-request` and `pull-request-simple` (the list lacks `merged`, so it is optional).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PullRequest {
+    pub(crate) number: u64,
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) draft: Option<bool>,
+    #[serde(default)]
+    pub(crate) merged: Option<bool>,
+    #[serde(default)]
+    pub(crate) merged_at: Option<String>,
+    pub(crate) title: String,
+    pub(crate) head: Ref,
+    pub(crate) base: Ref,
+    #[serde(default)]
+    pub(crate) labels: Vec<Label>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Comment {
+    pub(crate) id: u64,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    /// Nullable in the spec (`nullable-simple-user`): a deleted account ("ghost").
+    #[serde(default)]
+    pub(crate) user: Option<User>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CommentBody<'a> {
+    pub(crate) body: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Deployment {
+    pub(crate) id: u64,
+    pub(crate) sha: String,
+    pub(crate) environment: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CreateDeployment<'a> {
+    #[serde(rename = "ref")]
+    pub(crate) ref_name: &'a str,
+    pub(crate) task: &'a str,
+    /// Never merge the default branch in: the deployment is of the PR's head commit, nothing else.
+    pub(crate) auto_merge: bool,
+    /// Empty: a preview of a commit whose checks are still running (or failing) is still wanted.
+    pub(crate) required_contexts: Vec<String>,
+    pub(crate) environment: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) transient_environment: bool,
+    pub(crate) production_environment: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeploymentStatus {
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) environment_url: Option<String>,
+    #[serde(default)]
+    pub(crate) log_url: Option<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CreateDeploymentStatus<'a> {
+    pub(crate) state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) environment_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_url: Option<&'a str>,
+    pub(crate) description: &'a str,
+    /// Leave other PRs' environments alone.
+    pub(crate) auto_inactive: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Message {
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+/// `pull_request` webhook event payload (`GITHUB_EVENT_PATH`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PullRequestEvent {
+    #[serde(default)]
+    pub(crate) action: Option<String>,
+    #[serde(default)]
+    pub(crate) number: Option<u64>,
+    pub(crate) pull_request: EventPullRequest,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventPullRequest {
+    pub(crate) number: u64,
+    pub(crate) head: Ref,
+    pub(crate) base: Ref,
+}

@@ -1,0 +1,84 @@
+//! The one place every request body sent and every mock response body used goes through: each is
+//! validated with `preview_core::openapi` against GitHub's OpenAPI description
+//! (`shared/specs/github-rest.trimmed.json`), and a non-conforming body fails the test.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::OnceLock;
+
+use preview_core::openapi::{OpenApi, specs_dir};
+use serde_json::Value;
+use wiremock::{MockServer, ResponseTemplate};
+
+use providers_github::testing::FakeGitHub;
+
+/// GitHub's description, loaded once per test binary.
+pub fn spec() -> &'static OpenApi {
+    static SPEC: OnceLock<OpenApi> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        OpenApi::load(specs_dir().join("github-rest.trimmed.json"))
+            .unwrap_or_else(|e| panic!("cannot load the GitHub spec: {e}"))
+    })
+}
+
+/// Validates a request body (`None`: no body was sent).
+pub fn check_request(method: &str, path: &str, body: Option<&Value>) {
+    if let Err(e) = spec().check_request(method, path, body.unwrap_or(&Value::Null)) {
+        panic!("request {method} {path} does not conform to the GitHub spec: {e}");
+    }
+}
+
+/// Validates a response body (`None`: no body).
+///
+/// GitHub answers rate limits (403/429) and server errors on endpoints whose description does
+/// not list those statuses. Such an error status is checked against GitHub's `basic-error`
+/// schema, through an operation that does describe it (a 404 of `GET …/deployments/{id}`).
+pub fn check_response(method: &str, path: &str, status: u16, body: Option<&Value>) {
+    let body = body.unwrap_or(&Value::Null);
+    let result = match spec().check_response(method, path, status, body) {
+        Err(e) if status >= 400 && e.contains("status not described") => spec()
+            .check_response("GET", "/repos/o/r/deployments/1", 404, body)
+            .map_err(|basic| format!("{e}; as a basic-error: {basic}")),
+        other => other,
+    };
+    if let Err(e) = result {
+        panic!("response {status} to {method} {path} does not conform to the GitHub spec: {e}");
+    }
+}
+
+/// A mock response with a JSON body, validated first.
+pub fn respond(method: &str, path: &str, status: u16, body: Value) -> ResponseTemplate {
+    check_response(method, path, status, Some(&body));
+    ResponseTemplate::new(status)
+        .insert_header("x-github-request-id", "MOCK:1")
+        .set_body_json(body)
+}
+
+/// A mock response without a body (204, 304), validated first.
+pub fn respond_empty(method: &str, path: &str, status: u16) -> ResponseTemplate {
+    check_response(method, path, status, None);
+    ResponseTemplate::new(status).insert_header("x-github-request-id", "MOCK:1")
+}
+
+/// Validates every request body the server received; returns how many requests there were.
+pub async fn check_received(server: &MockServer) -> usize {
+    let requests = server.received_requests().await.unwrap_or_default();
+    for r in &requests {
+        let body: Option<Value> = if r.body.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_slice(&r.body).expect("request bodies are JSON"))
+        };
+        check_request(r.method.as_str(), r.url.path(), body.as_ref());
+    }
+    requests.len()
+}
+
+/// Validates every request and response body of the fake's exchanges (injected faults included).
+pub fn check_exchanges(fake: &FakeGitHub) -> usize {
+    let exchanges = fake.exchanges();
+    for e in &exchanges {
+        check_request(&e.method, &e.path, e.request.as_ref());
+        check_response(&e.method, &e.path, e.status, e.response.as_ref());
+    }
+    exchanges.len()
+}

@@ -1,0 +1,1039 @@
+//! A stateful fake of the Vercel REST API (feature `testing`).
+//!
+//! [`FakeVercel`] is a [`wiremock::Respond`] over shared state that answers the endpoints
+//! [`VercelApps`](crate::VercelApps) uses the way the real API does: env upserts with `failed[]`,
+//! 400 for a domain already on the project and 409 for one on another project, deployments that move
+//! from `QUEUED` through `BUILDING` to `READY` (or `ERROR`) as they are polled, timestamp-cursor
+//! pagination, and `{"error":{"code","message"}}` bodies. Every exchange is recorded so tests can
+//! check request and response bodies against the OpenAPI description.
+//!
+//! ```no_run
+//! # async fn demo() -> preview_core::Result<()> {
+//! use providers_vercel::{VercelApps, testing::FakeVercel};
+//! let fake = FakeVercel::new("test-token").team("team_1").project("prj_api", "agents-api");
+//! let server = fake.start().await;
+//! let vercel = VercelApps::builder()
+//!     .token("test-token")
+//!     .team_id("team_1")
+//!     .base_url(server.uri())
+//!     .build()?;
+//! # let _ = vercel; Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
+
+/// A virtual clock for deployment waits ([`VercelAppsBuilder::virtual_clock`](crate::VercelAppsBuilder::virtual_clock)):
+/// sleeping advances it at once and is recorded. `Clone` shares it.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualClock {
+    inner: Arc<Mutex<(Duration, Vec<Duration>)>>,
+}
+
+impl VirtualClock {
+    /// A clock at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Duration, Vec<Duration>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Time slept so far.
+    pub fn now(&self) -> Duration {
+        self.lock().0
+    }
+
+    /// Every sleep, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.lock().1.clone()
+    }
+
+    /// Sleeps `d` (returns at once).
+    pub fn advance(&self, d: Duration) {
+        let mut g = self.lock();
+        g.0 += d;
+        g.1.push(d);
+    }
+}
+
+/// An env var held by the fake. `Debug` leaves the value out.
+#[derive(Clone, PartialEq)]
+pub struct FakeEnv {
+    /// Id (`env_…`).
+    pub id: String,
+    /// Key.
+    pub key: String,
+    /// Value as written (tests compare it; responses never echo secret types).
+    pub value: String,
+    /// `encrypted`, `sensitive`, `plain`, ….
+    pub kind: String,
+    /// Targets.
+    pub target: Vec<String>,
+    /// Branch scope.
+    pub git_branch: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Creation time (ms).
+    pub created_at: u64,
+    /// Last update (ms).
+    pub updated_at: u64,
+}
+
+impl std::fmt::Debug for FakeEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeEnv")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("target", &self.target)
+            .field("git_branch", &self.git_branch)
+            .field("comment", &self.comment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeEnv {
+    /// A var to seed with [`FakeVercel::add_env`]; id and times are set when added.
+    pub fn new(key: &str, value: &str, target: &[&str], git_branch: Option<&str>) -> Self {
+        Self {
+            id: String::new(),
+            key: key.into(),
+            value: value.into(),
+            kind: "encrypted".into(),
+            target: target.iter().map(|s| s.to_string()).collect(),
+            git_branch: git_branch.map(str::to_string),
+            comment: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// With a comment.
+    pub fn comment(mut self, comment: &str) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+}
+
+/// A project domain held by the fake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeDomain {
+    /// Domain name.
+    pub name: String,
+    /// Branch it serves (`None`: production).
+    pub git_branch: Option<String>,
+    /// Creation time (ms).
+    pub created_at: u64,
+}
+
+/// A deployment held by the fake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeDeployment {
+    /// Id (`dpl_…`).
+    pub id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Project name.
+    pub name: String,
+    /// Host name of the deployment.
+    pub url: String,
+    /// `QUEUED`, `BUILDING`, `READY`, `ERROR`, `CANCELED`.
+    pub state: String,
+    /// Git branch it was built from.
+    pub git_ref: String,
+    /// Commit.
+    pub sha: String,
+    /// `meta` sent at creation.
+    pub meta: BTreeMap<String, String>,
+    /// Aliases.
+    pub alias: Vec<String>,
+    /// Creation time (ms).
+    pub created_at: u64,
+    /// Status polls seen so far.
+    pub polls: u32,
+}
+
+/// How builds of new deployments end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOutcome {
+    /// `READY` after the given number of status polls.
+    Ready {
+        /// Polls answered `BUILDING` before `READY`.
+        after_polls: u32,
+    },
+    /// `ERROR` with a code and message after the given number of polls.
+    Error {
+        /// Polls answered `BUILDING` before `ERROR`.
+        after_polls: u32,
+        /// `errorCode`.
+        code: String,
+        /// `errorMessage`.
+        message: String,
+    },
+    /// Never finishes (`BUILDING` forever).
+    Never,
+}
+
+/// One request and the fake's answer.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// The request body, when there was one.
+    pub request: Option<Value>,
+    /// Status answered.
+    pub status: u16,
+    /// Body answered.
+    pub response: Value,
+}
+
+#[derive(Clone)]
+struct Project {
+    id: String,
+    name: String,
+    envs: Vec<FakeEnv>,
+    domains: Vec<FakeDomain>,
+}
+
+#[derive(Clone)]
+struct Fault {
+    method: Option<String>,
+    path_suffix: Option<String>,
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+    /// Carry the request out, then answer with the fault (a lost response).
+    after: bool,
+}
+
+struct State {
+    token: String,
+    team: Option<String>,
+    projects: Vec<Project>,
+    foreign_domains: Vec<String>,
+    deployments: Vec<FakeDeployment>,
+    build: BuildOutcome,
+    clock: u64,
+    seq: u64,
+    faults: VecDeque<Fault>,
+    rejected_keys: BTreeMap<String, String>,
+    exchanges: Vec<Exchange>,
+}
+
+impl State {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1000;
+        self.clock
+    }
+
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}_{:06}", self.seq)
+    }
+
+    fn project_mut(&mut self, id_or_name: &str) -> Option<&mut Project> {
+        self.projects
+            .iter_mut()
+            .find(|p| p.id == id_or_name || p.name == id_or_name)
+    }
+}
+
+/// The stateful fake; `Clone` shares the state. `Debug` shows no token and no value.
+#[derive(Clone)]
+pub struct FakeVercel {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FakeVercel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("FakeVercel")
+            .field("team", &s.team)
+            .field(
+                "projects",
+                &s.projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            )
+            .field("deployments", &s.deployments.len())
+            .field("exchanges", &s.exchanges.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
+    (status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    error(404, "not_found", &format!("{what} not found"))
+}
+
+fn env_json(e: &FakeEnv) -> Value {
+    // Like the real API: secret types are never echoed in clear.
+    let value = match e.kind.as_str() {
+        "plain" => e.value.clone(),
+        "sensitive" => String::new(),
+        _ => format!("enc_{}", e.id),
+    };
+    let mut v = json!({
+        "id": e.id,
+        "key": e.key,
+        "value": value,
+        "type": e.kind,
+        "target": e.target,
+        "configurationId": null,
+        "createdAt": e.created_at,
+        "updatedAt": e.updated_at,
+        "createdBy": "usr_fake",
+        "updatedBy": null,
+        "decrypted": false,
+    });
+    if let Some(b) = &e.git_branch {
+        v["gitBranch"] = json!(b);
+    }
+    if let Some(c) = &e.comment {
+        v["comment"] = json!(c);
+    }
+    v
+}
+
+fn domain_json(project_id: &str, d: &FakeDomain) -> Value {
+    let apex = d
+        .name
+        .rsplitn(3, '.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(".");
+    json!({
+        "name": d.name,
+        "apexName": apex,
+        "projectId": project_id,
+        "redirect": null,
+        "redirectStatusCode": null,
+        "gitBranch": d.git_branch,
+        "customEnvironmentId": null,
+        "updatedAt": d.created_at,
+        "createdAt": d.created_at,
+        "verified": true,
+    })
+}
+
+fn inspector_url(d: &FakeDeployment) -> String {
+    format!("https://vercel.com/fake-team/{}/{}", d.name, d.id)
+}
+
+fn deployment_json(d: &FakeDeployment) -> Value {
+    let mut v = json!({
+        "id": d.id,
+        "url": d.url,
+        "name": d.name,
+        "projectId": d.project_id,
+        "readyState": d.state,
+        "status": d.state,
+        "createdAt": d.created_at,
+        "buildingAt": d.created_at,
+        "bootedAt": d.created_at,
+        "build": {"env": []},
+        "env": [],
+        "inspectorUrl": inspector_url(d),
+        "isInConcurrentBuildsQueue": false,
+        "isInSystemBuildsQueue": false,
+        "projectSettings": {},
+        "aliasAssigned": d.state == "READY",
+        "aliasError": null,
+        "alias": d.alias,
+        "buildSkipped": false,
+        "creator": {"uid": "usr_fake", "username": "fake"},
+        "public": false,
+        "type": "LAMBDAS",
+        "meta": d.meta,
+        "regions": ["iad1"],
+        "version": 2,
+        "plan": "pro",
+        "createdIn": "iad1",
+        "ownerId": "team_fake",
+        "routes": null,
+        "gitSource": {"type": "github", "org": "fake", "repo": d.name, "ref": d.git_ref, "sha": d.sha},
+    });
+    if d.state == "ERROR" {
+        v["errorCode"] = json!("BUILD_FAILED");
+        v["errorMessage"] = json!("the build failed");
+    }
+    v
+}
+
+fn deployment_item(d: &FakeDeployment) -> Value {
+    json!({
+        "uid": d.id,
+        "name": d.name,
+        "projectId": d.project_id,
+        "url": d.url,
+        "created": d.created_at,
+        "createdAt": d.created_at,
+        "state": d.state,
+        "readyState": d.state,
+        "type": "LAMBDAS",
+        "creator": {"uid": "usr_fake"},
+        "meta": d.meta,
+        "inspectorUrl": inspector_url(d),
+    })
+}
+
+fn pagination(count: usize, next: Option<u64>) -> Value {
+    json!({"count": count, "next": next, "prev": null})
+}
+
+/// `limit`/`until` paging over items sorted newest first.
+fn page<T: Clone>(items: Vec<(u64, T)>, query: &BTreeMap<String, String>) -> (Vec<T>, Option<u64>) {
+    let mut items = items;
+    items.sort_by_key(|b| std::cmp::Reverse(b.0));
+    let until = query.get("until").and_then(|u| u.parse::<u64>().ok());
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let rest: Vec<(u64, T)> = items
+        .into_iter()
+        .filter(|(t, _)| until.is_none_or(|u| *t < u))
+        .collect();
+    let more = rest.len() > limit;
+    let taken: Vec<(u64, T)> = rest.into_iter().take(limit).collect();
+    let next = if more {
+        taken.last().map(|(t, _)| *t)
+    } else {
+        None
+    };
+    (taken.into_iter().map(|(_, v)| v).collect(), next)
+}
+
+impl FakeVercel {
+    /// A fake that accepts `token` and has no projects yet.
+    pub fn new(token: &str) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                token: token.into(),
+                team: None,
+                projects: Vec::new(),
+                foreign_domains: Vec::new(),
+                deployments: Vec::new(),
+                build: BuildOutcome::Ready { after_polls: 0 },
+                clock: 1_763_800_000_000,
+                seq: 0,
+                faults: VecDeque::new(),
+                rejected_keys: BTreeMap::new(),
+                exchanges: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves consistent data behind.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Requires `teamId=<team>` on every request.
+    pub fn team(self, team: &str) -> Self {
+        self.lock().team = Some(team.into());
+        self
+    }
+
+    /// Adds a project.
+    pub fn project(self, id: &str, name: &str) -> Self {
+        self.lock().projects.push(Project {
+            id: id.into(),
+            name: name.into(),
+            envs: Vec::new(),
+            domains: Vec::new(),
+        });
+        self
+    }
+
+    /// Starts a mock server answering every request with this fake.
+    pub async fn start(&self) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(self.clone())
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// Seeds an env var (e.g. one we do not own); returns its id.
+    pub fn add_env(&self, project: &str, mut env: FakeEnv) -> String {
+        let mut s = self.lock();
+        let now = s.tick();
+        let id = s.next_id("env");
+        env.id = id.clone();
+        env.created_at = now;
+        env.updated_at = now;
+        if let Some(p) = s.project_mut(project) {
+            p.envs.push(env);
+        }
+        id
+    }
+
+    /// The env vars of a project.
+    pub fn envs(&self, project: &str) -> Vec<FakeEnv> {
+        self.lock()
+            .project_mut(project)
+            .map(|p| p.envs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Removes an env var out of band (drift).
+    pub fn remove_env(&self, project: &str, key: &str) {
+        if let Some(p) = self.lock().project_mut(project) {
+            p.envs.retain(|e| e.key != key);
+        }
+    }
+
+    /// Seeds a domain on a project.
+    pub fn add_domain(&self, project: &str, name: &str, git_branch: Option<&str>) {
+        let mut s = self.lock();
+        let now = s.tick();
+        if let Some(p) = s.project_mut(project) {
+            p.domains.push(FakeDomain {
+                name: name.into(),
+                git_branch: git_branch.map(str::to_string),
+                created_at: now,
+            });
+        }
+    }
+
+    /// Marks a domain as taken by a project outside this account (adding it answers 409).
+    pub fn add_foreign_domain(&self, name: &str) {
+        self.lock().foreign_domains.push(name.into());
+    }
+
+    /// The domains of a project.
+    pub fn domains(&self, project: &str) -> Vec<FakeDomain> {
+        self.lock()
+            .project_mut(project)
+            .map(|p| p.domains.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every deployment.
+    pub fn deployments(&self) -> Vec<FakeDeployment> {
+        self.lock().deployments.clone()
+    }
+
+    /// How builds of deployments created from now on end (default: `READY` at the first status
+    /// poll, so nothing sleeps).
+    pub fn set_build(&self, outcome: BuildOutcome) {
+        self.lock().build = outcome;
+    }
+
+    /// Answers the next request (with `method`, or any) with `status` and `body` instead.
+    pub fn fail_next(
+        &self,
+        method: Option<&str>,
+        status: u16,
+        body: Value,
+        retry_after: Option<&str>,
+    ) {
+        self.lock().faults.push_back(Fault {
+            method: method.map(str::to_string),
+            path_suffix: None,
+            status,
+            body,
+            retry_after: retry_after.map(str::to_string),
+            after: false,
+        });
+    }
+
+    /// Carries out the next `method` request whose path ends with `path_suffix`, then answers
+    /// `status` as if the response was lost on the way (a "silent success").
+    pub fn lose_next_response(&self, method: &str, path_suffix: &str, status: u16) {
+        self.lock().faults.push_back(Fault {
+            method: Some(method.into()),
+            path_suffix: Some(path_suffix.into()),
+            status,
+            body: json!({"error": {"code": "bad_gateway", "message": "upstream connection lost"}}),
+            retry_after: None,
+            after: true,
+        });
+    }
+
+    /// Makes env writes of `key` land in `failed[]` with `code` (echoing the value, as Vercel may).
+    pub fn reject_key(&self, key: &str, code: &str) {
+        self.lock().rejected_keys.insert(key.into(), code.into());
+    }
+
+    /// Every request answered so far, with the answer.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.lock().exchanges.clone()
+    }
+
+    /// Requests that changed something (anything but GET) so far.
+    pub fn mutations(&self) -> Vec<Exchange> {
+        self.exchanges()
+            .into_iter()
+            .filter(|e| e.method != "GET")
+            .collect()
+    }
+
+    fn handle(&self, s: &mut State, req: &Request, body: &Option<Value>) -> (u16, Value) {
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if auth != format!("Bearer {}", s.token) {
+            return error(403, "forbidden", "Not authorized");
+        }
+        let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
+        if s.team
+            .as_ref()
+            .is_some_and(|t| query.get("teamId") != Some(t))
+        {
+            return error(
+                403,
+                "forbidden",
+                "You don't have permission to access this team",
+            );
+        }
+        let segs: Vec<String> = req
+            .url
+            .path_segments()
+            .map(|s| s.map(percent_decode).collect())
+            .unwrap_or_default();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let method = req.method.as_str();
+        match (method, segs.as_slice()) {
+            ("GET", ["v10", "projects", p, "env"]) => {
+                let branch = query.get("gitBranch");
+                match s.project_mut(p) {
+                    None => not_found("project"),
+                    Some(p) => {
+                        let envs: Vec<Value> = p
+                            .envs
+                            .iter()
+                            .filter(|e| branch.is_none_or(|b| e.git_branch.as_ref() == Some(b)))
+                            .map(env_json)
+                            .collect();
+                        (200, json!({"envs": envs}))
+                    }
+                }
+            }
+            ("POST", ["v10", "projects", p, "env"]) => {
+                let upsert = query.get("upsert").map(String::as_str) == Some("true");
+                self.create_env(s, p, upsert, body)
+            }
+            ("DELETE", ["v9", "projects", p, "env", id]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                match p.envs.iter().position(|e| e.id == *id) {
+                    Some(i) => {
+                        let e = p.envs.remove(i);
+                        (200, env_json(&e))
+                    }
+                    None => not_found("environment variable"),
+                }
+            }
+            ("DELETE", ["v1", "projects", p, "env"]) => {
+                let ids: Vec<String> = body
+                    .as_ref()
+                    .and_then(|b| b.get("ids"))
+                    .and_then(|i| serde_json::from_value(i.clone()).ok())
+                    .unwrap_or_default();
+                if ids.is_empty() {
+                    return error(400, "bad_request", "ids is required");
+                }
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                let removed: Vec<String> = p
+                    .envs
+                    .iter()
+                    .filter(|e| ids.contains(&e.id))
+                    .map(|e| e.id.clone())
+                    .collect();
+                p.envs.retain(|e| !removed.contains(&e.id));
+                (200, json!({"deleted": removed.len(), "ids": removed}))
+            }
+            ("GET", ["v9", "projects", p, "domains"]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                let pid = p.id.clone();
+                let items: Vec<(u64, Value)> = p
+                    .domains
+                    .iter()
+                    .map(|d| (d.created_at, domain_json(&pid, d)))
+                    .collect();
+                let (items, next) = page(items, &query);
+                let n = items.len();
+                (
+                    200,
+                    json!({"domains": items, "pagination": pagination(n, next)}),
+                )
+            }
+            ("GET", ["v9", "projects", p, "domains", d]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                match p.domains.iter().find(|x| x.name == *d) {
+                    Some(x) => (200, domain_json(&p.id, x)),
+                    None => not_found("domain"),
+                }
+            }
+            ("POST", ["v10", "projects", p, "domains"]) => {
+                let name = body
+                    .as_ref()
+                    .and_then(|b| b.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let branch = body
+                    .as_ref()
+                    .and_then(|b| b.get("gitBranch"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if name.is_empty() {
+                    return error(400, "bad_request", "name is required");
+                }
+                if s.foreign_domains.contains(&name) {
+                    return error(
+                        409,
+                        "domain_already_in_use",
+                        "The domain is already in use by another project",
+                    );
+                }
+                let now = s.tick();
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                if p.domains.iter().any(|x| x.name == name) {
+                    return error(
+                        400,
+                        "domain_already_in_use",
+                        "Cannot add domain since it is already in use by this project",
+                    );
+                }
+                let d = FakeDomain {
+                    name,
+                    git_branch: branch,
+                    created_at: now,
+                };
+                p.domains.push(d.clone());
+                (200, domain_json(&p.id, &d))
+            }
+            ("PATCH", ["v9", "projects", p, "domains", d]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                let pid = p.id.clone();
+                let Some(x) = p.domains.iter_mut().find(|x| x.name == *d) else {
+                    return not_found("domain");
+                };
+                if let Some(b) = body.as_ref().and_then(|b| b.get("gitBranch")) {
+                    x.git_branch = b.as_str().map(str::to_string);
+                }
+                (200, domain_json(&pid, x))
+            }
+            ("DELETE", ["v9", "projects", p, "domains", d]) => {
+                let Some(p) = s.project_mut(p) else {
+                    return not_found("project");
+                };
+                match p.domains.iter().position(|x| x.name == *d) {
+                    Some(i) => {
+                        p.domains.remove(i);
+                        (200, json!({}))
+                    }
+                    None => not_found("domain"),
+                }
+            }
+            ("POST", ["v13", "deployments"]) => self.create_deployment(s, body),
+            ("GET", ["v13", "deployments", id]) => {
+                let build = s.build.clone();
+                let Some(d) = s.deployments.iter_mut().find(|d| d.id == *id) else {
+                    return not_found("deployment");
+                };
+                advance(d, &build);
+                let v = deployment_json(d);
+                (200, v)
+            }
+            ("GET", ["v6", "deployments"]) => {
+                let states: Option<Vec<&str>> = query.get("state").map(|v| v.split(',').collect());
+                let items: Vec<(u64, Value)> = s
+                    .deployments
+                    .iter()
+                    .filter(|d| {
+                        query
+                            .get("projectId")
+                            .is_none_or(|p| &d.project_id == p || &d.name == p)
+                            && query.get("sha").is_none_or(|x| &d.sha == x)
+                            && query.get("branch").is_none_or(|x| &d.git_ref == x)
+                            && states
+                                .as_ref()
+                                .is_none_or(|st| st.contains(&d.state.as_str()))
+                    })
+                    .map(|d| (d.created_at, deployment_item(d)))
+                    .collect();
+                let (items, next) = page(items, &query);
+                let n = items.len();
+                (
+                    200,
+                    json!({"deployments": items, "pagination": pagination(n, next)}),
+                )
+            }
+            ("PATCH", ["v12", "deployments", id, "cancel"]) => {
+                let Some(d) = s.deployments.iter_mut().find(|d| d.id == *id) else {
+                    return not_found("deployment");
+                };
+                if !matches!(d.state.as_str(), "QUEUED" | "BUILDING" | "INITIALIZING") {
+                    return error(400, "bad_request", "The deployment cannot be canceled");
+                }
+                d.state = "CANCELED".into();
+                (200, deployment_json(d))
+            }
+            ("POST", ["v2", "deployments", id, "aliases"]) => {
+                let alias = body
+                    .as_ref()
+                    .and_then(|b| b.get("alias"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let uid = s.next_id("alias");
+                let Some(d) = s.deployments.iter_mut().find(|d| d.id == *id) else {
+                    return not_found("deployment");
+                };
+                if !d.alias.contains(&alias) {
+                    d.alias.push(alias.clone());
+                }
+                (
+                    200,
+                    json!({"uid": uid, "alias": alias, "created": "2026-11-22T08:00:00.000Z", "oldDeploymentId": null}),
+                )
+            }
+            _ => error(404, "not_found", "The requested path was not found"),
+        }
+    }
+
+    fn create_env(
+        &self,
+        s: &mut State,
+        project: &str,
+        upsert: bool,
+        body: &Option<Value>,
+    ) -> (u16, Value) {
+        let items: Vec<Value> = match body {
+            Some(Value::Array(a)) => a.clone(),
+            Some(v @ Value::Object(_)) => vec![v.clone()],
+            _ => return error(400, "bad_request", "Invalid request body"),
+        };
+        let now = s.tick();
+        let rejected = s.rejected_keys.clone();
+        let mut new_ids = Vec::new();
+        for _ in &items {
+            new_ids.push(s.next_id("env"));
+        }
+        let Some(p) = s.project_mut(project) else {
+            return not_found("project");
+        };
+        let mut created = Vec::new();
+        let mut failed = Vec::new();
+        for (item, new_id) in items.iter().zip(new_ids) {
+            let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string);
+            let (Some(key), Some(value), Some(kind)) = (text("key"), text("value"), text("type"))
+            else {
+                return error(400, "bad_request", "key, value and type are required");
+            };
+            let target: Vec<String> = item
+                .get("target")
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
+            let git_branch = text("gitBranch");
+            if git_branch.is_some() && target != ["preview"] {
+                return error(400, "bad_request", "gitBranch requires target=preview");
+            }
+            if let Some(code) = rejected.get(&key) {
+                failed.push(json!({"error": {
+                    "code": code, "message": format!("The variable {key} could not be saved"),
+                    "key": key, "value": value, "gitBranch": git_branch, "target": target,
+                }}));
+                continue;
+            }
+            let existing = p.envs.iter_mut().find(|e| {
+                e.key == key
+                    && e.git_branch == git_branch
+                    && e.target.iter().any(|t| target.contains(t))
+            });
+            match existing {
+                Some(e) if upsert => {
+                    e.value = value;
+                    e.kind = kind;
+                    e.target = target;
+                    e.comment = text("comment");
+                    e.updated_at = now;
+                    created.push(env_json(e));
+                }
+                Some(e) => failed.push(json!({"error": {
+                    "code": "ENV_ALREADY_EXISTS",
+                    "message": format!("A variable with the name {key} already exists"),
+                    "key": key, "envVarId": e.id,
+                }})),
+                None => {
+                    let e = FakeEnv {
+                        id: new_id,
+                        key,
+                        value,
+                        kind,
+                        target,
+                        git_branch,
+                        comment: text("comment"),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    created.push(env_json(&e));
+                    p.envs.push(e);
+                }
+            }
+        }
+        (201, json!({"created": created, "failed": failed}))
+    }
+
+    fn create_deployment(&self, s: &mut State, body: &Option<Value>) -> (u16, Value) {
+        let Some(b) = body else {
+            return error(400, "bad_request", "Invalid request body");
+        };
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let Some(project) = text(b, "project").or_else(|| text(b, "name")) else {
+            return error(400, "bad_request", "name is required");
+        };
+        let Some(gs) = b.get("gitSource") else {
+            return error(400, "bad_request", "files or gitSource is required");
+        };
+        let (Some("github"), Some(git_ref)) =
+            (gs.get("type").and_then(Value::as_str), text(gs, "ref"))
+        else {
+            return error(400, "bad_request", "unsupported gitSource");
+        };
+        let sha = text(gs, "sha").unwrap_or_default();
+        let meta: BTreeMap<String, String> = b
+            .get("meta")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
+        let now = s.tick();
+        let id = s.next_id("dpl");
+        let Some(p) = s.project_mut(&project) else {
+            return not_found("project");
+        };
+        let (pid, pname) = (p.id.clone(), p.name.clone());
+        let d = FakeDeployment {
+            url: format!(
+                "{pname}-{}-fake-team.vercel.app",
+                id.trim_start_matches("dpl_")
+            ),
+            id,
+            project_id: pid,
+            name: pname,
+            state: "QUEUED".into(),
+            git_ref,
+            sha,
+            meta,
+            alias: Vec::new(),
+            created_at: now,
+            polls: 0,
+        };
+        let v = deployment_json(&d);
+        s.deployments.push(d);
+        (200, v)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let (b'%', Some(b)) = (bytes[i], hex) {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn advance(d: &mut FakeDeployment, build: &BuildOutcome) {
+    if !matches!(d.state.as_str(), "QUEUED" | "BUILDING") {
+        return;
+    }
+    d.polls += 1;
+    match build {
+        BuildOutcome::Ready { after_polls } if d.polls > *after_polls => {
+            d.state = "READY".into();
+            let url = d.url.clone();
+            d.alias.push(url);
+        }
+        BuildOutcome::Error { after_polls, .. } if d.polls > *after_polls => {
+            d.state = "ERROR".into();
+        }
+        _ => d.state = "BUILDING".into(),
+    }
+}
+
+impl Respond for FakeVercel {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Option<Value> = if req.body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice(&req.body).ok()
+        };
+        let mut s = self.lock();
+        let fault_at = s.faults.iter().position(|f| {
+            f.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(req.method.as_str()))
+                && f.path_suffix
+                    .as_deref()
+                    .is_none_or(|p| req.url.path().ends_with(p))
+        });
+        let (status, response, retry_after) = match fault_at.and_then(|i| s.faults.remove(i)) {
+            Some(f) => {
+                if f.after {
+                    let _ = self.handle(&mut s, req, &body);
+                }
+                (f.status, f.body, f.retry_after)
+            }
+            None => {
+                let (st, v) = self.handle(&mut s, req, &body);
+                (st, v, None)
+            }
+        };
+        s.exchanges.push(Exchange {
+            method: req.method.as_str().to_string(),
+            path: req.url.path().to_string(),
+            request: body,
+            status,
+            response: response.clone(),
+        });
+        let mut t = ResponseTemplate::new(status)
+            .set_body_json(response)
+            .insert_header("x-vercel-id", "iad1::fake-request-id");
+        if let Some(r) = retry_after {
+            t = t.insert_header("retry-after", r.as_str());
+        }
+        t
+    }
+}
