@@ -381,12 +381,32 @@ impl FlyDatabases {
             tokio::time::sleep(pause).await;
         }
         // Phase 2: every health check passes.
+        let started = Instant::now();
+        // If the API reports no check at all for this long after the start, every check has had
+        // its grace period and enough intervals to pass: the API does not report container
+        // checks for this Machine, and waiting longer cannot tell us more.
+        let silent_window = spec
+            .containers
+            .iter()
+            .flat_map(|c| &c.healthchecks)
+            .map(|h| h.grace_period + h.interval * h.success_threshold + h.timeout)
+            .max()
+            .unwrap_or_default();
         loop {
             let now = self.api.get_machine(app, &m.id).await?;
             if now.state == "failed" {
                 return Err(failed(&now.state, self.diagnostics(app, &m.id).await));
             }
             if Self::checks_pass(&now, expected) {
+                return Ok(now);
+            }
+            if now.checks.is_empty() && started.elapsed() >= silent_window {
+                tracing::warn!(
+                    app,
+                    machine = %m.id,
+                    expected,
+                    "the Machine reports no health checks; relying on its started state"
+                );
                 return Ok(now);
             }
             if Instant::now() + self.poll_interval >= deadline {

@@ -209,7 +209,8 @@ impl FakeFly {
         self.lock().boot_state = state.to_string();
     }
 
-    /// The status health checks of new or updated Machines report (default `passing`).
+    /// The status health checks of new or updated Machines report (default `passing`; `none`
+    /// reports no checks at all).
     pub fn set_check_status(&self, status: &str) {
         self.lock().check_status = status.to_string();
     }
@@ -541,6 +542,9 @@ fn version(n: u64) -> String {
 /// One passing check per container health check, as the API reports them.
 fn checks_of(config: &Json, status: &str) -> Json {
     let mut out = Vec::new();
+    if status == "none" {
+        return Json::Array(out);
+    }
     for c in config["containers"].as_array().into_iter().flatten() {
         for h in c["healthchecks"].as_array().into_iter().flatten() {
             out.push(json!({"name": h["name"].clone(), "status": status, "output": "ok", "updated_at": now_iso()}));

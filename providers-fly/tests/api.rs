@@ -683,6 +683,28 @@ async fn health_checks_that_never_pass_time_out_naming_them() {
     assert!(err.to_string().contains("pg-ready=critical"), "{err}");
 }
 
+#[tokio::test]
+async fn a_machine_reporting_no_checks_is_accepted_once_every_check_had_its_window() {
+    let (_server, fake, host) = fake().await;
+    fake.set_check_status("none");
+    let n = name(27);
+    let mut spec = prototype_spec(&n);
+    for c in &mut spec.containers {
+        for h in &mut c.healthchecks {
+            h.grace_period = Duration::from_millis(150);
+            h.interval = Duration::ZERO;
+            h.timeout = Duration::ZERO;
+        }
+    }
+    let started = std::time::Instant::now();
+    host.apply_database(&n, &spec).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "accepted before the grace period"
+    );
+    check_exchanges(&fake);
+}
+
 // ---------------------------------------------------------------------------------------------
 // get, delete, list
 
