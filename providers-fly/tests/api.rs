@@ -638,6 +638,31 @@ async fn wait_answering_408_twice_then_200_succeeds() {
 }
 
 #[tokio::test]
+async fn wait_answering_400_fails_at_once() {
+    let (_server, fake, host) = fake().await;
+    let n = name(28);
+    fake.fail_next(
+        "GET",
+        "/wait",
+        400,
+        json!({"error": "invalid_argument: bad state"}),
+    );
+    let err = host
+        .apply_database(&n, &prototype_spec(&n))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 400, .. }), "{err:?}");
+    assert!(!err.is_retryable(Idempotency::Idempotent));
+    let waits = fake
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.path.ends_with("/wait"))
+        .count();
+    assert_eq!(waits, 1);
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
 async fn a_failed_machine_is_an_error_with_its_last_events() {
     let (_server, fake, host) = fake().await;
     fake.set_boot_state("failed");
