@@ -24,16 +24,84 @@ pub trait HostFactory: Send + Sync {
     }
 }
 
-/// The real providers: Fly.io, Vercel and GitHub over their HTTP APIs.
+/// The real providers: Fly.io, Vercel and GitHub over their HTTP APIs. Tokens come from the
+/// environment (`NAME` or `NAME_FILE`); base URLs from `FLY_API_URL`, `VERCEL_API_URL` and
+/// `GITHUB_API_URL`.
 #[derive(Debug, Default)]
 pub struct RealProviders;
 
+/// Translates `report.environment` into the GitHub provider's `{pr}` / `{name}` template.
+fn environment_template(config: &Config) -> Result<String> {
+    let src = config.report.environment.template.source();
+    let t = src
+        .replace("${pr.number}", "{pr}")
+        .replace("${env.name}", "{name}");
+    if t.contains("${") {
+        return Err(Error::config(format!(
+            "{}: report.environment {src:?}: only ${{pr.number}} and ${{env.name}} are supported here",
+            config.origin
+        )));
+    }
+    Ok(t)
+}
+
 impl HostFactory for RealProviders {
-    fn hosts(&self, config: &Config, _ctx: &Context, _repo: &str) -> Result<Hosts> {
-        Err(Error::config(format!(
-            "{}: the {} database provider is not built into this binary yet",
-            config.origin, config.database.provider
-        )))
+    fn hosts(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Hosts> {
+        let env = ctx.env.clone();
+        let lookup = move |k: &str| env(k);
+
+        let database: Arc<dyn preview_core::DatabaseHost> = match config.database.provider.as_str()
+        {
+            "fly" => {
+                let mut b = providers_fly::FlyDatabasesBuilder::new()
+                    .naming(config.naming.clone())
+                    .token(ctx.require_token(
+                        "FLY_API_TOKEN",
+                        "the Fly.io token (fly tokens create org)",
+                    )?);
+                if let Some(org) = &config.database.org {
+                    b = b.org(org.clone());
+                }
+                if let Some(url) = lookup("FLY_API_URL").filter(|u| !u.is_empty()) {
+                    b = b.base_url(url);
+                }
+                if let Some(path) = lookup("FLYCTL").filter(|p| !p.is_empty()) {
+                    b = b.flyctl_path(path);
+                }
+                Arc::new(b.build()?)
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "{}: database.provider {other:?} is not available in the preview binary (use \"fly\")",
+                    config.origin
+                )));
+            }
+        };
+
+        if let Some(a) = config.apps.iter().find(|a| a.provider != "vercel") {
+            return Err(Error::config(format!(
+                "{}: apps.{}.provider {:?} is not available in the preview binary (use \"vercel\")",
+                config.origin, a.name, a.provider
+            )));
+        }
+        let apps = providers_vercel::VercelAppsBuilder::from_lookup(&lookup)
+            .token(ctx.require_token("VERCEL_TOKEN", "the Vercel token")?)
+            .build()?;
+
+        let source = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
+            .token(ctx.require_token(
+                "GITHUB_TOKEN",
+                "a GitHub token (in Actions: secrets.GITHUB_TOKEN)",
+            )?)
+            .repository(repo)
+            .environment_template(environment_template(config)?)
+            .build()?;
+
+        Ok(Hosts {
+            database,
+            apps: Arc::new(apps),
+            source: Arc::new(source),
+        })
     }
 
     fn http(&self) -> Arc<dyn HttpClient> {

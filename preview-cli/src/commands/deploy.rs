@@ -15,11 +15,10 @@ use crate::{EXIT_OK, EXIT_SKIPPED, output};
 pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
     let config = super::load(cli)?;
     let (pr, event) = super::pr_number(args.pr.as_deref(), ctx)?;
-    if let Some(ev) = event.as_ref().filter(|e| e.fork) {
+    if event.as_ref().is_some_and(|e| e.is_fork) {
         // Before any secret or token is read: fork code must never meet our credentials.
         let msg = format!(
-            "skipped: pull request #{pr} comes from a fork ({}); previews run only for branches of this repository",
-            ev.head_repo.as_deref().unwrap_or("deleted repository")
+            "skipped: pull request #{pr} comes from a fork; previews run only for branches of this repository"
         );
         output::skipped(cli, ctx, pr, &msg);
         return Ok(EXIT_SKIPPED);

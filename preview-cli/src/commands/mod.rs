@@ -12,6 +12,7 @@ use std::sync::Arc;
 use preview_core::resolve::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, Preview, Result, SecretSource};
+use providers_github::{PullRequestEvent, read_pull_request_event};
 
 use crate::actions::Actions;
 use crate::cli::Cli;
@@ -44,55 +45,11 @@ pub(crate) fn repo(cli: &Cli, ctx: &Context) -> Result<String> {
     Ok(repo)
 }
 
-/// The pull request of the triggering event, as read from `$GITHUB_EVENT_PATH`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EventPr {
-    pub(crate) number: PrNumber,
-    pub(crate) fork: bool,
-    pub(crate) head_repo: Option<String>,
-}
-
-/// Reads the pull request out of an Actions event payload (no token involved).
-pub(crate) fn event_pr(path: &std::path::Path) -> Result<EventPr> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::config(format!(
-            "GITHUB_EVENT_PATH: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::config(format!(
-            "GITHUB_EVENT_PATH {}: not JSON: {e}",
-            path.display()
-        ))
-    })?;
-    let pr = v.get("pull_request").ok_or_else(|| {
-        Error::config(
-            "the triggering event has no pull_request: pass --pr N, or run on pull_request events",
-        )
-    })?;
-    let number = pr
-        .get("number")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| Error::config("the event's pull_request has no number"))
-        .and_then(PrNumber::new)?;
-    let head_repo = pr
-        .pointer("/head/repo/full_name")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    let base_repo = pr
-        .pointer("/base/repo/full_name")
-        .and_then(|v| v.as_str())
-        .map(String::from);
-    Ok(EventPr {
-        number,
-        fork: head_repo.is_none() || head_repo != base_repo,
-        head_repo,
-    })
-}
-
 /// `--pr N`, else (in Actions) the triggering pull request.
-pub(crate) fn pr_number(arg: Option<&str>, ctx: &Context) -> Result<(PrNumber, Option<EventPr>)> {
+pub(crate) fn pr_number(
+    arg: Option<&str>,
+    ctx: &Context,
+) -> Result<(PrNumber, Option<PullRequestEvent>)> {
     if let Some(a) = arg {
         let pr = a
             .parse()
@@ -101,7 +58,7 @@ pub(crate) fn pr_number(arg: Option<&str>, ctx: &Context) -> Result<(PrNumber, O
     }
     match ctx.actions.as_ref().and_then(|a| a.event_path.as_ref()) {
         Some(path) => {
-            let ev = event_pr(path)?;
+            let ev = read_pull_request_event(path)?;
             Ok((ev.number, Some(ev)))
         }
         None => Err(Error::config(
