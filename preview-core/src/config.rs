@@ -141,7 +141,6 @@ struct RawService {
     password: Option<S>,
     database: Option<String>,
     health_path: Option<String>,
-    tunnel_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -301,8 +300,6 @@ pub struct ServiceDef {
     pub database: Option<String>,
     /// HTTP readiness path.
     pub health_path: Option<String>,
-    /// Preferred local port for tunnels (`None`: any free port).
-    pub tunnel_port: Option<u16>,
 }
 
 /// The database stack, before rendering.
@@ -833,7 +830,6 @@ impl Config {
                 password: None,
                 database: sv.database.clone(),
                 health_path: sv.health_path.clone(),
-                tunnel_port: sv.tunnel_port,
             });
         }
         // Password presence decides whether `services.X.url` is secret, so mark it before checking.
