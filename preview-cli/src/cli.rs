@@ -9,15 +9,16 @@ Configuration:
   preview.toml describes the environment: naming, the database stack, secrets, apps, hooks, seed
   requests and reporting (see examples/inkeep-agents/preview.toml).
 
-Environment (tokens are read from the environment or a file, never from a flag):
-  FLY_API_TOKEN                  Fly.io token (Machines API)
-  VERCEL_TOKEN                   Vercel token
-  VERCEL_TEAM_ID / VERCEL_ORG_ID Vercel team
-  GITHUB_TOKEN                   GitHub token (pull requests, comments, deployments)
-  GITHUB_REPOSITORY              owner/name, when --repo is not given
-  PREVIEW_MASTER_SECRET          master secret generated secrets are derived from (stable across pushes)
-  FLY_API_URL, VERCEL_API_URL, GITHUB_API_URL  base URL overrides
-  PREVIEW_LOG                    log filter, e.g. `preview=debug` (logs go to stderr)
+Environment (secrets come from NAME or a file named by NAME_FILE, never from a flag):
+  FLY_API_TOKEN            Fly.io token (Machines API; also given to flyctl for tunnels)
+  VERCEL_TOKEN             Vercel token
+  VERCEL_TEAM_ID           Vercel team (VERCEL_ORG_ID is accepted too)
+  GITHUB_TOKEN             GitHub token (pull requests, comments, deployments)
+  GITHUB_REPOSITORY        owner/name, when --repo is not given
+  PREVIEW_MASTER_SECRET    generated secrets derive from it, so pushes do not rotate them
+  FLY_API_URL              base URL override (also VERCEL_API_URL, GITHUB_API_URL)
+  FLYCTL                   path to flyctl (default: flyctl on PATH)
+  PREVIEW_LOG              log filter, e.g. preview_core=debug (logs go to stderr)
 
 Exit codes:
   0  success
