@@ -24,7 +24,8 @@ Exit codes:
   0  success
   1  the operation failed (provider, hook, deployment, readiness)
   2  usage or configuration error; nothing was touched
-  3  skipped on purpose (closed or fork pull request)";
+  3  skipped on purpose (closed or fork pull request)
+  130  cancelled (SIGINT/SIGTERM); every command is safe to re-run";
 
 /// Per-pull-request preview environments: databases on Fly.io, apps on Vercel, reports on GitHub.
 #[derive(Debug, Parser)]

@@ -24,6 +24,33 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Nothing to do on purpose (closed or fork pull request).
 pub const EXIT_SKIPPED: u8 = 3;
+/// Cancelled by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_CANCELLED: u8 = 130;
+
+/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix); names the signal.
+pub async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
 
 /// Runs a parsed command line; returns the exit code. Errors go to the context's stderr (and, with
 /// `--json`, as a JSON document on stdout).

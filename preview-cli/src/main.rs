@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use preview_cli::context::{Context, Stream};
@@ -23,16 +24,30 @@ fn main() -> ExitCode {
         stderr: Stream::new(std::io::stderr()),
         factory: Arc::new(preview_cli::providers::RealProviders),
     };
-    let code = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(preview_cli::run(cli, &ctx)),
+        Ok(rt) => rt,
         Err(e) => {
             ctx.stderr
                 .line(&format!("error: cannot start the async runtime: {e}"));
-            preview_cli::EXIT_FAILURE
+            return ExitCode::from(preview_cli::EXIT_FAILURE);
         }
     };
+    let code = runtime.block_on(async {
+        tokio::select! {
+            code = preview_cli::run(cli, &ctx) => code,
+            signal = preview_cli::interrupted() => {
+                // Dropping the run future cancels it where it stands; everything is safe to
+                // re-run. Providers release what they hold (e.g. Fly leases) from their drop
+                // guards, which the shutdown below gives time to finish.
+                ctx.stderr.line(&format!("cancelled by {signal}; re-run to converge"));
+                preview_cli::EXIT_CANCELLED
+            }
+        }
+    });
+    // GitHub Actions sends SIGTERM 7.5 s after SIGINT: leave clean-up tasks 5 s at most.
+    runtime.shutdown_timeout(Duration::from_secs(5));
     ExitCode::from(code)
 }

@@ -219,3 +219,74 @@ fn deploy_without_a_master_secret_says_how_to_make_one() {
     assert!(err.contains("PREVIEW_MASTER_SECRET is not set"), "{err}");
     assert!(err.contains("openssl rand"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigint_stops_a_stuck_deploy_quickly_with_the_cancelled_code() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    // A GitHub API that accepts connections and never answers: the deploy blocks in its first call.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(4).flatten() {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(20));
+        drop(held);
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_preview"))
+        .args([
+            "deploy",
+            "--config",
+            EXAMPLE,
+            "--pr",
+            "42",
+            "--repo",
+            "inkeep/agents",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GITHUB_API_URL", format!("http://{addr}"))
+        .env("GITHUB_TOKEN", "t")
+        .env("FLY_API_TOKEN", "t")
+        .env("VERCEL_TOKEN", "t")
+        .env("VERCEL_TEAM_ID", "team_1")
+        .env("VERCEL_API_PROJECT_ID", "prj_api")
+        .env("VERCEL_UI_PROJECT_ID", "prj_ui")
+        .env("ANTHROPIC_API_KEY", "k")
+        .env("OPENAI_API_KEY", "k")
+        .env("PREVIEW_MASTER_SECRET", "m".repeat(40))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(7),
+            "still running 7 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled by SIGINT"), "{err}");
+    drop(hold);
+}
