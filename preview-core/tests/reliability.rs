@@ -846,3 +846,99 @@ async fn r7_terminal_errors_fail_on_the_first_attempt_naming_provider_and_reques
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// R6
+
+#[tokio::test(start_paused = true)]
+async fn r6_drift_is_repaired_by_recreating_exactly_what_disappeared() {
+    let want = reference().await;
+    // (what disappears, the resources the next deploy must change: kind and id)
+    type Drift = fn(&World) -> bool;
+    type Expected = Vec<(&'static str, &'static str)>;
+    let cases: Vec<(&str, Drift, Expected)> = vec![
+        (
+            "database",
+            |w| w.db.remove_database(NAME),
+            vec![("database", NAME)],
+        ),
+        (
+            "env var",
+            |w| w.apps.remove_var("prj_api", BRANCH, "NODE_ENV"),
+            // An env var reaches the app only with a new deployment of that app.
+            vec![("env_var", "prj_api/NODE_ENV"), ("deployment", "")],
+        ),
+        (
+            "domain",
+            |w| w.apps.remove_domain("pr-42-ui.preview.inkeep.com"),
+            vec![("domain", "pr-42-ui.preview.inkeep.com")],
+        ),
+    ];
+    for (what, drift, expected) in cases {
+        let w = world();
+        let pr = w.source.open_pr(42, BRANCH, SHA1);
+        let p = preview(&w);
+        p.deploy(pr).await.unwrap();
+        assert!(drift(&w), "R6 {what}: nothing was removed");
+        clear(&w);
+        let r = p.deploy(pr).await.unwrap();
+        let changed: Vec<(String, String)> = r
+            .changes
+            .iter()
+            .filter(|c| c.outcome != Outcome::Unchanged)
+            .map(|c| (c.kind.clone(), c.id.clone()))
+            .collect();
+        assert_eq!(changed.len(), expected.len(), "R6 {what}: {changed:?}");
+        for (kind, id) in &expected {
+            assert!(
+                changed
+                    .iter()
+                    .any(|(k, i)| k == kind && (id.is_empty() || i == id)),
+                "R6 {what}: {kind} {id} not repaired: {changed:?}"
+            );
+        }
+        let mut got = state(&w);
+        let mut want_now = State {
+            deployments: vec![],
+            ..state(&w)
+        };
+        want_now.databases.clone_from(&want.databases);
+        want_now.vars.clone_from(&want.vars);
+        want_now.domains.clone_from(&want.domains);
+        want_now.report.clone_from(&want.report);
+        got.deployments = vec![];
+        assert_eq!(got, want_now, "R6 {what}: state not repaired");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// R22: one failing removal does not stop the others
+
+#[tokio::test(start_paused = true)]
+async fn r22_one_failing_removal_does_not_stop_the_others() {
+    let w = world();
+    let now = Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let p = preview(&w).clock(Arc::new(move || now));
+    for n in 1..=4 {
+        let pr = w.source.open_pr(n, &format!("b{n}"), SHA1);
+        p.deploy(pr).await.unwrap();
+        w.source.set_state(pr, PrState::Closed);
+    }
+    w.apps.fail_next(
+        "delete_app",
+        Error::Unauthorized {
+            provider: "memory",
+            status: 403,
+            message: "forbidden".into(),
+            request_id: None,
+        },
+    );
+    let r = p.sweep(false).await.unwrap();
+    assert_eq!(r.removed.len(), 3, "{:?} / {:?}", r.removed, r.failures);
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    // The failed one is still findable, so the next sweep finishes it.
+    let again = p.sweep(false).await.unwrap();
+    assert_eq!(again.removed.len(), 1, "{:?}", again.failures);
+    assert!(w.db.names().is_empty());
+    assert!(w.apps.vars().iter().all(|v| v.owner.is_none()));
+}

@@ -487,6 +487,11 @@ impl InMemoryDatabases {
         }
     }
 
+    /// Deletes a database out of band (drift tests); not a call.
+    pub fn remove_database(&self, name: &str) -> bool {
+        lock(&self.inner).dbs.remove(name).is_some()
+    }
+
     /// How many tunnel sets are open right now.
     pub fn open_tunnels(&self) -> usize {
         lock(&self.inner).open_tunnels
@@ -736,6 +741,20 @@ impl InMemoryApps {
             .iter()
             .find(|v| v.project == project && v.branch == branch && v.key == key)
             .map(|v| v.value.clone())
+    }
+
+    /// Deletes a var out of band (drift tests); not a call.
+    pub fn remove_var(&self, project: &str, branch: &str, key: &str) -> bool {
+        let mut s = lock(&self.inner);
+        let before = s.vars.len();
+        s.vars
+            .retain(|v| !(v.project == project && v.branch == branch && v.key == key));
+        s.vars.len() != before
+    }
+
+    /// Detaches a domain out of band (drift tests); not a call.
+    pub fn remove_domain(&self, domain: &str) -> bool {
+        lock(&self.inner).domains.remove(domain).is_some()
     }
 
     /// Every attached domain.
