@@ -663,3 +663,162 @@ async fn i5_workflow_commands_in_titles_and_branches_never_reach_stdout_as_comma
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// S2: masks precede the first request that carries a secret
+
+/// The app host, noting what stdout held when the first secret left for the provider.
+struct Watching {
+    inner: InMemoryApps,
+    stdout: Buf,
+    at_first_apply: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Watching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watching")
+    }
+}
+
+#[preview_core::async_trait]
+impl preview_core::AppHost for Watching {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn get_app(
+        &self,
+        name: &preview_core::PreviewName,
+        target: &preview_core::AppRef,
+    ) -> preview_core::Result<Option<preview_core::AppStatus>> {
+        self.inner.get_app(name, target).await
+    }
+    async fn apply_app(
+        &self,
+        name: &preview_core::PreviewName,
+        spec: &preview_core::AppSpec,
+    ) -> preview_core::Result<Vec<preview_core::ResourceChange>> {
+        self.at_first_apply
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| self.stdout.text());
+        self.inner.apply_app(name, spec).await
+    }
+    async fn deploy_app(
+        &self,
+        name: &preview_core::PreviewName,
+        spec: &preview_core::AppSpec,
+        commit: &preview_core::Commit,
+    ) -> preview_core::Result<(preview_core::AppDeployment, preview_core::Outcome)> {
+        self.inner.deploy_app(name, spec, commit).await
+    }
+    async fn delete_app(
+        &self,
+        name: &preview_core::PreviewName,
+        target: &preview_core::AppRef,
+    ) -> preview_core::Result<Vec<preview_core::ResourceChange>> {
+        self.inner.delete_app(name, target).await
+    }
+    async fn list_apps(
+        &self,
+        projects: &[String],
+    ) -> preview_core::Result<Vec<preview_core::Owned>> {
+        self.inner.list_apps(projects).await
+    }
+}
+
+struct WatchingFactory {
+    m: Memory,
+    apps: Arc<Watching>,
+}
+
+impl HostFactory for WatchingFactory {
+    fn hosts(&self, _: &Config, _: &Context, _: &str) -> preview_core::Result<Hosts> {
+        Ok(Hosts {
+            database: Arc::new(self.m.db.clone()),
+            apps: self.apps.clone(),
+            source: Arc::new(self.m.source.clone()),
+        })
+    }
+    fn http(&self) -> Arc<dyn HttpClient> {
+        Arc::new(self.m.http.clone())
+    }
+    fn hooks(&self) -> Arc<dyn HookRunner> {
+        Arc::new(self.m.hooks.clone())
+    }
+}
+
+#[tokio::test]
+async fn s2_every_secret_is_masked_before_the_first_request_carrying_it() {
+    let m = memory();
+    m.source.open_pr(42, "feature/login", SHA);
+    let dir = tempdir("s2-order");
+    let env = actions_env(&dir);
+    let out = Buf::default();
+    let apps = Arc::new(Watching {
+        inner: m.apps.clone(),
+        stdout: out.clone(),
+        at_first_apply: Arc::default(),
+    });
+    let vars = env.clone();
+    let env_fn: Env =
+        Arc::new(move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
+    let ctx = Context {
+        actions: Actions::detect(&env_fn),
+        env: env_fn,
+        stdout: Stream::new(out.clone()),
+        stderr: Stream::new(Buf::default()),
+        factory: Arc::new(WatchingFactory {
+            m: m.clone(),
+            apps: apps.clone(),
+        }),
+    };
+    let argv = ["preview", "--config", EXAMPLE, "deploy", "--pr", "42"];
+    let code = preview_cli::run(Cli::try_parse_from(argv).unwrap(), &ctx).await;
+    assert_eq!(code, 0, "{}", out.text());
+    let before = apps
+        .at_first_apply
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the app host was called");
+    let secret_vars: Vec<String> = m
+        .apps
+        .vars()
+        .iter()
+        .filter_map(|v| m.apps.var_value(&v.project, &v.branch, &v.key))
+        .filter(|v| generated(42, &env).contains(v) || TOKENS.iter().any(|(_, t)| t == v))
+        .collect();
+    assert!(!secret_vars.is_empty(), "secrets reached the app host");
+    for v in secret_vars {
+        for line in v.lines() {
+            assert!(
+                before
+                    .lines()
+                    .any(|l| l == format!("::add-mask::{}", line.trim())),
+                "S2: a {}-char value reached the provider before its mask line",
+                v.len()
+            );
+        }
+    }
+    // The generated secrets use only URL-unreserved characters, so the mask of the raw value
+    // also covers its percent-encoded form inside database URLs.
+    let config = Config::load(EXAMPLE).unwrap();
+    let name = config.name(PrNumber::new(42).unwrap());
+    let master = DerivedSecrets::new(SecretString::from(TOKENS[0].1)).unwrap();
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    for (n, v) in config
+        .resolve_secrets(&name, &master, &lookup)
+        .unwrap()
+        .iter()
+    {
+        if TOKENS.iter().any(|(_, t)| *t == v.expose_secret()) {
+            continue; // imported as is
+        }
+        assert_eq!(
+            percent_encode(v.expose_secret()),
+            v.expose_secret(),
+            "S2: generated secret {n} has URL-reserved characters"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
