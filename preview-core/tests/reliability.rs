@@ -942,3 +942,62 @@ async fn r22_one_failing_removal_does_not_stop_the_others() {
     assert!(w.db.names().is_empty());
     assert!(w.apps.vars().iter().all(|v| v.owner.is_none()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// R5 for teardown: a crash after or during each of its mutating calls; the next teardown finishes
+
+#[tokio::test(start_paused = true)]
+async fn r5_a_teardown_crashed_at_every_mutating_call_is_finished_by_the_next() {
+    let k = {
+        let w = world();
+        let pr = w.source.open_pr(42, BRANCH, SHA1);
+        let p = preview(&w);
+        p.deploy(pr).await.unwrap();
+        clear(&w);
+        p.teardown(pr).await.unwrap();
+        mutating(&w)
+    };
+    assert!(
+        k >= 3,
+        "a teardown makes at least 3 mutating calls, saw {k}"
+    );
+    let mut cases = 0;
+    for i in 1..=k {
+        for mid in [false, true] {
+            let what = format!(
+                "R5 teardown crash {} call {i}/{k}",
+                if mid { "during" } else { "after" }
+            );
+            let w = world();
+            let pr = w.source.open_pr(42, BRANCH, SHA1);
+            let p = preview(&w);
+            p.deploy(pr).await.unwrap();
+            let t = if mid {
+                Tripwire::mid_call(i)
+            } else {
+                Tripwire::after(i)
+            };
+            tripwire(&w, Some(t.clone()));
+            let crashed = p.teardown(pr).await;
+            assert!(t.tripped(), "{what}: never tripped");
+            if i < k || mid {
+                assert!(
+                    crashed.is_err(),
+                    "{what}: a crashed teardown cannot succeed"
+                );
+            }
+            tripwire(&w, None);
+            p.teardown(pr)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the next teardown failed: {e:#}"));
+            assert_nothing_left(&w, &what);
+            assert_eq!(
+                w.source.report(NAME).map(|r| r.state),
+                Some(ReportState::TornDown),
+                "{what}"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, k * 2);
+}
