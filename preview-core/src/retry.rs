@@ -29,9 +29,12 @@ pub struct RetryConfig {
 }
 
 impl Default for RetryConfig {
+    /// 7 retries (8 attempts), 250 ms → 20 s, 120 s in total. With 5 retries, a deploy whose calls
+    /// each fail with probability 0.3 gave up in about 1% of runs (reliability suite R1); 8 attempts
+    /// is the bound R1 allows, and the time budget still caps the whole.
     fn default() -> Self {
         Self {
-            max_retries: 5,
+            max_retries: 7,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(20),
             budget: Duration::from_secs(120),

@@ -1,11 +1,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 
 use crate::effects::{HookRunner, HttpClient, LineSink};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransportKind};
 use crate::host::{AppHost, DatabaseHost, SourceHost};
 use crate::model::{
     AppDeployment, AppRef, AppSpec, AppStatus, AppliedDatabase, Commit, Database, DatabaseSpec,
@@ -50,11 +51,195 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Seeded random faults for every call of an in-memory host (see `chaos` on each host).
+///
+/// Each call fails with `probability`, uniformly as one of: a transport error before sending
+/// (connect), HTTP 408, 429 with `Retry-After` of 1–5 s, 500, 502, 503, 504 (all without acting),
+/// or a "silent success" (the call acts, then answers 408, 502 or a transport timeout). Separately,
+/// each call may first sleep on the tokio clock (free under a paused clock). The same seed gives the
+/// same faults for the same sequence of calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    seed: u64,
+    probability: f64,
+    latency_probability: f64,
+    max_latency: Duration,
+    max_consecutive: Option<u32>,
+}
+
+impl Chaos {
+    /// Faults with `probability` per call (0.0–1.0), from `seed`; no latency.
+    pub fn new(seed: u64, probability: f64) -> Self {
+        Self {
+            seed,
+            probability,
+            latency_probability: 0.0,
+            max_latency: Duration::ZERO,
+            max_consecutive: None,
+        }
+    }
+
+    /// Never fails one call more than `n` times in a row: attempt `n + 1` of a call (the same
+    /// operation on the same resource, retried) always gets through. Without it, some seed
+    /// eventually fails a call any finite number of times.
+    pub fn max_consecutive(mut self, n: u32) -> Self {
+        self.max_consecutive = Some(n);
+        self
+    }
+
+    /// Also delays a call with `probability`, uniformly up to `max`.
+    pub fn latency(mut self, probability: f64, max: Duration) -> Self {
+        self.latency_probability = probability;
+        self.max_latency = max;
+        self
+    }
+}
+
+/// splitmix64: tiny, seedable, good enough to spread faults (never used for secrets).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// A simulated crash shared by several hosts: after the n-th mutating call among them, the process
+/// is "gone", so every later call fails with [`Error::Cancelled`] without acting. In mid-call mode
+/// the n-th call itself acts and then fails (the server committed, the response was never read).
+#[derive(Debug, Clone)]
+pub struct Tripwire {
+    inner: Arc<Mutex<TripState>>,
+}
+
+#[derive(Debug)]
+struct TripState {
+    left: usize,
+    mid_call: bool,
+    tripped: bool,
+}
+
+impl Tripwire {
+    /// Crashes after the `n`-th mutating call has answered.
+    pub fn after(n: usize) -> Self {
+        Self::new(n, false)
+    }
+
+    /// Crashes during the `n`-th mutating call, after it acted and before it answered.
+    pub fn mid_call(n: usize) -> Self {
+        Self::new(n, true)
+    }
+
+    fn new(n: usize, mid_call: bool) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(TripState {
+                left: n,
+                mid_call,
+                tripped: n == 0,
+            })),
+        }
+    }
+
+    /// Whether the crash happened.
+    pub fn tripped(&self) -> bool {
+        lock(&self.inner).tripped
+    }
+
+    /// Counts a call that acted; returns whether this call must fail (mid-call crash).
+    fn acted(&self, mutating: bool) -> bool {
+        let mut s = lock(&self.inner);
+        if !mutating || s.tripped {
+            return false;
+        }
+        s.left = s.left.saturating_sub(1);
+        if s.left == 0 {
+            s.tripped = true;
+            return s.mid_call;
+        }
+        false
+    }
+}
+
+struct ChaosState {
+    config: Chaos,
+    rng: SplitMix64,
+}
+
+fn injected_api(status: u16) -> Error {
+    Error::Api {
+        provider: PROVIDER,
+        status,
+        message: format!("injected fault (HTTP {status})"),
+        request_id: Some("injected".into()),
+    }
+}
+
+fn injected_transport(kind: TransportKind) -> Error {
+    Error::Transport {
+        provider: PROVIDER,
+        kind,
+        source: "injected transport fault".into(),
+    }
+}
+
+impl ChaosState {
+    fn draw(&mut self, attempt: u32) -> Option<Fault> {
+        if self.rng.unit() >= self.config.probability
+            || self.config.max_consecutive.is_some_and(|n| attempt > n)
+        {
+            return None;
+        }
+        Some(match self.rng.below(10) {
+            0 => Fault::Before(injected_transport(TransportKind::Connect)),
+            1 => Fault::Before(injected_api(408)),
+            2 => Fault::Before(Error::RateLimited {
+                provider: PROVIDER,
+                retry_after: Some(Duration::from_secs(1 + self.rng.below(5))),
+                request_id: Some("injected".into()),
+            }),
+            3 => Fault::Before(injected_api(500)),
+            4 => Fault::Before(injected_api(502)),
+            5 => Fault::Before(injected_api(503)),
+            6 => Fault::Before(injected_api(504)),
+            7 => Fault::After(injected_api(408)),
+            8 => Fault::After(injected_api(502)),
+            _ => Fault::After(injected_transport(TransportKind::Timeout)),
+        })
+    }
+
+    fn latency(&mut self) -> Option<Duration> {
+        if self.config.max_latency.is_zero() || self.rng.unit() >= self.config.latency_probability {
+            return None;
+        }
+        let nanos = self.config.max_latency.as_nanos().min(u128::from(u64::MAX)) as u64;
+        Some(Duration::from_nanos(self.rng.below(nanos.max(1))))
+    }
+}
+
 /// Shared call log and fault queue.
 #[derive(Default)]
 struct Journal {
     calls: Vec<Call>,
     faults: Faults,
+    chaos: Option<ChaosState>,
+    tripwire: Option<Tripwire>,
+    /// Attempts of each call not yet answered with success, by op and what it is about.
+    streaks: BTreeMap<String, u32>,
+    max_attempts: u32,
+    injected: usize,
 }
 
 impl Journal {
@@ -74,7 +259,36 @@ impl Journal {
         target: &str,
         act: impl FnOnce() -> Result<(T, bool)>,
     ) -> Result<T> {
-        match self.faults.take(op) {
+        self.run_as(op, target, target, act)
+    }
+
+    /// [`Journal::run`], counting attempts by `key` (calls that share a target but not a resource,
+    /// like two apps of one environment, are different calls).
+    fn run_as<T>(
+        &mut self,
+        op: &str,
+        target: &str,
+        key: &str,
+        act: impl FnOnce() -> Result<(T, bool)>,
+    ) -> Result<T> {
+        if self.tripwire.as_ref().is_some_and(Tripwire::tripped) {
+            self.record(op, target, false);
+            return Err(Error::Cancelled);
+        }
+        let streak_key = format!("{op} {key}");
+        let attempts = self.streaks.entry(streak_key.clone()).or_insert(0);
+        *attempts += 1;
+        let attempt = *attempts;
+        self.max_attempts = self.max_attempts.max(attempt);
+        let fault = match self.faults.take(op) {
+            Some(f) => Some(f),
+            None => {
+                let f = self.chaos.as_mut().and_then(|c| c.draw(attempt));
+                self.injected += usize::from(f.is_some());
+                f
+            }
+        };
+        let r = match fault {
             Some(Fault::Before(e)) => {
                 self.record(op, target, false);
                 Err(e)
@@ -83,15 +297,31 @@ impl Journal {
                 let r = act();
                 let mutating = matches!(r, Ok((_, true)));
                 self.record(op, target, mutating);
+                self.crashed(mutating);
                 Err(e)
             }
             None => {
                 let r = act();
                 let mutating = matches!(r, Ok((_, true)));
                 self.record(op, target, mutating);
+                if self.crashed(mutating) {
+                    return Err(Error::Cancelled);
+                }
                 r.map(|(v, _)| v)
             }
+        };
+        if r.is_ok() {
+            self.streaks.remove(&streak_key);
         }
+        r
+    }
+
+    fn crashed(&self, mutating: bool) -> bool {
+        self.tripwire.as_ref().is_some_and(|t| t.acted(mutating))
+    }
+
+    fn latency(&mut self) -> Option<Duration> {
+        self.chaos.as_mut().and_then(ChaosState::latency)
     }
 }
 
@@ -137,6 +367,49 @@ macro_rules! journal_api {
         /// Forgets the call log.
         pub fn clear_calls(&self) {
             lock(&self.inner).journal.calls.clear();
+        }
+
+        /// From now on, every call may fail or be delayed at random, as `chaos` says. Faults queued
+        /// with `fail_next` / `fail_after_commit` still come first.
+        pub fn chaos(&self, chaos: Chaos) {
+            let rng = SplitMix64(chaos.seed);
+            lock(&self.inner).journal.chaos = Some(ChaosState { config: chaos, rng });
+        }
+
+        /// Simulates a crash shared with the other hosts given the same tripwire (`None`: no crash).
+        pub fn tripwire(&self, tripwire: Option<Tripwire>) {
+            lock(&self.inner).journal.tripwire = tripwire;
+        }
+
+        /// Stops random faults and latency.
+        pub fn calm(&self) {
+            lock(&self.inner).journal.chaos = None;
+        }
+
+        /// How many random faults were injected so far.
+        pub fn injected_faults(&self) -> usize {
+            lock(&self.inner).journal.injected
+        }
+
+        /// The most attempts any one call took: consecutive calls of the same operation on the same
+        /// resource, up to and including the one that succeeded (or the last one, if none did).
+        pub fn max_attempts(&self) -> u32 {
+            lock(&self.inner).journal.max_attempts
+        }
+
+        /// Forgets attempt counts (not the call log).
+        pub fn reset_attempts(&self) {
+            let mut s = lock(&self.inner);
+            s.journal.streaks.clear();
+            s.journal.max_attempts = 0;
+        }
+
+        /// Sleeps as long as chaos says, before a call (never while holding the state lock).
+        async fn latency(&self) {
+            let delay = lock(&self.inner).journal.latency();
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
         }
     };
 }
@@ -214,6 +487,11 @@ impl InMemoryDatabases {
         }
     }
 
+    /// Deletes a database out of band (drift tests); not a call.
+    pub fn remove_database(&self, name: &str) -> bool {
+        lock(&self.inner).dbs.remove(name).is_some()
+    }
+
     /// How many tunnel sets are open right now.
     pub fn open_tunnels(&self) -> usize {
         lock(&self.inner).open_tunnels
@@ -227,6 +505,7 @@ impl DatabaseHost for InMemoryDatabases {
     }
 
     async fn get_database(&self, name: &PreviewName) -> Result<Option<Database>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let found = s.dbs.get(name.as_str()).cloned();
         s.journal.run("get_database", name.as_str(), || {
@@ -248,6 +527,7 @@ impl DatabaseHost for InMemoryDatabases {
         name: &PreviewName,
         spec: &DatabaseSpec,
     ) -> Result<AppliedDatabase> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let key = name.as_str().to_string();
@@ -305,6 +585,7 @@ impl DatabaseHost for InMemoryDatabases {
     }
 
     async fn delete_database(&self, name: &PreviewName) -> Result<Deleted> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let dbs = &mut s.dbs;
@@ -317,6 +598,7 @@ impl DatabaseHost for InMemoryDatabases {
     }
 
     async fn list_databases(&self) -> Result<Vec<Owned>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let list = s
             .dbs
@@ -332,6 +614,7 @@ impl DatabaseHost for InMemoryDatabases {
     }
 
     async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         if !s.dbs.contains_key(name.as_str()) {
             s.journal.record("open_tunnels", name.as_str(), false);
@@ -460,6 +743,20 @@ impl InMemoryApps {
             .map(|v| v.value.clone())
     }
 
+    /// Deletes a var out of band (drift tests); not a call.
+    pub fn remove_var(&self, project: &str, branch: &str, key: &str) -> bool {
+        let mut s = lock(&self.inner);
+        let before = s.vars.len();
+        s.vars
+            .retain(|v| !(v.project == project && v.branch == branch && v.key == key));
+        s.vars.len() != before
+    }
+
+    /// Detaches a domain out of band (drift tests); not a call.
+    pub fn remove_domain(&self, domain: &str) -> bool {
+        lock(&self.inner).domains.remove(domain).is_some()
+    }
+
     /// Every attached domain.
     pub fn domains(&self) -> Vec<String> {
         lock(&self.inner).domains.keys().cloned().collect()
@@ -521,6 +818,7 @@ impl AppHost for InMemoryApps {
     }
 
     async fn get_app(&self, name: &PreviewName, target: &AppRef) -> Result<Option<AppStatus>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let owner = name.as_str();
         let env_keys: Vec<String> = s
@@ -547,10 +845,16 @@ impl AppHost for InMemoryApps {
                 deployment,
             },
         );
-        s.journal.run("get_app", owner, || Ok((found, false)))
+        s.journal.run_as(
+            "get_app",
+            owner,
+            &format!("{owner}/{}", target.project),
+            || Ok((found, false)),
+        )
     }
 
     async fn apply_app(&self, name: &PreviewName, spec: &AppSpec) -> Result<Vec<ResourceChange>> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let owner = name.as_str().to_string();
@@ -599,7 +903,7 @@ impl AppHost for InMemoryApps {
             seq,
             ..
         } = s;
-        journal.run("apply_app", &owner, || {
+        journal.run_as("apply_app", &owner, &format!("{owner}/{project}"), || {
             let mut changes = Vec::new();
             let mut env_changed = false;
             for var in &spec.env {
@@ -705,6 +1009,7 @@ impl AppHost for InMemoryApps {
         spec: &AppSpec,
         commit: &Commit,
     ) -> Result<(AppDeployment, Outcome)> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let owner = name.as_str().to_string();
@@ -721,29 +1026,30 @@ impl AppHost for InMemoryApps {
             seq,
             ..
         } = s;
-        let (dep, outcome) = journal.run("deploy_app", &owner, || {
-            if let Some(d) = deployments.iter().rev().find(|d| {
-                d.project == project
-                    && d.owner == owner
-                    && d.sha == commit.sha
-                    && d.state == "READY"
-                    && d.seq > env_seq
-            }) {
-                return Ok(((d.clone(), Outcome::Unchanged), false));
-            }
-            *seq += 1;
-            let d = DeployEntry {
-                id: format!("dpl_{seq}"),
-                project: project.clone(),
-                branch: commit.branch.clone(),
-                sha: commit.sha.clone(),
-                owner: owner.clone(),
-                seq: *seq,
-                state: next_state.unwrap_or_else(|| "READY".into()),
-            };
-            deployments.push(d.clone());
-            Ok(((d, Outcome::Created), true))
-        })?;
+        let (dep, outcome) =
+            journal.run_as("deploy_app", &owner, &format!("{owner}/{project}"), || {
+                if let Some(d) = deployments.iter().rev().find(|d| {
+                    d.project == project
+                        && d.owner == owner
+                        && d.sha == commit.sha
+                        && d.state == "READY"
+                        && d.seq > env_seq
+                }) {
+                    return Ok(((d.clone(), Outcome::Unchanged), false));
+                }
+                *seq += 1;
+                let d = DeployEntry {
+                    id: format!("dpl_{seq}"),
+                    project: project.clone(),
+                    branch: commit.branch.clone(),
+                    sha: commit.sha.clone(),
+                    owner: owner.clone(),
+                    seq: *seq,
+                    state: next_state.unwrap_or_else(|| "READY".into()),
+                };
+                deployments.push(d.clone());
+                Ok(((d, Outcome::Created), true))
+            })?;
         if dep.state != "READY" {
             return Err(Error::failed(
                 format!("deployment {} of {project}", dep.id),
@@ -757,6 +1063,7 @@ impl AppHost for InMemoryApps {
     }
 
     async fn delete_app(&self, name: &PreviewName, target: &AppRef) -> Result<Vec<ResourceChange>> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let owner = name.as_str().to_string();
@@ -767,64 +1074,70 @@ impl AppHost for InMemoryApps {
             deployments,
             ..
         } = s;
-        journal.run("delete_app", &owner, || {
-            let mut changes = Vec::new();
-            vars.retain(|v| {
-                let ours =
-                    v.project == target.project && v.owner.as_deref() == Some(owner.as_str());
-                if ours {
+        journal.run_as(
+            "delete_app",
+            &owner,
+            &format!("{owner}/{}", target.project),
+            || {
+                let mut changes = Vec::new();
+                vars.retain(|v| {
+                    let ours =
+                        v.project == target.project && v.owner.as_deref() == Some(owner.as_str());
+                    if ours {
+                        changes.push(ResourceChange::new(
+                            PROVIDER,
+                            "env_var",
+                            format!("{}/{}", v.project, v.key),
+                            Outcome::Removed,
+                        ));
+                    }
+                    !ours
+                });
+                if let Some(d) = &target.domain {
+                    let ours = domains
+                        .get(d)
+                        .is_some_and(|e| e.owner.as_deref() == Some(owner.as_str()));
+                    if ours {
+                        domains.remove(d);
+                    }
                     changes.push(ResourceChange::new(
                         PROVIDER,
-                        "env_var",
-                        format!("{}/{}", v.project, v.key),
+                        "domain",
+                        d.clone(),
+                        if ours {
+                            Outcome::Removed
+                        } else {
+                            Outcome::AlreadyGone
+                        },
+                    ));
+                }
+                for d in deployments.iter_mut().filter(|d| {
+                    d.project == target.project && d.owner == owner && d.state == "BUILDING"
+                }) {
+                    d.state = "CANCELED".into();
+                    changes.push(ResourceChange::new(
+                        PROVIDER,
+                        "deployment",
+                        d.id.clone(),
                         Outcome::Removed,
                     ));
                 }
-                !ours
-            });
-            if let Some(d) = &target.domain {
-                let ours = domains
-                    .get(d)
-                    .is_some_and(|e| e.owner.as_deref() == Some(owner.as_str()));
-                if ours {
-                    domains.remove(d);
+                let mutated = changes.iter().any(|c| c.outcome == Outcome::Removed);
+                if changes.is_empty() {
+                    changes.push(ResourceChange::new(
+                        PROVIDER,
+                        "env_vars",
+                        format!("{}/{owner}", target.project),
+                        Outcome::AlreadyGone,
+                    ));
                 }
-                changes.push(ResourceChange::new(
-                    PROVIDER,
-                    "domain",
-                    d.clone(),
-                    if ours {
-                        Outcome::Removed
-                    } else {
-                        Outcome::AlreadyGone
-                    },
-                ));
-            }
-            for d in deployments.iter_mut().filter(|d| {
-                d.project == target.project && d.owner == owner && d.state == "BUILDING"
-            }) {
-                d.state = "CANCELED".into();
-                changes.push(ResourceChange::new(
-                    PROVIDER,
-                    "deployment",
-                    d.id.clone(),
-                    Outcome::Removed,
-                ));
-            }
-            let mutated = changes.iter().any(|c| c.outcome == Outcome::Removed);
-            if changes.is_empty() {
-                changes.push(ResourceChange::new(
-                    PROVIDER,
-                    "env_vars",
-                    format!("{}/{owner}", target.project),
-                    Outcome::AlreadyGone,
-                ));
-            }
-            Ok((changes, mutated))
-        })
+                Ok((changes, mutated))
+            },
+        )
     }
 
     async fn list_apps(&self, projects: &[String]) -> Result<Vec<Owned>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let mut out: Vec<Owned> = Vec::new();
         for v in s.vars.iter().filter(|v| projects.contains(&v.project)) {
@@ -967,6 +1280,7 @@ impl SourceHost for InMemorySource {
     }
 
     async fn get_pull_request(&self, pr: PrNumber) -> Result<Option<PullRequest>> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let found = s.prs.get(&pr).cloned();
@@ -986,6 +1300,7 @@ impl SourceHost for InMemorySource {
     }
 
     async fn list_open_pull_requests(&self) -> Result<Vec<PullRequest>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let open = s
             .prs
@@ -998,6 +1313,7 @@ impl SourceHost for InMemorySource {
     }
 
     async fn get_report(&self, name: &PreviewName, pr: PrNumber) -> Result<Option<ReportSummary>> {
+        self.latency().await;
         let mut s = lock(&self.inner);
         let found = s
             .reports
@@ -1012,6 +1328,7 @@ impl SourceHost for InMemorySource {
     }
 
     async fn publish_report(&self, report: &Report) -> Result<Outcome> {
+        self.latency().await;
         let mut guard = lock(&self.inner);
         let s = &mut *guard;
         let key = report.name.as_str().to_string();

@@ -10,5 +10,6 @@ mod memory;
 pub mod conformance;
 
 pub use memory::{
-    Call, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
+    Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
+    StoredVar, Tripwire,
 };
