@@ -598,6 +598,24 @@ async fn deploy_redeploy_teardown_then_sweep_only_closed_leftovers() {
     assert_eq!(a.code, 0, "{a:?}");
     assert_eq!(b.code, 0, "{b:?}");
     w.github.set_pull_request(pr(44, PrState::Closed));
+    let out = w.run(&["status"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let row = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no status row for {name}: {out:?}"))
+            .to_string()
+    };
+    let (open, closed) = (row("pr-43-agents"), row("pr-44-agents"));
+    assert!(open.contains("#43") && open.contains("open"), "{out:?}");
+    assert!(
+        closed.contains("#44") && closed.contains("closed"),
+        "{out:?}"
+    );
+    assert!(open.contains("pr-43-ui.preview.inkeep.com"), "{out:?}");
+    assert!(!out.stdout.contains("pr-42-agents"), "{out:?}");
+
     let apps_before = w.fly.apps();
     assert_eq!(apps_before, ["pr-43-agents", "pr-44-agents"]);
     let domains_before = w.domains();
@@ -699,10 +717,14 @@ fn forms(v: &str) -> Vec<String> {
     f
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actions_mode_masks_every_secret_first_and_leaks_none() {
-    let w = World::start(Tweaks::default()).await;
-    w.github.set_pull_request(pr(42, PrState::Open));
+/// A deploy as the workflow runs it: `GITHUB_ACTIONS=true`, the PR from a `pull_request` event.
+struct ActionsRun {
+    out: Output,
+    outputs: String,
+    summary: String,
+}
+
+async fn deploy_in_actions(w: &World) -> ActionsRun {
     let event = w.dir.join("event.json");
     std::fs::write(
         &event,
@@ -738,8 +760,17 @@ async fn actions_mode_masks_every_secret_first_and_leaks_none() {
             ],
         )
         .await;
-    assert_eq!(out.code, 0, "{out:?}");
+    ActionsRun {
+        out,
+        outputs: std::fs::read_to_string(&outputs).unwrap_or_default(),
+        summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+    }
+}
 
+/// Every secret of PR 42 is masked before the first other stdout line, and no secret (in any of
+/// its forms) is in stdout, stderr, the step summary, the outputs file or a request to GitHub.
+fn assert_masked_first_and_never_leaked(w: &World, run: &ActionsRun) {
+    let out = &run.out;
     let secrets = sensitive(&w.config, 42);
     // Five generated, two imported, and the forms derived from them (URLs with the password).
     assert!(secrets.len() >= 8, "{}", secrets.len());
@@ -765,20 +796,6 @@ async fn actions_mode_masks_every_secret_first_and_leaks_none() {
             );
         }
     }
-    assert!(
-        lines[first_other..]
-            .iter()
-            .any(|l| l.starts_with("::group::")),
-        "phases are log groups: {out:?}"
-    );
-
-    let outputs_text = std::fs::read_to_string(&outputs).unwrap();
-    assert!(
-        outputs_text.contains("api_url=https://pr-42-api.preview.inkeep.com"),
-        "{outputs_text}"
-    );
-    let summary_text = std::fs::read_to_string(&summary).unwrap();
-    assert!(summary_text.contains("pr-42-agents"), "{summary_text}");
 
     // Later mask lines (values the pipeline learns while running, e.g. tunnel URLs) are read by
     // the runner and never shown; everything else must be free of secrets.
@@ -808,8 +825,8 @@ async fn actions_mode_masks_every_secret_first_and_leaks_none() {
     let places: Vec<(&str, String)> = vec![
         ("stdout", stdout_after_masks),
         ("stderr", out.stderr.clone()),
-        ("step summary", summary_text),
-        ("outputs file", outputs_text),
+        ("step summary", run.summary.clone()),
+        ("outputs file", run.outputs.clone()),
         ("requests to GitHub", requests.join("\n")),
     ];
     for s in &secrets {
@@ -825,6 +842,61 @@ async fn actions_mode_masks_every_secret_first_and_leaks_none() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_mode_masks_every_secret_first_and_leaks_none() {
+    let w = World::start(Tweaks::default()).await;
+    w.github.set_pull_request(pr(42, PrState::Open));
+    let run = deploy_in_actions(&w).await;
+    assert_eq!(run.out.code, 0, "{:?}", run.out);
+    assert!(
+        run.out.stdout.lines().any(|l| l.starts_with("::group::")),
+        "phases are log groups: {:?}",
+        run.out
+    );
+    assert!(
+        run.outputs
+            .contains("api_url=https://pr-42-api.preview.inkeep.com"),
+        "{}",
+        run.outputs
+    );
+    assert!(run.summary.contains("pr-42-agents"), "{}", run.summary);
+    // The hooks' output (their whole environment) went through the masks too.
+    assert!(
+        run.out
+            .stdout
+            .contains("[auth-init] BETTER_AUTH_SECRET=***"),
+        "{:?}",
+        run.out
+    );
+    assert_masked_first_and_never_leaked(&w, &run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_mode_failure_links_the_run_and_leaks_none() {
+    let w = World::start(Tweaks {
+        migrate: r#"["false"]"#,
+        ..Tweaks::default()
+    })
+    .await;
+    w.github.set_pull_request(pr(42, PrState::Open));
+    let run = deploy_in_actions(&w).await;
+    assert_failure_reported(&w, &run.out, "hooks").await;
+    assert!(
+        run.out
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("::error title=preview deploy::")),
+        "{:?}",
+        run.out
+    );
+    let comment = w.last_comment(42);
+    assert!(
+        comment.contains("https://github.com/acme/app/actions/runs/4242"),
+        "the failure report links the run:\n{comment}"
+    );
+    assert_masked_first_and_never_leaked(&w, &run);
 }
 
 // ---------------------------------------------------------------------------------------------
