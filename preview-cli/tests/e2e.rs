@@ -415,11 +415,17 @@ impl World {
     }
 
     async fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut env = self.env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.run_with(args, env).await
+    }
+
+    /// Runs the binary with exactly `env` (and PATH).
+    async fn run_with(&self, args: &[&str], env: Vec<(String, String)>) -> Output {
         let mut cmd = tokio::process::Command::new(PREVIEW);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env())
-            .envs(extra.iter().copied())
+            .envs(env)
             .current_dir(&self.dir)
             .arg("--config")
             .arg(&self.config)
@@ -994,4 +1000,85 @@ async fn exec_returns_the_command_exit_code_with_tunnel_urls_in_its_env() {
 
     let out = w.run(&["exec", "--pr", "42", "--", "true"], &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example's workflow jobs, each with only the environment its job gives it.
+
+/// The variables of the example's teardown and sweep jobs, plus what the runner sets.
+fn job_env(w: &World, event: &Path) -> Vec<(String, String)> {
+    let keep = [
+        "FLY_API_TOKEN",
+        "VERCEL_TOKEN",
+        "VERCEL_API_PROJECT_ID",
+        "VERCEL_UI_PROJECT_ID",
+        "GITHUB_TOKEN",
+        "GITHUB_REPOSITORY",
+        "GITHUB_API_URL",
+        // The test's plumbing, not the job's: where the fakes and the stand-in flyctl are.
+        "FLY_API_URL",
+        "VERCEL_API_URL",
+        "FLYCTL",
+    ];
+    let mut env: Vec<(String, String)> = w
+        .env()
+        .into_iter()
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .collect();
+    // The workflows pass the team as VERCEL_ORG_ID.
+    env.push(("VERCEL_ORG_ID".into(), TEAM.into()));
+    env.push(("GITHUB_ACTIONS".into(), "true".into()));
+    env.push((
+        "GITHUB_EVENT_PATH".into(),
+        event.to_string_lossy().to_string(),
+    ));
+    env.push(("GITHUB_SERVER_URL".into(), "https://github.com".into()));
+    env.push(("GITHUB_RUN_ID".into(), "4343".into()));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_and_sweep_jobs_work_without_the_deploy_secrets() {
+    let w = World::start(Tweaks::default()).await;
+    // The Actions GITHUB_TOKEN: no GET /user, no environment deletes.
+    w.github.act_as_actions_token();
+    w.github.forbid_environment_delete();
+    w.github.set_pull_request(pr(42, PrState::Open));
+    let run = deploy_in_actions(&w).await;
+    assert_eq!(run.out.code, 0, "{:?}", run.out);
+
+    w.github.set_pull_request(pr(42, PrState::Closed));
+    let event = w.dir.join("closed.json");
+    std::fs::write(
+        &event,
+        serde_json::json!({
+            "action": "closed",
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "head": {"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}},
+                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
+            },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = w.run_with(&["teardown"], job_env(&w, &event)).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(w.fly.apps().is_empty(), "{:?}", w.fly.apps());
+    assert!(w.branch_vars("feature/change-42").is_empty());
+    assert!(w.domains().is_empty(), "{:?}", w.domains());
+    assert!(w.last_comment(42).contains("torn down"));
+    assert_eq!(
+        w.github.comments(42).len(),
+        1,
+        "one comment, updated in place"
+    );
+
+    let schedule = w.dir.join("schedule.json");
+    std::fs::write(&schedule, r#"{"schedule":"17 */6 * * *"}"#).unwrap();
+    for args in [&["sweep", "--dry-run"][..], &["sweep"][..]] {
+        let out = w.run_with(args, job_env(&w, &schedule)).await;
+        assert_eq!(out.code, 0, "{out:?}");
+    }
 }
