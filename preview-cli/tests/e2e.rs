@@ -558,9 +558,17 @@ async fn deploy_redeploy_teardown_then_sweep_only_closed_leftovers() {
 
     // Again with nothing changed: no provider is asked to change anything.
     let before = w.mutations();
-    let out = w.run(&["deploy", "--pr", "42"], &[]).await;
+    let out = w.run(&["deploy", "--pr", "42", "--json"], &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let after = w.mutations();
+    // `--json`: one document on stdout, every resource unchanged.
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let changes = report["changes"].as_array().expect("changes");
+    assert!(!changes.is_empty(), "{report:#}");
+    assert!(
+        changes.iter().all(|c| c["outcome"] == "unchanged"),
+        "{report:#}"
+    );
     assert_eq!(
         after,
         before,
@@ -1081,4 +1089,77 @@ async fn teardown_and_sweep_jobs_work_without_the_deploy_secrets() {
         let out = w.run_with(args, job_env(&w, &schedule)).await;
         assert_eq!(out.code, 0, "{out:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_push_redeploys_the_apps_at_the_new_commit() {
+    let w = World::start(Tweaks::default()).await;
+    w.github.set_pull_request(pr(42, PrState::Open));
+    let out = w.run(&["deploy", "--pr", "42"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let first = w.vercel.deployments().len();
+
+    let mut pushed = pr(42, PrState::Open);
+    pushed.head_sha = "a".repeat(40);
+    w.github.set_pull_request(pushed);
+    let out = w.run(&["deploy", "--pr", "42"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let new: Vec<_> = w.vercel.deployments().into_iter().skip(first).collect();
+    assert_eq!(new.len(), 2, "one deployment per app: {new:#?}");
+    assert!(new.iter().all(|d| d.sha == "a".repeat(40)), "{new:#?}");
+    // Nothing else changed on Fly.
+    assert_eq!(w.fly.apps(), ["pr-42-agents"]);
+    let deployments = w.github.deployments();
+    let last = deployments.last().expect("a GitHub deployment");
+    assert_eq!(last.sha, "a".repeat(40), "{deployments:#?}");
+    assert_eq!(
+        last.statuses.last().map(|s| s.state.as_str()),
+        Some("success"),
+        "{deployments:#?}"
+    );
+    assert_eq!(
+        w.github.comments(42).len(),
+        1,
+        "one comment, updated in place"
+    );
+    assert!(
+        w.last_comment(42).contains(&"a".repeat(7)),
+        "{}",
+        w.last_comment(42)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_pr_is_skipped_before_any_token_is_read_or_request_sent() {
+    let w = World::start(Tweaks::default()).await;
+    let event = w.dir.join("fork.json");
+    std::fs::write(
+        &event,
+        serde_json::json!({
+            "action": "opened",
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "head": {"ref": "main", "sha": "b".repeat(40), "repo": {"full_name": "mallory/app"}},
+                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
+            },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = w
+        .run(
+            &["deploy"],
+            &[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_EVENT_PATH", &event.to_string_lossy()),
+            ],
+        )
+        .await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.contains("fork"), "{out:?}");
+    assert!(!out.stdout.contains("::add-mask::"), "{out:?}");
+    assert!(w.fly.exchanges().is_empty());
+    assert!(w.vercel.exchanges().is_empty());
+    assert!(w.github.exchanges().is_empty());
 }
