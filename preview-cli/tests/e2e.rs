@@ -990,7 +990,9 @@ async fn exec_returns_the_command_exit_code_with_tunnel_urls_in_its_env() {
                 "--",
                 "sh",
                 "-c",
-                "printf 'manage=%s\\n' \"$PREVIEW_MANAGE_URL\"; exit 7",
+                "printf 'manage=%s\\n' \"$PREVIEW_MANAGE_URL\"; \
+                 printf 'credentials=%s%s%s%s\\n' \"$FLY_API_TOKEN\" \"$VERCEL_TOKEN\" \"$GITHUB_TOKEN\" \"$PREVIEW_MASTER_SECRET\"; \
+                 exit 7",
             ],
             &[],
         )
@@ -1003,11 +1005,21 @@ async fn exec_returns_the_command_exit_code_with_tunnel_urls_in_its_env() {
         .unwrap_or_else(|| panic!("{out:?}"));
     assert!(line.starts_with("manage=postgresql://appuser:"), "{out:?}");
     assert!(line.contains("@127.0.0.1:"), "{out:?}");
+    // The command may be the PR's own code: it never gets preview's credentials.
+    assert!(out.stdout.contains("credentials=\n"), "{out:?}");
     // No API was needed: tunnels only.
     assert_eq!(w.mutations(), (0, 0, 0));
 
     let out = w.run(&["exec", "--pr", "42", "--", "true"], &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
+    // Killed by a signal: 128 + N, as a shell reports it.
+    let out = w
+        .run(
+            &["exec", "--pr", "42", "--", "sh", "-c", "kill -TERM $$"],
+            &[],
+        )
+        .await;
+    assert_eq!(out.code, 128 + 15, "{out:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
