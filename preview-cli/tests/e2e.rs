@@ -601,6 +601,17 @@ async fn deploy_redeploy_teardown_then_sweep_only_closed_leftovers() {
         "{deployments:#?}"
     );
 
+    // Tearing down what is gone succeeds and changes nothing.
+    let before = w.mutations();
+    let out = w.run(&["teardown", "--pr", "42"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        w.mutations(),
+        before,
+        "(fly, vercel, github) mutating requests of a repeated teardown\n{out:?}\ngithub: {:#?}",
+        &w.github.writes()[before.2..]
+    );
+
     // Two more PRs, deployed at the same time as two workflow runs would; one of them closes
     // without its teardown ever running.
     w.github.set_pull_request(pr(43, PrState::Open));
@@ -1174,4 +1185,49 @@ async fn a_fork_pr_is_skipped_before_any_token_is_read_or_request_sent() {
     assert!(w.fly.exchanges().is_empty());
     assert!(w.vercel.exchanges().is_empty());
     assert!(w.github.exchanges().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_removal_does_not_stop_the_sweep_but_fails_it() {
+    let w = World::start(Tweaks::default()).await;
+    w.github.set_pull_request(pr(43, PrState::Open));
+    w.github.set_pull_request(pr(44, PrState::Open));
+    let (a, b) = tokio::join!(
+        w.run(&["deploy", "--pr", "43"], &[]),
+        w.run(&["deploy", "--pr", "44"], &[])
+    );
+    assert_eq!(a.code, 0, "{a:?}");
+    assert_eq!(b.code, 0, "{b:?}");
+    w.github.set_pull_request(pr(43, PrState::Merged));
+    w.github.set_pull_request(pr(44, PrState::Closed));
+    // Fly refuses to delete one app (not retryable).
+    w.fly.fail_next(
+        "DELETE",
+        "/apps/pr-43-agents",
+        422,
+        serde_json::json!({"error": "app is locked"}),
+    );
+
+    let out = w.run(&["sweep"], &[]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("FAILED to remove") && l.contains("pr-43-agents")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("removed") && l.contains("pr-44-agents")),
+        "{out:?}"
+    );
+    assert_eq!(w.fly.apps(), ["pr-43-agents"]);
+    assert!(w.branch_vars("feature/change-44").is_empty());
+
+    // The next sweep finishes the job.
+    let out = w.run(&["sweep"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(w.fly.apps().is_empty(), "{:?}", w.fly.apps());
+    assert!(w.domains().is_empty(), "{:?}", w.domains());
 }
