@@ -4,7 +4,8 @@
 //! The configuration is a copy of `examples/inkeep-agents/preview.toml`, changed only where the
 //! real world is out of reach (each edit is asserted to apply, so the example cannot drift away
 //! unnoticed):
-//! - hooks run `env` (argv, no shell), so their output proves which environment they got;
+//! - hooks run `pwd` and `env` (argv, no shell), so their output proves where they ran and which
+//!   environment they got; the copy is installed as `.github/preview.toml`, as the README says;
 //! - the seed's readiness URL and request go to a local wiremock server instead of the app domain;
 //! - deadlines are seconds, and the sweep grace period is zero;
 //! - `flyctl` is `preview-fake-flyctl` (providers-fly's `fake-flyctl`, built by this package's
@@ -200,7 +201,7 @@ impl Default for Tweaks {
         Self {
             database_ready: "30s",
             deploy_timeout: "30s",
-            migrate: r#"["env"]"#,
+            migrate: r#"["pwd"]"#,
         }
     }
 }
@@ -369,12 +370,14 @@ impl World {
             r#"grace_period = "1h""#,
             r#"grace_period = "0s""#,
         );
-        let config = dir.join("preview.toml");
+        // Installed as the example's README says: .github/preview.toml with seed/ next to it;
+        // `dir` plays the repository root (and the binary's working directory).
+        let config = dir.join(".github/preview.toml");
+        std::fs::create_dir_all(dir.join(".github/seed")).unwrap();
         std::fs::write(&config, text).unwrap();
-        std::fs::create_dir_all(dir.join("seed")).unwrap();
         std::fs::copy(
             Path::new(EXAMPLE_DIR).join("seed/activities-planner.json"),
-            dir.join("seed/activities-planner.json"),
+            dir.join(".github/seed/activities-planner.json"),
         )
         .unwrap();
 
@@ -513,11 +516,17 @@ async fn deploy_redeploy_teardown_then_sweep_only_closed_leftovers() {
             "pr-42-ui.preview.inkeep.com"
         ]
     );
-    // The hooks ran through the tunnels with the environment the config gives them (URLs with a
-    // password are secrets: masked in their output).
+    // The hooks ran from the repository root, through the tunnels, with the environment the
+    // config gives them (URLs with a password are secrets: masked in their output).
+    let root = w.dir.canonicalize().unwrap();
     assert!(
         out.stderr
-            .contains("[migrate] INKEEP_AGENTS_MANAGE_DATABASE_URL=***\n"),
+            .contains(&format!("[migrate] {}\n", root.display())),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("[auth-init] INKEEP_AGENTS_MANAGE_DATABASE_URL=***\n"),
         "{out:?}"
     );
     assert!(
@@ -1023,6 +1032,32 @@ async fn exec_returns_the_command_exit_code_with_tunnel_urls_in_its_env() {
 
     let out = w.run(&["exec", "--pr", "42", "--", "true"], &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
+    // Tokens from files instead of variables (`NAME_FILE`), for every provider and flyctl.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in w.env() {
+        if [
+            "FLY_API_TOKEN",
+            "VERCEL_TOKEN",
+            "GITHUB_TOKEN",
+            "PREVIEW_MASTER_SECRET",
+        ]
+        .contains(&k.as_str())
+        {
+            let file = w.dir.join(k.to_ascii_lowercase());
+            std::fs::write(&file, format!("{v}\n")).unwrap();
+            env.push((format!("{k}_FILE"), file.to_string_lossy().to_string()));
+        } else {
+            env.push((k, v));
+        }
+    }
+    let out = w
+        .run_with(&["exec", "--pr", "42", "--", "true"], env.clone())
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = w.run_with(&["status"], env).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("no environments"), "{out:?}");
+
     // Killed by a signal: 128 + N, as a shell reports it.
     let out = w
         .run(
