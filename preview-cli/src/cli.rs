@@ -23,7 +23,9 @@ Exit codes:
   0  success
   1  the operation failed (provider, hook, deployment, readiness)
   2  usage or configuration error; nothing was touched
-  3  skipped on purpose (closed or fork pull request)";
+  3  skipped on purpose (closed or fork pull request)
+  130, 143  interrupted by SIGINT or SIGTERM (hooks and tunnels are stopped first)
+  exec exits with the command's own code";
 
 /// Per-pull-request preview environments: databases on Fly.io, apps on Vercel, reports on GitHub.
 #[derive(Debug, Parser)]

@@ -49,6 +49,30 @@ pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
     }
 }
 
+/// Waits for a signal that should stop `command` (its [`cli::Command::name`]): SIGTERM always,
+/// SIGINT unless it is `exec` (the command then gets Ctrl-C itself, e.g. psql cancels a query). Returns the exit code
+/// a shell reports for it (143, 130). Dropping the command's future then kills its hooks and
+/// tunnels (their processes are killed on drop), which dying of the signal would not.
+pub async fn interrupted(command: &'static str) -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    // Installed for exec too, so Ctrl-C does not kill us before the command decides.
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let stop_on_int = command != "exec";
+    loop {
+        tokio::select! {
+            _ = term.recv() => return 143,
+            Some(()) = async { match int.as_mut() { Some(i) => i.recv().await, None => std::future::pending().await } } => {
+                if stop_on_int {
+                    return 130;
+                }
+            }
+        }
+    }
+}
+
 fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
     let text = actions::inert(&err.to_string());
     ctx.stderr.line(&format!("error: {text}"));

@@ -27,7 +27,16 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(preview_cli::run(cli, &ctx)),
+        Ok(rt) => rt.block_on(async {
+            let stop = preview_cli::interrupted(cli.command.name());
+            tokio::select! {
+                code = preview_cli::run(cli, &ctx) => code,
+                code = stop => {
+                    ctx.stderr.line("error: interrupted; hooks and tunnels were stopped");
+                    code
+                }
+            }
+        }),
         Err(e) => {
             ctx.stderr
                 .line(&format!("error: cannot start the async runtime: {e}"));

@@ -425,6 +425,11 @@ impl World {
 
     /// Runs the binary with exactly `env` (and PATH).
     async fn run_with(&self, args: &[&str], env: Vec<(String, String)>) -> Output {
+        self.wait(args, Instant::now(), self.command(args, env))
+            .await
+    }
+
+    fn command(&self, args: &[&str], env: Vec<(String, String)>) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(PREVIEW);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -434,7 +439,15 @@ impl World {
             .arg(&self.config)
             .args(args)
             .kill_on_drop(true);
-        let started = Instant::now();
+        cmd
+    }
+
+    async fn wait(
+        &self,
+        args: &[&str],
+        started: Instant,
+        mut cmd: tokio::process::Command,
+    ) -> Output {
         let out = cmd.output().await.expect("run the preview binary");
         Output {
             args: args.join(" "),
@@ -1265,4 +1278,72 @@ async fn one_failed_removal_does_not_stop_the_sweep_but_fails_it() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(w.fly.apps().is_empty(), "{:?}", w.fly.apps());
     assert!(w.domains().is_empty(), "{:?}", w.domains());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation (a superseded workflow run, Ctrl-C): hooks and tunnels do not outlive preview.
+
+/// Command lines of the running processes (Linux `/proc`).
+fn processes() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hook_stops_the_hook_and_the_tunnels() {
+    // A hook that outlives the test unless it is killed; its argv is unique to this test.
+    let w = World::start(Tweaks {
+        migrate: r#"["sleep", "4321"]"#,
+        ..Tweaks::default()
+    })
+    .await;
+    w.github.set_pull_request(pr(77, PrState::Open));
+    let mut child = w
+        .command(&["deploy", "--pr", "77"], w.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ours = |p: &String| p.contains("sleep 4321") || p.contains("-a pr-77-agents");
+    // Bounded: the deploy reaches the hook in a few seconds.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = processes().into_iter().filter(|p| ours(p)).collect();
+        if seen.iter().any(|p| p.contains("sleep 4321"))
+            && seen.iter().any(|p| p.contains("-a pr-77-agents"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.iter().any(|p| p.contains("sleep 4321")),
+        "the hook never started: {seen:?}"
+    );
+    let pid = child.id().unwrap().to_string();
+    let kill = StdCommand::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = processes().into_iter().filter(|p| ours(p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        left.is_empty(),
+        "still running after preview exited: {left:?}"
+    );
 }
