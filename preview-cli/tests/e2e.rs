@@ -1295,36 +1295,30 @@ fn processes() -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_hook_stops_the_hook_and_the_tunnels() {
-    // A hook that outlives the test unless it is killed; its argv is unique to this test.
-    let w = World::start(Tweaks {
-        migrate: r#"["sleep", "4321"]"#,
-        ..Tweaks::default()
-    })
-    .await;
-    w.github.set_pull_request(pr(77, PrState::Open));
+/// Runs `args`, waits until a process running `sleep {marker}` and the tunnels of `app` exist,
+/// sends SIGTERM to preview and checks it exits 143 leaving none of them behind.
+async fn sigterm_leaves_nothing_running(w: &World, args: &[&str], marker: &str, app: &str) {
+    let sleeper = format!("sleep {marker}");
+    let tunnel = format!("-a {app}");
     let mut child = w
-        .command(&["deploy", "--pr", "77"], w.env())
+        .command(args, w.env())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ours = |p: &String| p.contains("sleep 4321") || p.contains("-a pr-77-agents");
-    // Bounded: the deploy reaches the hook in a few seconds.
+    let ours = |p: &String| p.contains(&sleeper) || p.contains(&tunnel);
+    // Bounded: preview reaches the sleeper in a few seconds.
     let mut seen = Vec::new();
     for _ in 0..200 {
         seen = processes().into_iter().filter(|p| ours(p)).collect();
-        if seen.iter().any(|p| p.contains("sleep 4321"))
-            && seen.iter().any(|p| p.contains("-a pr-77-agents"))
-        {
+        if seen.iter().any(|p| p.contains(&sleeper)) && seen.iter().any(|p| p.contains(&tunnel)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(
-        seen.iter().any(|p| p.contains("sleep 4321")),
-        "the hook never started: {seen:?}"
+        seen.iter().any(|p| p.contains(&sleeper)),
+        "{sleeper} never started: {seen:?}"
     );
     let pid = child.id().unwrap().to_string();
     let kill = StdCommand::new("kill")
@@ -1346,4 +1340,28 @@ async fn sigterm_during_a_hook_stops_the_hook_and_the_tunnels() {
         left.is_empty(),
         "still running after preview exited: {left:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hook_stops_the_hook_and_the_tunnels() {
+    // A hook that outlives the test unless it is killed; its argv is unique to this test.
+    let w = World::start(Tweaks {
+        migrate: r#"["sleep", "4321"]"#,
+        ..Tweaks::default()
+    })
+    .await;
+    w.github.set_pull_request(pr(77, PrState::Open));
+    sigterm_leaves_nothing_running(&w, &["deploy", "--pr", "77"], "4321", "pr-77-agents").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_exec_stops_the_command_and_the_tunnels() {
+    let w = World::start(Tweaks::default()).await;
+    sigterm_leaves_nothing_running(
+        &w,
+        &["exec", "--pr", "78", "--", "sleep", "4322"],
+        "4322",
+        "pr-78-agents",
+    )
+    .await;
 }

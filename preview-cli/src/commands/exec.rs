@@ -100,6 +100,8 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
+        // Stopped with preview (SIGTERM): the tunnels it talks through close then anyway.
+        .kill_on_drop(true)
         .status()
         .await
         .map_err(|e| Error::failed(format!("running {program:?}"), e.to_string()))?;
