@@ -219,6 +219,12 @@ struct World {
     _pg: Postgres,
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 struct Output {
     args: String,
     elapsed: std::time::Duration,
