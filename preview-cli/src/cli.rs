@@ -25,7 +25,9 @@ Exit codes:
   1  the operation failed (provider, hook, deployment, readiness)
   2  usage or configuration error; nothing was touched
   3  skipped on purpose (closed or fork pull request)
-  130  cancelled (SIGINT/SIGTERM); every command is safe to re-run";
+  130, 143  interrupted by SIGINT or SIGTERM (hooks and tunnels are stopped first;
+            every command is safe to re-run)
+  exec exits with the command's own code";
 
 /// Per-pull-request preview environments: databases on Fly.io, apps on Vercel, reports on GitHub.
 #[derive(Debug, Parser)]

@@ -24,34 +24,6 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Nothing to do on purpose (closed or fork pull request).
 pub const EXIT_SKIPPED: u8 = 3;
-/// Cancelled by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
-pub const EXIT_CANCELLED: u8 = 130;
-
-/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix); names the signal.
-pub async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            _ => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        }
-    }
-}
-
 /// Runs a parsed command line; returns the exit code. Errors go to the context's stderr (and, with
 /// `--json`, as a JSON document on stdout).
 pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
@@ -71,6 +43,30 @@ pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
                 EXIT_USAGE
             } else {
                 EXIT_FAILURE
+            }
+        }
+    }
+}
+
+/// Waits for a signal that should stop `command` (its [`cli::Command::name`]): SIGTERM always,
+/// SIGINT unless it is `exec` (the command then gets Ctrl-C itself, e.g. psql cancels a query). Returns the exit code
+/// a shell reports for it (143, 130). Dropping the command's future then kills its hooks and
+/// tunnels (their processes are killed on drop), which dying of the signal would not.
+pub async fn interrupted(command: &'static str) -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    // Installed for exec too, so Ctrl-C does not kill us before the command decides.
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let stop_on_int = command != "exec";
+    loop {
+        tokio::select! {
+            _ = term.recv() => return 143,
+            Some(()) = async { match int.as_mut() { Some(i) => i.recv().await, None => std::future::pending().await } } => {
+                if stop_on_int {
+                    return 130;
+                }
             }
         }
     }

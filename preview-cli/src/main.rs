@@ -36,14 +36,15 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
+        let stop = preview_cli::interrupted(cli.command.name());
         tokio::select! {
             code = preview_cli::run(cli, &ctx) => code,
-            signal = preview_cli::interrupted() => {
-                // Dropping the run future cancels it where it stands; everything is safe to
-                // re-run. Providers release what they hold (e.g. Fly leases) from their drop
-                // guards, which the shutdown below gives time to finish.
-                ctx.stderr.line(&format!("cancelled by {signal}; re-run to converge"));
-                preview_cli::EXIT_CANCELLED
+            code = stop => {
+                // Dropping the run future cancels it where it stands (every command converges
+                // on re-run) and kills hooks and tunnels; providers release what they hold
+                // (e.g. Fly leases) from drop guards, which the shutdown below waits for.
+                ctx.stderr.line("error: interrupted; hooks and tunnels were stopped; re-run to converge");
+                code
             }
         }
     });

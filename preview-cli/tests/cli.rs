@@ -287,6 +287,6 @@ fn sigint_stops_a_stuck_deploy_quickly_with_the_cancelled_code() {
         .read_to_string(&mut err)
         .unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    assert!(err.contains("cancelled by SIGINT"), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
     drop(hold);
 }

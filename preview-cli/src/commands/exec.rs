@@ -10,8 +10,9 @@ use crate::cli::{Cli, ExecArgs};
 use crate::context::Context;
 
 /// Opens the tunnels of PR `--pr`, runs the command with the hooks' environment (tunnel URLs,
-/// secrets) plus `PREVIEW_<SERVICE>_URL|HOST|PORT|ADDRESS`, closes the tunnels and returns the
-/// command's exit code.
+/// secrets) plus `PREVIEW_<SERVICE>_URL|HOST|PORT|ADDRESS` (and without preview's own tokens and
+/// master secret), closes the tunnels and returns the command's exit code (`128 + N` when killed
+/// by signal N).
 ///
 /// # Errors
 /// Configuration errors; tunnels that cannot be opened; a command that cannot start.
@@ -86,17 +87,42 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
     })?;
     ctx.stderr
         .line(&format!("tunnels open to {name}; running {program}"));
-    let status = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    // The command keeps the caller's environment (PATH, node, ...) but not the credentials preview
+    // itself reads: like a hook, it gets the connection URLs and secrets its config grants, and
+    // never the provider tokens or the master secret (it may be the PR's own code).
+    for var in CREDENTIALS {
+        cmd.env_remove(var).env_remove(format!("{var}_FILE"));
+    }
+    let status = cmd
         .args(rest)
         .envs(child_env)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
+        // Stopped with preview (SIGTERM): the tunnels it talks through close then anyway.
+        .kill_on_drop(true)
         .status()
         .await
         .map_err(|e| Error::failed(format!("running {program:?}"), e.to_string()))?;
     drop(tunnels);
-    Ok(status
-        .code()
-        .map_or(1, |c| u8::try_from(c & 0xff).unwrap_or(1)))
+    Ok(exit_code(status))
+}
+
+/// Variables holding credentials of preview itself (each also as `NAME_FILE`).
+const CREDENTIALS: [&str; 4] = [
+    "FLY_API_TOKEN",
+    "VERCEL_TOKEN",
+    "GITHUB_TOKEN",
+    "PREVIEW_MASTER_SECRET",
+];
+
+/// The command's exit code; killed by signal N, `128 + N` as shells report it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => u8::try_from(c & 0xff).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + (sig & 0x7f)).unwrap_or(1),
+        (None, None) => 1,
+    }
 }
