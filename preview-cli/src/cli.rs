@@ -118,6 +118,10 @@ pub struct SweepArgs {
     /// Decide and print, but remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// How many pull requests are looked up, and environments removed, at once (GitHub reads are
+    /// further capped at 10 in flight, and its writes are serialised 1 s apart).
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 /// Arguments of `status`.

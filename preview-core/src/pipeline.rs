@@ -590,7 +590,8 @@ impl Preview {
     ///
     /// # Guarantees
     /// - Safe to re-run after a crash, a cancel or a concurrent run: every step is a converge.
-    /// - A re-run with nothing changed makes no mutating provider call.
+    /// - A re-run with nothing changed makes no mutating provider call, and does not seed again
+    ///   (the report already says ready at this commit, so the seed ran for it).
     /// - A PR that is closed, merged or from a fork is skipped before any secret is resolved.
     /// - A PR that closes while deploying ends with nothing left (the environment is torn down).
     /// - A failure in any phase after the PR was read publishes a failure report naming the phase.
@@ -679,7 +680,9 @@ impl Preview {
         let name = &r.name;
         let pr = pull.number;
         let mut changes = Vec::new();
-        let current = self
+        // Announcing is a report only: nothing below reads it, so it runs alongside the work
+        // instead of holding it up for GitHub's paced writes.
+        let announce = self
             .phase(Phase::Announce, async {
                 let current = self.retry("get report", || self.source.get_report(name, pr)).await?;
                 let up_to_date = matches!(&current, Some(s) if s.kind == ReportKind::Ready && s.commit.as_deref() == Some(pull.head_sha.as_str()));
@@ -698,9 +701,7 @@ impl Preview {
                     return Ok(Some(c));
                 }
                 Ok(None)
-            })
-            .await?;
-        changes.extend(current);
+            });
 
         let commit = Commit {
             repo: pull.base_repo.clone(),
@@ -795,7 +796,12 @@ impl Preview {
                 .await?;
             Ok::<_, Error>((applied, deployed))
         };
-        let (db_result, app_result) = futures::future::join(db_side, app_side).await;
+        let (announced, db_result, app_result) =
+            futures::future::join3(announce, db_side, app_side).await;
+        let announced = announced?;
+        // Nothing announced: the report already said "ready" at this very commit.
+        let was_ready = announced.is_none();
+        changes.extend(announced);
         let db_changes = db_result?;
         let (app_changes, deployed) = app_result?;
         changes.extend(db_changes);
@@ -806,7 +812,16 @@ impl Preview {
             deployments.insert(app, dep);
         }
 
-        if let Some(seed) = &r.seed {
+        // Ready at this commit (so seeded at it) and nothing changed since: seeding again would
+        // only repeat the same requests.
+        let unchanged = was_ready
+            && !changes.iter().any(|c| {
+                matches!(
+                    c.outcome,
+                    Outcome::Created | Outcome::Updated | Outcome::Removed
+                )
+            });
+        if let Some(seed) = r.seed.as_ref().filter(|_| !unchanged) {
             self.phase(
                 Phase::Readiness,
                 self.wait_ready(&seed.ready_url, seed.ready_timeout),

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use preview_core::{
     AppliedDatabase, Database, DatabaseHost, DatabaseSpec, Deleted, Error, Naming, Outcome, Owned,
     PreviewName, ResourceChange, Result, Tunnels,
@@ -36,6 +37,8 @@ const LEASE_TTL_SECS: u64 = 120;
 
 /// Page size when listing apps.
 const PAGE: u32 = 100;
+/// Secrets reads in flight while listing apps.
+const LIST_CONCURRENCY: usize = 8;
 
 /// The database stacks of preview environments on Fly.io Machines.
 #[derive(Clone)]
@@ -101,6 +104,27 @@ enum AppState {
     Unmarked,
     /// Not ours; why.
     Foreign(String),
+}
+
+/// Pauses between polls: `first`, doubling up to `max` (never a fixed period).
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            next: first.min(max),
+            max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
 }
 
 fn owned_by_other(app: &str, why: &str) -> Error {
@@ -392,6 +416,8 @@ impl FlyDatabases {
             .map(|h| h.grace_period + h.interval * h.success_threshold + h.timeout)
             .max()
             .unwrap_or_default();
+        // Get Machine allows 5 req/s: start at an eighth of the interval and back off to it.
+        let mut pause = Backoff::new(self.poll_interval / 8, self.poll_interval);
         loop {
             let now = self.api.get_machine(app, &m.id).await?;
             if now.state == "failed" {
@@ -409,7 +435,8 @@ impl FlyDatabases {
                 );
                 return Ok(now);
             }
-            if Instant::now() + self.poll_interval >= deadline {
+            let wait = pause.next();
+            if Instant::now() + wait >= deadline {
                 let checks: Vec<String> = now
                     .checks
                     .iter()
@@ -426,7 +453,7 @@ impl FlyDatabases {
                     ),
                 });
             }
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -576,22 +603,25 @@ impl DatabaseHost for FlyDatabases {
             return Ok(Deleted::AlreadyGone);
         }
         a.ok(&format!("app {app}"))?;
-        // Deletion is asynchronous (202): poll until the app is gone.
+        // Deletion is asynchronous (202): poll until the app is gone, backing off from half the
+        // interval (Get App allows 1 req/s after a burst of 3).
         let start = Instant::now();
+        let mut pause = Backoff::new(self.poll_interval / 2, self.poll_interval * 4);
         loop {
             let a = self.api.get_app(app).await?;
             if a.status == StatusCode::NOT_FOUND {
                 return Ok(Deleted::Removed);
             }
             a.ok(&format!("app {app}"))?;
-            if start.elapsed() + self.poll_interval > self.delete_timeout {
+            let wait = pause.next();
+            if start.elapsed() + wait > self.delete_timeout {
                 return Err(Error::Timeout {
                     what: format!("deletion of app {app}"),
                     waited: start.elapsed(),
                     detail: "the app still exists (pending deletion); a later teardown or sweep will finish it".into(),
                 });
             }
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -605,24 +635,37 @@ impl DatabaseHost for FlyDatabases {
                 .api
                 .list_apps(&self.org, cursor.as_deref(), PAGE)
                 .await?;
+            let mut candidates: Vec<(String, PreviewName)> = Vec::new();
             for app in &page.apps {
                 let Some(name) = self.naming.parse(&app.name) else {
                     continue;
                 };
-                if let Some(slug) = app.organization.as_ref().and_then(|o| o.slug.as_deref()) {
-                    if slug != self.org {
-                        continue;
-                    }
+                let slug = app.organization.as_ref().and_then(|o| o.slug.as_deref());
+                if slug.is_none_or(|s| s == self.org) {
+                    candidates.push((app.name.clone(), name));
                 }
-                let secrets = self.api.list_secrets(&app.name).await?;
-                if secrets.secrets.iter().any(|s| s.name == OWNER_SECRET) {
-                    owned.push(Owned {
-                        name: name.to_string(),
-                        provider: PROVIDER.to_string(),
-                        resource: format!("app {}", app.name),
-                        created_at: None,
-                    });
-                }
+            }
+            // One secrets read per app, a few apps at a time: each app has its own rate limit,
+            // and a page of 100 read one by one would dominate a sweep.
+            let checked: Vec<Result<Option<Owned>>> = futures::stream::iter(candidates)
+                .map(|(app, name)| async move {
+                    let secrets = self.api.list_secrets(&app).await?;
+                    Ok(secrets
+                        .secrets
+                        .iter()
+                        .any(|s| s.name == OWNER_SECRET)
+                        .then(|| Owned {
+                            name: name.to_string(),
+                            provider: PROVIDER.to_string(),
+                            resource: format!("app {app}"),
+                            created_at: None,
+                        }))
+                })
+                .buffered(LIST_CONCURRENCY)
+                .collect()
+                .await;
+            for o in checked {
+                owned.extend(o?);
             }
             match page.next_cursor.filter(|c| !c.is_empty()) {
                 Some(next) => {

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -73,7 +74,7 @@ struct FakeApp {
     deleting: Option<u32>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     org: String,
     token: String,
@@ -84,6 +85,35 @@ struct State {
     delete_polls: u32,
     boot_state: String,
     check_status: String,
+    latency: Option<Latency>,
+    boot_time: Option<Duration>,
+    /// When each Machine created, updated or started under a boot time reaches its boot state.
+    ready_at: BTreeMap<String, Instant>,
+    limits: Option<RateLimits>,
+    buckets: BTreeMap<(String, String), (f64, Instant)>,
+    app_deletes: VecDeque<Instant>,
+    violations: u64,
+}
+
+/// How long the fake takes to answer a request (a latency model); see [`FakeFly::set_latency`].
+pub type Latency = Arc<dyn Fn(&Request) -> Duration + Send + Sync>;
+
+/// The Machines API's documented rate limits ("per action, per Machine or app ID: 1 req/s with
+/// bursts up to 3; Get Machine 5 req/s, burst 10; app deletions 100 per minute"), with time
+/// divided by `time_scale` (0.01 makes 1 req/s into 100 req/s) for benchmarks on a scaled clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// Real seconds per modelled second.
+    pub time_scale: f64,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("org", &self.org)
+            .field("apps", &self.apps.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The fake Machines API. `Clone` shares state.
@@ -215,6 +245,31 @@ impl FakeFly {
         self.lock().check_status = status.to_string();
     }
 
+    /// Delays every answer by `latency(request)` (default: none). The request takes effect when it
+    /// arrives; only the answer waits. For benchmarks on the real clock.
+    pub fn set_latency(&self, latency: impl Fn(&Request) -> Duration + Send + Sync + 'static) {
+        self.lock().latency = Some(Arc::new(latency));
+    }
+
+    /// Machines created, updated or started from now on take `boot_time` of wall-clock time to
+    /// reach their boot state: until then they read as `starting` with checks `warning`, and a
+    /// `/wait` for the boot state is held (a long poll) until they get there, or answers 408 after
+    /// its `timeout`. `None` (the default): at once.
+    pub fn set_boot_time(&self, boot_time: Option<Duration>) {
+        self.lock().boot_time = boot_time;
+    }
+
+    /// Enforces the documented rate limits (wall clock, scaled); a request over a limit is answered
+    /// 429 and counted in [`rate_limit_violations`](Self::rate_limit_violations). Off by default.
+    pub fn enforce_rate_limits(&self, limits: RateLimits) {
+        self.lock().limits = Some(limits);
+    }
+
+    /// Requests that broke an enforced rate limit.
+    pub fn rate_limit_violations(&self) -> u64 {
+        self.lock().violations
+    }
+
     /// Every exchange so far.
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.lock().log.clone()
@@ -326,7 +381,8 @@ impl FakeFly {
         }
     }
 
-    fn answer(&self, req: &Request) -> (u16, Json) {
+    /// The answer, and how long the long poll holds it beyond the latency.
+    fn answer(&self, req: &Request) -> (u16, Json, Duration) {
         let mut s = self.lock();
         let method = req.method.as_str().to_string();
         let path = req.url.path().to_string();
@@ -340,7 +396,7 @@ impl FakeFly {
                     drop(s);
                     let _ = self.answer(req);
                 }
-                return (f.status, f.body);
+                return (f.status, f.body, Duration::ZERO);
             }
         }
         let auth = req
@@ -352,7 +408,12 @@ impl FakeFly {
             .strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("FlyV1 "));
         if token != Some(s.token.as_str()) {
-            return error(401, "unauthorized");
+            let (status, body) = error(401, "unauthorized");
+            return (status, body, Duration::ZERO);
+        }
+        if !s.admit(&method, &path) {
+            let (status, body) = error(429, "rate limit exceeded");
+            return (status, body, Duration::ZERO);
         }
         let body: Json = serde_json::from_slice(&req.body).unwrap_or(Json::Null);
         let query: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
@@ -364,7 +425,7 @@ impl FakeFly {
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let boot = s.boot_state.clone();
         let check = s.check_status.clone();
-        match (method.as_str(), segs.as_slice()) {
+        let (status, mut out) = match (method.as_str(), segs.as_slice()) {
             ("GET", ["v1", "apps"]) => s.list_apps(&query),
             ("POST", ["v1", "apps"]) => s.create_app(&body),
             ("GET", ["v1", "apps", app]) => s.show_app(app),
@@ -507,7 +568,8 @@ impl FakeFly {
                 let want = query.get("state").cloned().unwrap_or_else(|| "started".into());
                 let timeout = query.get("timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
                 if !(1..=60).contains(&timeout) {
-                    return error(400, "invalid_argument: timeout must be between 1 and 60 seconds");
+                    let (status, body) = error(400, "invalid_argument: timeout must be between 1 and 60 seconds");
+                    return (status, body, Duration::ZERO);
                 }
                 s.with_machine(app, id, |_, m, _| {
                     let state = m["state"].as_str().unwrap_or("").to_string();
@@ -525,6 +587,11 @@ impl FakeFly {
                 }
             }),
             _ => error(404, &format!("the fake does not know {method} {path}")),
+        };
+        if status < 300 {
+            s.boot(&method, &segs, &query, status, &mut out)
+        } else {
+            (status, out, Duration::ZERO)
         }
     }
 }
@@ -554,6 +621,131 @@ fn checks_of(config: &Json, status: &str) -> Json {
 }
 
 impl State {
+    /// Counts the request against the rate limits; `false` when it is over one.
+    fn admit(&mut self, method: &str, path: &str) -> bool {
+        let Some(limits) = self.limits else {
+            return true;
+        };
+        let now = Instant::now();
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let Some(app) = segs.get(2).filter(|_| segs.len() >= 3) else {
+            return true;
+        };
+        if method == "DELETE" && segs.len() == 3 {
+            let window = Duration::from_secs_f64(60.0 * limits.time_scale);
+            while self
+                .app_deletes
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
+                self.app_deletes.pop_front();
+            }
+            if self.app_deletes.len() >= 100 {
+                self.violations += 1;
+                return false;
+            }
+            self.app_deletes.push_back(now);
+        }
+        // The action: method and route, with the app name and Machine id left out.
+        let action: Vec<&str> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if i == 2 || i == 4 { "*" } else { s })
+            .collect();
+        let get_machine = method == "GET" && segs.len() == 5 && segs[3] == "machines";
+        let (rate, burst) = if get_machine { (5.0, 10.0) } else { (1.0, 3.0) };
+        let rate = rate / limits.time_scale;
+        let id = segs.get(4).copied().unwrap_or(app);
+        let key = (id.to_string(), format!("{method} {}", action.join("/")));
+        let (tokens, at) = self.buckets.entry(key).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            self.violations += 1;
+            false
+        }
+    }
+
+    /// Applies the boot time to a successful answer: new Machines start booting, booting ones
+    /// read as `starting`, and a `/wait` is held until the boot ends.
+    fn boot(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        query: &BTreeMap<String, String>,
+        status: u16,
+        out: &mut Json,
+    ) -> (u16, Json, Duration) {
+        let now = Instant::now();
+        let Some(boot_time) = self.boot_time else {
+            return (status, out.take(), Duration::ZERO);
+        };
+        let mut hold = Duration::ZERO;
+        match (method, segs) {
+            ("POST", ["v1", "apps", _, "machines"]) => {
+                if let Some(id) = out["id"].as_str() {
+                    self.ready_at.insert(id.to_string(), now + boot_time);
+                }
+            }
+            (
+                "POST",
+                ["v1", "apps", _, "machines", id] | ["v1", "apps", _, "machines", id, "start"],
+            ) => {
+                self.ready_at.insert((*id).to_string(), now + boot_time);
+            }
+            ("GET", ["v1", "apps", _, "machines", id, "wait"]) => {
+                if let Some(left) = self
+                    .ready_at
+                    .get(*id)
+                    .map(|at| at.saturating_duration_since(now))
+                    .filter(|d| !d.is_zero())
+                {
+                    let timeout = query
+                        .get("timeout")
+                        .and_then(|t| t.parse::<u64>().ok())
+                        .map_or(Duration::from_secs(60), Duration::from_secs);
+                    if left > timeout {
+                        let want = query.get("state").map_or("started", String::as_str);
+                        let (status, body) = error(
+                            408,
+                            &format!(
+                                "machine failed to reach desired state, {want}, currently starting"
+                            ),
+                        );
+                        return (status, body, timeout);
+                    }
+                    hold = left;
+                }
+            }
+            ("GET", ["v1", "apps", _, "machines", ..]) => {
+                let booting = |m: &Json| {
+                    m["id"]
+                        .as_str()
+                        .and_then(|id| self.ready_at.get(id))
+                        .is_some_and(|at| now < *at)
+                };
+                let mut hide = |m: &mut Json| {
+                    if booting(m) {
+                        m["state"] = json!("starting");
+                        for c in m["checks"].as_array_mut().into_iter().flatten() {
+                            c["status"] = json!("warning");
+                        }
+                    }
+                };
+                match &mut *out {
+                    Json::Array(ms) => ms.iter_mut().for_each(&mut hide),
+                    m if m.get("config").is_some() => hide(m),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        (status, out.take(), hold)
+    }
+
     fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
@@ -696,8 +888,11 @@ impl State {
 
 impl Respond for FakeFly {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let (status, body) = self.answer(req);
+        let latency = self.lock().latency.clone();
+        let base = latency.map(|f| f(req)).unwrap_or_default();
+        let (status, body, hold) = self.answer(req);
         let mut s = self.lock();
+        let delay = base + hold;
         s.counter += 1;
         let rid = format!("01FAKEREQ{:08}", s.counter);
         s.log.push(Exchange {
@@ -713,7 +908,9 @@ impl Respond for FakeFly {
             status,
             response: body.clone(),
         });
-        let t = ResponseTemplate::new(status).insert_header("fly-request-id", rid.as_str());
+        let t = ResponseTemplate::new(status)
+            .insert_header("fly-request-id", rid.as_str())
+            .set_delay(delay);
         if body.is_null() {
             t
         } else {

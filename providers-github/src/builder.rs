@@ -38,6 +38,7 @@ pub struct GitHubSourceBuilder {
     environment_template: String,
     timeout: Option<Duration>,
     write_spacing: Duration,
+    max_concurrent_reads: usize,
 }
 
 impl fmt::Debug for GitHubSourceBuilder {
@@ -50,6 +51,7 @@ impl fmt::Debug for GitHubSourceBuilder {
             .field("environment_template", &self.environment_template)
             .field("timeout", &self.timeout)
             .field("write_spacing", &self.write_spacing)
+            .field("max_concurrent_reads", &self.max_concurrent_reads)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +66,7 @@ impl Default for GitHubSourceBuilder {
             environment_template: DEFAULT_ENVIRONMENT_TEMPLATE.to_string(),
             timeout: Some(Duration::from_secs(30)),
             write_spacing: Duration::from_secs(1),
+            max_concurrent_reads: 10,
         }
     }
 }
@@ -144,6 +147,13 @@ impl GitHubSourceBuilder {
         self
     }
 
+    /// Most reads in flight at once from this client (default 10; at least 1): GitHub's secondary
+    /// limits punish bursts of concurrent requests, so fan-outs (sweep) queue here.
+    pub fn max_concurrent_reads(mut self, n: usize) -> Self {
+        self.max_concurrent_reads = n.max(1);
+        self
+    }
+
     /// Validates the settings and builds the client. No I/O.
     ///
     /// # Errors
@@ -193,6 +203,7 @@ impl GitHubSourceBuilder {
             environment_template: self.environment_template,
             timeout: self.timeout,
             write_spacing: self.write_spacing,
+            max_concurrent_reads: self.max_concurrent_reads,
         })
     }
 }

@@ -40,12 +40,14 @@ pub(crate) struct Config {
     pub(crate) environment_template: String,
     pub(crate) timeout: Option<Duration>,
     pub(crate) write_spacing: Duration,
+    pub(crate) max_concurrent_reads: usize,
 }
 
 /// Pull requests, the sticky comment and deployments of one GitHub repository.
 ///
 /// Each request is sent once (the pipeline retries). Mutating requests are serialised and spaced
-/// at least `write_spacing` apart (GitHub's guidance for avoiding secondary rate limits). Reads of a
+/// at least `write_spacing` apart (GitHub's guidance for avoiding secondary rate limits); at most
+/// `max_concurrent_reads` reads are in flight at once. Reads of a
 /// pull request are conditional (`If-None-Match`), so polling an unchanged PR costs no quota.
 pub struct GitHubSource {
     http: reqwest::Client,
@@ -58,6 +60,7 @@ pub struct GitHubSource {
     environment_template: String,
     write_spacing: Duration,
     last_write: tokio::sync::Mutex<Option<Instant>>,
+    reads: tokio::sync::Semaphore,
     etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
 }
 
@@ -133,6 +136,7 @@ impl GitHubSource {
             environment_template: c.environment_template,
             write_spacing: c.write_spacing,
             last_write: tokio::sync::Mutex::new(None),
+            reads: tokio::sync::Semaphore::new(c.max_concurrent_reads.max(1)),
             etags: Mutex::new(HashMap::new()),
         })
     }
@@ -178,6 +182,15 @@ impl GitHubSource {
         body: Option<Vec<u8>>,
         extra: Option<(&'static str, HeaderValue)>,
     ) -> Result<Resp> {
+        // Reads queue for a permit (held until the body is read); writes are already serialised.
+        let _permit = if method == Method::GET {
+            Some(self.reads.acquire().await.map_err(|_| Error::Failed {
+                what: "github read".into(),
+                message: "the read limiter was closed".into(),
+            })?)
+        } else {
+            None
+        };
         let mut req = self
             .http
             .request(method, url)

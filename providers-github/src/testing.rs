@@ -365,6 +365,63 @@ struct State {
     exchanges: Vec<Exchange>,
     quota_used: u64,
     request_counter: u64,
+    latency: Option<LatencyFn>,
+    limits: Limits,
+}
+
+/// How long the fake takes to answer a request (a latency model); see [`FakeGitHub::set_latency`].
+pub type Latency = Arc<dyn Fn(&Request) -> std::time::Duration + Send + Sync>;
+
+struct LatencyFn(Latency);
+
+impl std::fmt::Debug for LatencyFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LatencyFn")
+    }
+}
+
+/// Secondary rate limits the fake enforces (wall clock), and how often they were broken.
+#[derive(Debug, Default)]
+struct Limits {
+    /// Minimum gap between a write's answer and the next write's arrival.
+    write_spacing: Option<std::time::Duration>,
+    /// When the last write was answered.
+    last_write_done: Option<std::time::Instant>,
+    /// Most reads in flight at once.
+    max_concurrent_reads: Option<usize>,
+    /// When each read in flight is answered.
+    reads_in_flight: Vec<std::time::Instant>,
+    violations: u64,
+}
+
+impl Limits {
+    /// Admits a request arriving now that is answered after `delay`; `false` breaks a limit.
+    fn admit(&mut self, write: bool, delay: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let ok = if write {
+            let ok = match (self.write_spacing, self.last_write_done) {
+                (Some(gap), Some(done)) => now >= done + gap,
+                _ => true,
+            };
+            if ok {
+                self.last_write_done = Some(now + delay);
+            }
+            ok
+        } else {
+            self.reads_in_flight.retain(|end| *end > now);
+            let ok = self
+                .max_concurrent_reads
+                .is_none_or(|max| self.reads_in_flight.len() < max);
+            if ok {
+                self.reads_in_flight.push(now + delay);
+            }
+            ok
+        };
+        if !ok {
+            self.violations += 1;
+        }
+        ok
+    }
 }
 
 impl State {
@@ -533,6 +590,35 @@ impl FakeGitHub {
     /// Requests charged against the primary rate limit (a 304 is free, as on GitHub).
     pub fn quota_used(&self) -> u64 {
         self.lock().quota_used
+    }
+
+    /// Delays every answer by `latency(request)` (default: none). The request takes effect when it
+    /// arrives; only the answer waits. For benchmarks on the real clock.
+    pub fn set_latency(
+        &self,
+        latency: impl Fn(&Request) -> std::time::Duration + Send + Sync + 'static,
+    ) {
+        self.lock().latency = Some(LatencyFn(Arc::new(latency)));
+    }
+
+    /// Enforces GitHub's secondary rate limits on the wall clock: a write must arrive at least
+    /// `write_spacing` after the previous write was answered, and at most `max_concurrent_reads`
+    /// reads may be in flight. A request that breaks one is answered 403 "secondary rate limit"
+    /// (with `retry-after: 1`) and counted in [`rate_limit_violations`](Self::rate_limit_violations).
+    /// Off by default.
+    pub fn enforce_secondary_limits(
+        &self,
+        write_spacing: std::time::Duration,
+        max_concurrent_reads: usize,
+    ) {
+        let mut s = self.lock();
+        s.limits.write_spacing = Some(write_spacing);
+        s.limits.max_concurrent_reads = Some(max_concurrent_reads);
+    }
+
+    /// Requests that broke an enforced secondary rate limit.
+    pub fn rate_limit_violations(&self) -> u64 {
+        self.lock().limits.violations
     }
 }
 
@@ -934,14 +1020,31 @@ impl Respond for Responder {
         let json_body: Option<Value> = serde_json::from_slice(&req.body).ok();
         let method = req.method.as_str().to_string();
         let path = req.url.path().to_string();
-        let fault = s
-            .faults
-            .iter()
-            .position(|f| match &f.target {
-                None => true,
-                Some((m, suffix)) => *m == method && path.ends_with(suffix.as_str()),
+        let delay = s.latency.as_ref().map(|f| (f.0)(req)).unwrap_or_default();
+        let write = method != "GET" && method != "HEAD";
+        let admitted = s.limits.admit(write, delay);
+        let fault = if admitted {
+            None
+        } else {
+            Some(Fault {
+                target: None,
+                after_commit: false,
+                status: 403,
+                headers: vec![("retry-after".into(), "1".into())],
+                body: bodies::error(
+                    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                ),
             })
-            .and_then(|i| s.faults.remove(i));
+        };
+        let fault = fault.or_else(|| {
+            s.faults
+                .iter()
+                .position(|f| match &f.target {
+                    None => true,
+                    Some((m, suffix)) => *m == method && path.ends_with(suffix.as_str()),
+                })
+                .and_then(|i| s.faults.remove(i))
+        });
         let answer = match fault {
             Some(f) => {
                 if f.after_commit {
@@ -967,6 +1070,7 @@ impl Respond for Responder {
             response: answer.body.clone(),
         });
         let mut t = ResponseTemplate::new(answer.status)
+            .set_delay(delay)
             .insert_header("x-github-request-id", request_id.as_str())
             .insert_header("x-ratelimit-limit", "5000")
             .insert_header("x-ratelimit-resource", "core");

@@ -32,6 +32,7 @@ pub struct VercelAppsBuilder {
     pub(crate) base_url: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) waits: crate::host::Waits,
+    pub(crate) poll_unit: Duration,
 }
 
 impl fmt::Debug for VercelAppsBuilder {
@@ -53,6 +54,7 @@ impl Default for VercelAppsBuilder {
             base_url: None,
             timeout: Duration::from_secs(30),
             waits: crate::host::Waits::Tokio,
+            poll_unit: Duration::from_secs(1),
         }
     }
 }
@@ -117,6 +119,14 @@ impl VercelAppsBuilder {
         self
     }
 
+    /// The unit of the deployment poll schedule (default 1 s: polls 1 s apart for 15 s, then 5 s,
+    /// 15 s and 30 s, as `@vercel/client`). A smaller unit scales the whole schedule, for
+    /// benchmarks that scale time; must be positive.
+    pub fn poll_unit(mut self, unit: impl Into<Duration>) -> Self {
+        self.poll_unit = unit.into();
+        self
+    }
+
     /// Validates the settings and builds the client. No request is sent.
     ///
     /// # Errors
@@ -147,9 +157,19 @@ impl VercelAppsBuilder {
         if self.timeout.is_zero() {
             return Err(Error::config("the Vercel request timeout must be positive"));
         }
+        if self.poll_unit.is_zero() {
+            return Err(Error::config("the Vercel poll unit must be positive"));
+        }
         let http = preview_core::http::client(self.timeout)?;
         let auth = preview_core::http::auth_header("Bearer", &token, "vercel")?;
-        Ok(VercelApps::new(http, auth, base, self.team_id, self.waits))
+        Ok(VercelApps::new(
+            http,
+            auth,
+            base,
+            self.team_id,
+            self.waits,
+            self.poll_unit,
+        ))
     }
 }
 

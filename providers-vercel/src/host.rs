@@ -56,6 +56,7 @@ pub struct VercelApps {
     base: Url,
     team_id: Option<String>,
     waits: Waits,
+    poll_unit: Duration,
 }
 
 /// The time source of deployment waits: tokio time, or (feature `testing`) a virtual clock.
@@ -347,6 +348,7 @@ impl VercelApps {
         base: Url,
         team_id: Option<String>,
         waits: Waits,
+        poll_unit: Duration,
     ) -> Self {
         Self {
             http,
@@ -354,6 +356,7 @@ impl VercelApps {
             base,
             team_id,
             waits,
+            poll_unit,
         }
     }
 
@@ -612,7 +615,11 @@ impl VercelApps {
                     ),
                 });
             }
-            let delay = poll_delay(elapsed).min(timeout - elapsed);
+            // The schedule is in units of `poll_unit` (1 s unless a benchmark scales time).
+            let ratio = self.poll_unit.as_secs_f64();
+            let delay = poll_delay(elapsed.div_f64(ratio))
+                .mul_f64(ratio)
+                .min(timeout - elapsed);
             tracing::debug!(id, state = %d.ready_state, delay_ms = delay.as_millis() as u64, "waiting for the deployment");
             self.waits.sleep(delay).await;
         }

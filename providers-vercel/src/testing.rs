@@ -226,7 +226,14 @@ struct State {
     faults: VecDeque<Fault>,
     rejected_keys: BTreeMap<String, String>,
     exchanges: Vec<Exchange>,
+    latency: Option<Latency>,
+    build_time: Option<Duration>,
+    /// When each deployment created under a build time may first be seen `READY` (wall clock).
+    ready_at: BTreeMap<String, std::time::Instant>,
 }
+
+/// How long the fake takes to answer a request (a latency model); see [`FakeVercel::set_latency`].
+pub type Latency = Arc<dyn Fn(&Request) -> Duration + Send + Sync>;
 
 impl State {
     fn tick(&mut self) -> u64 {
@@ -433,6 +440,9 @@ impl FakeVercel {
                 faults: VecDeque::new(),
                 rejected_keys: BTreeMap::new(),
                 exchanges: Vec::new(),
+                latency: None,
+                build_time: None,
+                ready_at: BTreeMap::new(),
             })),
         }
     }
@@ -533,6 +543,20 @@ impl FakeVercel {
     /// poll, so nothing sleeps).
     pub fn set_build(&self, outcome: BuildOutcome) {
         self.lock().build = outcome;
+    }
+
+    /// Delays every answer by `latency(request)` (default: none). The request takes effect when it
+    /// arrives; only the answer waits, as if the server took that long. For benchmarks on the real
+    /// clock.
+    pub fn set_latency(&self, latency: impl Fn(&Request) -> Duration + Send + Sync + 'static) {
+        self.lock().latency = Some(Arc::new(latency));
+    }
+
+    /// Deployments created from now on build for `build_time` of wall-clock time: status polls
+    /// before then see `BUILDING`, and only polls after it move on as [`set_build`](Self::set_build)
+    /// says. `None` (the default) counts polls only.
+    pub fn set_build_time(&self, build_time: Option<Duration>) {
+        self.lock().build_time = build_time;
     }
 
     /// Answers the next request (with `method`, or any) with `status` and `body` instead.
@@ -756,13 +780,31 @@ impl FakeVercel {
                     None => not_found("domain"),
                 }
             }
-            ("POST", ["v13", "deployments"]) => self.create_deployment(s, body),
+            ("POST", ["v13", "deployments"]) => {
+                let before = s.deployments.len();
+                let answer = self.create_deployment(s, body);
+                if let (Some(t), Some(d)) = (s.build_time, s.deployments.get(before)) {
+                    let id = d.id.clone();
+                    s.ready_at.insert(id, std::time::Instant::now() + t);
+                }
+                answer
+            }
             ("GET", ["v13", "deployments", id]) => {
                 let build = s.build.clone();
+                let building = s
+                    .ready_at
+                    .get(*id)
+                    .is_some_and(|at| std::time::Instant::now() < *at);
                 let Some(d) = s.deployments.iter_mut().find(|d| d.id == *id) else {
                     return not_found("deployment");
                 };
-                advance(d, &build);
+                if building {
+                    if d.state == "QUEUED" {
+                        d.state = "BUILDING".into();
+                    }
+                } else {
+                    advance(d, &build);
+                }
                 let v = deployment_json(d);
                 (200, v)
             }
@@ -1028,9 +1070,11 @@ impl Respond for FakeVercel {
             status,
             response: response.clone(),
         });
+        let delay = s.latency.as_ref().map(|f| f(req)).unwrap_or_default();
         let mut t = ResponseTemplate::new(status)
             .set_body_json(response)
-            .insert_header("x-vercel-id", "iad1::fake-request-id");
+            .insert_header("x-vercel-id", "iad1::fake-request-id")
+            .set_delay(delay);
         if let Some(r) = retry_after {
             t = t.insert_header("retry-after", r.as_str());
         }

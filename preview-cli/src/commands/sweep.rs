@@ -15,6 +15,7 @@ pub async fn run(cli: &Cli, args: &SweepArgs, ctx: &Context) -> Result<u8> {
     let repo = super::repo(cli, ctx)?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let report = super::pipeline(cli, ctx, config, hosts)
+        .concurrency(usize::from(args.concurrency))
         .sweep(args.dry_run)
         .await?;
     output::sweep(cli, ctx, &report)
