@@ -42,6 +42,9 @@ impl Drop for Guard {
     }
 }
 
+/// How often a proxy that exits before answering is restarted on another local port.
+const MAX_RESPAWNS: u32 = 3;
+
 fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -101,9 +104,10 @@ pub(crate) async fn open(
     }
     let start = Instant::now();
     let deadline = start + host.tunnel_timeout;
-    for (i, (s, t)) in spec.services.iter().zip(&tunnels).enumerate() {
+    for (i, (s, t)) in spec.services.iter().zip(tunnels.iter_mut()).enumerate() {
         let what = format!("tunnel to service {} of app {app}", s.name);
         let mut last = String::from("not probed yet");
+        let mut respawns = 0;
         loop {
             let exited = {
                 let mut children = guard
@@ -115,6 +119,23 @@ pub(crate) async fn open(
                     .and_then(|c| c.try_wait().ok().flatten())
             };
             if let Some(status) = exited {
+                // The free port can be taken by another process between our probe-bind and
+                // flyctl's own bind, and flyctl then exits at once: retry on a fresh port.
+                if respawns < MAX_RESPAWNS {
+                    respawns += 1;
+                    let port = free_port()?;
+                    let child = spawn(host, app, port, s.internal_port)?;
+                    let mut children = guard
+                        .0
+                        .lock()
+                        .map_err(|_| Error::failed("tunnel", "process list poisoned"))?;
+                    if let Some(slot) = children.get_mut(i) {
+                        *slot = child;
+                    }
+                    t.port = port;
+                    tracing::warn!(service = %s.name, %status, port, "flyctl proxy exited early; retrying on another local port");
+                    continue;
+                }
                 return Err(Error::failed(
                     what,
                     format!(

@@ -450,3 +450,36 @@ async fn grpc_and_http_services_are_probed_through_the_tunnel() {
     assert!(err.to_string().contains("health status 2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_dies_at_once_is_restarted_on_another_port() {
+    // The first flyctl exits before listening (as when its local port was taken in the meantime);
+    // the second one works. The tunnel comes up on the second one's port.
+    let dir = temp_dir("flyctl");
+    let marker = dir.join("first-run-done");
+    let (flyctl, log) = stand_in(
+        &dir,
+        &format!(
+            "if [ ! -e '{m}' ]; then touch '{m}'; echo 'cannot listen' >&2; exit 2; fi",
+            m = marker.display()
+        ),
+    );
+    let server = grpc_server(1).await;
+    let mut spec = pg_spec(server.address().port(), PG_PASS);
+    spec.services[0].protocol = Protocol::Http;
+    spec.services[0].credentials = None;
+    spec.services[0].health_path = Some("/healthz".into());
+    let host = tunnel_host(&flyctl, Duration::from_secs(10));
+    let tunnels = host.open_tunnels(&name(55), &spec).await.unwrap();
+    assert!(marker.exists(), "the first proxy ran and died");
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "only the restarted proxy got to log: {runs}"
+    );
+    let port = tunnels.list()[0].port;
+    assert!(runs.contains(&format!("proxy {port}:")), "{runs} vs {port}");
+    drop(tunnels);
+    let _ = std::fs::remove_dir_all(&dir);
+}
