@@ -1,21 +1,19 @@
 //! The commands end to end, in-process, over the in-memory hosts: deploy, re-deploy, status,
 //! teardown, sweep, and GitHub Actions mode (masks first, outputs, summary, fork skip).
 
-use std::io::Write;
+mod common;
+
+use common::{Buf, Memory, memory};
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::Parser;
 use preview_cli::actions::Actions;
 use preview_cli::cli::Cli;
 use preview_cli::context::{Context, Env, Stream};
-use preview_cli::providers::HostFactory;
-use preview_core::effects::{HookRunner, HttpClient};
 use preview_core::secrecy::{ExposeSecret, SecretString};
-use preview_core::testing::{
-    InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
-};
-use preview_core::{Config, DerivedSecrets, Hosts, PrState};
+use preview_core::{Config, DerivedSecrets, PrState};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -23,60 +21,6 @@ const EXAMPLE: &str = concat!(
 );
 const MASTER: &str = "test-master-secret-0123456789-abcdefghijklmnop";
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buf {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-#[derive(Clone)]
-struct Memory {
-    db: InMemoryDatabases,
-    apps: InMemoryApps,
-    source: InMemorySource,
-    hooks: RecordingHooks,
-    http: InMemoryHttp,
-}
-
-impl HostFactory for Memory {
-    fn hosts(&self, _: &Config, _: &Context, _: &str) -> preview_core::Result<Hosts> {
-        Ok(Hosts {
-            database: Arc::new(self.db.clone()),
-            apps: Arc::new(self.apps.clone()),
-            source: Arc::new(self.source.clone()),
-        })
-    }
-    fn http(&self) -> Arc<dyn HttpClient> {
-        Arc::new(self.http.clone())
-    }
-    fn hooks(&self) -> Arc<dyn HookRunner> {
-        Arc::new(self.hooks.clone())
-    }
-}
-
-fn memory() -> Memory {
-    Memory {
-        db: InMemoryDatabases::new(),
-        apps: InMemoryApps::new(),
-        source: InMemorySource::new("inkeep/agents"),
-        hooks: RecordingHooks::new(),
-        http: InMemoryHttp::new(),
-    }
-}
 
 struct Run {
     code: u8,

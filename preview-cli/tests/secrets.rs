@@ -4,7 +4,10 @@
 //! `Debug` of public types or in `--help` with token variables set) and I5 (workflow commands in PR
 //! titles and branches never reach stdout as commands).
 
-use std::io::Write;
+mod common;
+
+use common::{Buf, Memory, memory};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +19,7 @@ use preview_cli::context::{Context, Env, Stream};
 use preview_cli::providers::{HostFactory, RealProviders};
 use preview_core::effects::{HookRunner, HttpClient};
 use preview_core::secrecy::{ExposeSecret, SecretString};
-use preview_core::testing::{
-    InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
-};
+use preview_core::testing::InMemoryApps;
 use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, PrState};
 
 const EXAMPLE: &str = concat!(
@@ -54,60 +55,6 @@ const TOKENS: &[(&str, &str)] = &[
         "SENTINELopenai\"quoted\\backslash\u{e9}key0123",
     ),
 ];
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-#[derive(Clone)]
-struct Memory {
-    db: InMemoryDatabases,
-    apps: InMemoryApps,
-    source: InMemorySource,
-    hooks: RecordingHooks,
-    http: InMemoryHttp,
-}
-
-impl HostFactory for Memory {
-    fn hosts(&self, _: &Config, _: &Context, _: &str) -> preview_core::Result<Hosts> {
-        Ok(Hosts {
-            database: Arc::new(self.db.clone()),
-            apps: Arc::new(self.apps.clone()),
-            source: Arc::new(self.source.clone()),
-        })
-    }
-    fn http(&self) -> Arc<dyn HttpClient> {
-        Arc::new(self.http.clone())
-    }
-    fn hooks(&self) -> Arc<dyn HookRunner> {
-        Arc::new(self.hooks.clone())
-    }
-}
-
-fn memory() -> Memory {
-    Memory {
-        db: InMemoryDatabases::new(),
-        apps: InMemoryApps::new(),
-        source: InMemorySource::new("inkeep/agents"),
-        hooks: RecordingHooks::new(),
-        http: InMemoryHttp::new(),
-    }
-}
 
 fn base_env() -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [

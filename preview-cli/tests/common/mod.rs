@@ -1,0 +1,72 @@
+//! Scaffolding shared by the in-process CLI tests: captured output streams and a host factory over
+//! the in-memory hosts.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use preview_cli::context::Context;
+use preview_cli::providers::HostFactory;
+use preview_core::effects::{HookRunner, HttpClient};
+use preview_core::testing::{
+    InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
+};
+use preview_core::{Config, Hosts};
+
+/// A cloneable in-memory writer (captured stdout/stderr).
+#[derive(Clone, Default)]
+pub(crate) struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The in-memory hosts, shared with the test that inspects them.
+#[derive(Clone)]
+pub(crate) struct Memory {
+    pub db: InMemoryDatabases,
+    pub apps: InMemoryApps,
+    pub source: InMemorySource,
+    pub hooks: RecordingHooks,
+    pub http: InMemoryHttp,
+}
+
+impl HostFactory for Memory {
+    fn hosts(&self, _: &Config, _: &Context, _: &str) -> preview_core::Result<Hosts> {
+        Ok(Hosts {
+            database: Arc::new(self.db.clone()),
+            apps: Arc::new(self.apps.clone()),
+            source: Arc::new(self.source.clone()),
+        })
+    }
+    fn http(&self) -> Arc<dyn HttpClient> {
+        Arc::new(self.http.clone())
+    }
+    fn hooks(&self) -> Arc<dyn HookRunner> {
+        Arc::new(self.hooks.clone())
+    }
+}
+
+/// Fresh in-memory hosts for repository `inkeep/agents`.
+pub(crate) fn memory() -> Memory {
+    Memory {
+        db: InMemoryDatabases::new(),
+        apps: InMemoryApps::new(),
+        source: InMemorySource::new("inkeep/agents"),
+        hooks: RecordingHooks::new(),
+        http: InMemoryHttp::new(),
+    }
+}
