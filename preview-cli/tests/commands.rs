@@ -8,10 +8,7 @@ use common::{Buf, Memory, memory};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Parser;
-use preview_cli::actions::Actions;
-use preview_cli::cli::Cli;
-use preview_cli::context::{Context, Env, Stream};
+use preview_cli::context::Env;
 use preview_core::secrecy::{ExposeSecret, SecretString};
 use preview_core::{Config, DerivedSecrets, PrState};
 
@@ -47,16 +44,8 @@ async fn run(m: &Memory, env: &[(String, String)], args: &[&str]) -> Run {
     let env: Env =
         Arc::new(move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
     let (out, err) = (Buf::default(), Buf::default());
-    let ctx = Context {
-        actions: Actions::detect(&env),
-        env,
-        stdout: Stream::new(out.clone()),
-        stderr: Stream::new(err.clone()),
-        factory: Arc::new(m.clone()),
-    };
-    let mut argv = vec!["preview", "--config", EXAMPLE];
-    argv.extend_from_slice(args);
-    let code = preview_cli::run(Cli::try_parse_from(argv).unwrap(), &ctx).await;
+    let ctx = common::context(m, env, &out, &err);
+    let code = common::run_cli(&ctx, EXAMPLE, args).await;
     Run {
         code,
         stdout: out.text(),

@@ -117,16 +117,8 @@ async fn run(m: &Memory, env: &[(String, String)], args: &[&str]) -> Run {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let ctx = Context {
-        actions: Actions::detect(&env),
-        env,
-        stdout: Stream::new(out.clone()),
-        stderr: Stream::new(err.clone()),
-        factory: Arc::new(m.clone()),
-    };
-    let mut argv = vec!["preview", "--config", EXAMPLE];
-    argv.extend_from_slice(args);
-    let code = preview_cli::run(Cli::try_parse_from(argv).unwrap(), &ctx).await;
+    let ctx = common::context(m, env, &out, &err);
+    let code = common::run_cli(&ctx, EXAMPLE, args).await;
     Run {
         args: args.join(" "),
         code,

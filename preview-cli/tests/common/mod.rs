@@ -70,3 +70,22 @@ pub(crate) fn memory() -> Memory {
         http: InMemoryHttp::new(),
     }
 }
+
+/// A context over `m` with captured output and the environment `env`.
+pub(crate) fn context(m: &Memory, env: preview_cli::context::Env, out: &Buf, err: &Buf) -> Context {
+    Context {
+        actions: preview_cli::actions::Actions::detect(&env),
+        env,
+        stdout: preview_cli::context::Stream::new(out.clone()),
+        stderr: preview_cli::context::Stream::new(err.clone()),
+        factory: Arc::new(m.clone()),
+    }
+}
+
+/// Runs `preview --config CONFIG ARGS…` in-process and returns its exit code.
+pub(crate) async fn run_cli(ctx: &Context, config: &str, args: &[&str]) -> u8 {
+    let mut argv = vec!["preview", "--config", config];
+    argv.extend_from_slice(args);
+    let cli = <preview_cli::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    preview_cli::run(cli, ctx).await
+}
