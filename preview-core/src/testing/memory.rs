@@ -16,6 +16,8 @@ use crate::model::{
 use crate::name::{PrNumber, PreviewName};
 use crate::resolve::{HookRun, HttpCall};
 
+use super::faults::SplitMix64;
+
 const PROVIDER: &str = "memory";
 
 /// One recorded call.
@@ -92,28 +94,6 @@ impl Chaos {
         self.latency_probability = probability;
         self.max_latency = max;
         self
-    }
-}
-
-/// splitmix64: tiny, seedable, good enough to spread faults (never used for secrets).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
     }
 }
 
@@ -221,11 +201,8 @@ impl ChaosState {
     }
 
     fn latency(&mut self) -> Option<Duration> {
-        if self.config.max_latency.is_zero() || self.rng.unit() >= self.config.latency_probability {
-            return None;
-        }
-        let nanos = self.config.max_latency.as_nanos().min(u128::from(u64::MAX)) as u64;
-        Some(Duration::from_nanos(self.rng.below(nanos.max(1))))
+        self.rng
+            .delay(self.config.latency_probability, self.config.max_latency)
     }
 }
 

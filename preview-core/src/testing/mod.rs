@@ -5,10 +5,12 @@
 //! (converge, "already gone", ownership, conflicts) without any network, and pass the same
 //! conformance suite.
 
+mod faults;
 mod memory;
 
 pub mod conformance;
 
+pub use faults::{HttpChaos, HttpChaosState, HttpFault, RetryAfter};
 pub use memory::{
     Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
     StoredVar, Tripwire,
