@@ -542,6 +542,20 @@ async fn deploy_scenario(b: &Bench, scenario: &str) -> Value {
     let f = deploy_figures(&calls, &b.vercel, vercel_from);
     let (requests, mutating) = counts(&calls);
     let reads = calls.iter().filter(|c| !c.mutating()).count();
+    // Acceptance 2 counts reads per resource: the same URL read twice is a wasted round trip.
+    let mut per_resource: BTreeMap<String, usize> = BTreeMap::new();
+    for c in calls.iter().filter(|c| !c.mutating()) {
+        let q = if c.query.is_empty() { "" } else { "?" };
+        *per_resource
+            .entry(format!("{} {}{q}{}", c.provider, c.path, c.query))
+            .or_default() += 1;
+    }
+    let max_reads_per_resource = per_resource.values().copied().max().unwrap_or(0);
+    let reread: Vec<&String> = per_resource
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
     let critical_ms = f.critical_ms * b.scale;
     let sequential_ms = f.sequential_ms * b.scale;
     json!({
@@ -555,6 +569,8 @@ async fn deploy_scenario(b: &Bench, scenario: &str) -> Value {
         "requests": requests,
         "mutating_requests": mutating,
         "reads": reads,
+        "max_reads_per_resource": max_reads_per_resource,
+        "reread": reread,
         "resources": report.changes.len(),
         "mutated_resources": report.mutated(),
         "rate_limit_violations": b.violations(),

@@ -699,6 +699,20 @@ pub struct Report {
     pub run_url: Option<String>,
 }
 
+impl Report {
+    /// A digest of what the report says: everything but `run_url`, which names the run that wrote
+    /// it rather than the environment's state. Hosts store it with the published report and give it
+    /// back in [`ReportSummary::digest`], so a re-run can tell "the PR already shows exactly this"
+    /// from one read, without publishing again. 64 bits of SHA-256: a change detector, not a MAC
+    /// (a report holds no secret).
+    pub fn digest(&self) -> String {
+        let what = (&self.name, self.pr, &self.branch, &self.commit, &self.state);
+        let json = serde_json::to_string(&what).unwrap_or_default();
+        let hash = Sha256::digest(json.as_bytes());
+        hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// What a published report says, read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportSummary {
@@ -706,6 +720,9 @@ pub struct ReportSummary {
     pub kind: ReportKind,
     /// The commit it names.
     pub commit: Option<String>,
+    /// [`Report::digest`] of the published report, when the host stored one (`None`: unknown, so
+    /// the pipeline publishes again rather than assume it is current).
+    pub digest: Option<String>,
 }
 
 #[cfg(test)]

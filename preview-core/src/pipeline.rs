@@ -698,9 +698,9 @@ impl Preview {
                     let o = self.retry("publish report", || self.source.publish_report(&deploying)).await?;
                     let c = ResourceChange::new(self.source.kind(), "report", format!("PR #{pr}"), o);
                     self.changes(std::slice::from_ref(&c));
-                    return Ok(Some(c));
+                    return Ok((Some(c), None));
                 }
-                Ok(None)
+                Ok((None, current))
             });
 
         let commit = Commit {
@@ -798,8 +798,8 @@ impl Preview {
         };
         let (announced, db_result, app_result) =
             futures::future::join3(announce, db_side, app_side).await;
-        let announced = announced?;
         // Nothing announced: the report already said "ready" at this very commit.
+        let (announced, shown) = announced?;
         let was_ready = announced.is_none();
         changes.extend(announced);
         let db_changes = db_result?;
@@ -848,6 +848,40 @@ impl Preview {
             .await?;
         }
 
+        let ready = Report {
+            name: name.clone(),
+            pr,
+            branch: Some(pull.head_branch.clone()),
+            commit: Some(pull.head_sha.clone()),
+            state: ReportState::Ready {
+                links: r.links.clone(),
+            },
+            run_url: self.run_url.clone(),
+        };
+        // Nothing created or changed, and the PR already shows exactly this report: a close during
+        // the run cannot strand anything this run made, and there is nothing to publish. Reading
+        // the PR and the report again would only repeat this run's first reads.
+        let digest = ready.digest();
+        if unchanged && shown.and_then(|s| s.digest).as_deref() == Some(digest.as_str()) {
+            let c = ResourceChange::new(
+                self.source.kind(),
+                "report",
+                format!("PR #{pr}"),
+                Outcome::Unchanged,
+            );
+            self.changes(std::slice::from_ref(&c));
+            changes.push(c);
+            return Ok(DeployReport {
+                name: name.clone(),
+                pr,
+                status: DeployStatus::Ready,
+                commit: Some(pull.head_sha.clone()),
+                changes,
+                deployments,
+                links: r.links.clone(),
+            });
+        }
+
         // Close-during-deploy: the PR may have closed while we worked; leave nothing behind.
         let still_open = self
             .phase(Phase::Verify, async {
@@ -868,16 +902,6 @@ impl Preview {
             });
         }
 
-        let ready = Report {
-            name: name.clone(),
-            pr,
-            branch: Some(pull.head_branch.clone()),
-            commit: Some(pull.head_sha.clone()),
-            state: ReportState::Ready {
-                links: r.links.clone(),
-            },
-            run_url: self.run_url.clone(),
-        };
         let o = self
             .phase(
                 Phase::Report,

@@ -280,6 +280,91 @@ async fn a_second_deploy_with_nothing_changed_makes_no_mutating_call() {
     assert_eq!(mutating(&w), 0);
 }
 
+/// The source's calls of one operation in the log.
+fn source_calls(w: &World, op: &str) -> usize {
+    w.source.calls().iter().filter(|c| c.op == op).count()
+}
+
+#[tokio::test]
+async fn an_unchanged_redeploy_reads_the_pr_and_the_report_once_and_publishes_nothing() {
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    preview(&w, stable())
+        .run_url(Some("https://github.com/acme/agents/actions/runs/1".into()))
+        .deploy(pr)
+        .await
+        .unwrap();
+    clear(&w);
+    // A new CI run (another run link) with nothing changed.
+    let again = preview(&w, stable())
+        .run_url(Some("https://github.com/acme/agents/actions/runs/2".into()))
+        .deploy(pr)
+        .await
+        .unwrap();
+    assert_eq!(again.status, DeployStatus::Ready);
+    assert_eq!(mutating(&w), 0, "{:?}", w.source.calls());
+    assert_eq!(
+        source_calls(&w, "get_pull_request"),
+        1,
+        "{:?}",
+        w.source.calls()
+    );
+    assert_eq!(source_calls(&w, "get_report"), 1);
+    assert_eq!(source_calls(&w, "publish_report"), 0);
+    let report = again.changes.iter().find(|c| c.kind == "report").unwrap();
+    assert_eq!(report.outcome, preview_core::Outcome::Unchanged);
+    // The comment still links the run that deployed it.
+    assert_eq!(
+        w.source.report("pr-42-agents").unwrap().run_url.as_deref(),
+        Some("https://github.com/acme/agents/actions/runs/1")
+    );
+}
+
+#[tokio::test]
+async fn a_redeploy_whose_report_text_changed_publishes_it_and_rechecks_the_pr() {
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    preview(&w, stable()).deploy(pr).await.unwrap();
+    clear(&w);
+    // Only a link label differs: no resource changes, but the PR shows stale text.
+    let text = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("label = \"Manage UI\"", "label = \"Manage UI (preview)\"");
+    let base = std::path::Path::new(EXAMPLE).parent().unwrap();
+    let config = Config::parse(&text, "preview.toml", base).unwrap();
+    let p = Preview::new(
+        config,
+        Hosts {
+            database: Arc::new(w.db.clone()),
+            apps: Arc::new(w.apps.clone()),
+            source: Arc::new(w.source.clone()),
+        },
+    )
+    .hooks(Arc::new(w.hooks.clone()))
+    .http(Arc::new(w.http.clone()))
+    .secrets(stable())
+    .env(Arc::new(env_lookup));
+    let again = p.deploy(pr).await.unwrap();
+    assert_eq!(w.db.mutating_calls() + w.apps.mutating_calls(), 0);
+    assert_eq!(source_calls(&w, "publish_report"), 1);
+    assert_eq!(
+        source_calls(&w, "get_pull_request"),
+        2,
+        "observe, then verify"
+    );
+    let report = again.changes.iter().find(|c| c.kind == "report").unwrap();
+    assert_eq!(report.outcome, preview_core::Outcome::Updated);
+    match w.source.report("pr-42-agents").unwrap().state {
+        ReportState::Ready { links } => {
+            assert!(
+                links.iter().any(|l| l.label == "Manage UI (preview)"),
+                "{links:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_new_commit_redeploys_the_apps_only() {
     let w = world();

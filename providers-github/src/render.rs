@@ -42,12 +42,30 @@ pub(crate) fn clean_sha(sha: Option<&str>) -> Option<&str> {
     })
 }
 
-/// The hidden marker naming the environment and summarising the state.
-pub(crate) fn marker(name: &PreviewName, kind: ReportKind, sha: Option<&str>) -> String {
+/// A report digest we are willing to read back: 16 lowercase hex digits (see `Report::digest`).
+fn clean_digest(d: &str) -> Option<&str> {
+    (d.len() == 16
+        && d.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(d)
+}
+
+/// The hidden marker naming the environment and summarising the state; `digest` is the report's
+/// [`Report::digest`], so a re-run can tell the comment already says exactly this.
+pub(crate) fn marker(
+    name: &PreviewName,
+    kind: ReportKind,
+    sha: Option<&str>,
+    digest: Option<&str>,
+) -> String {
     let mut m = format!("{MARKER_PREFIX}{name} state={}", kind_word(kind));
     if let Some(sha) = clean_sha(sha) {
         m.push_str(" sha=");
         m.push_str(sha);
+    }
+    if let Some(d) = digest.and_then(clean_digest) {
+        m.push_str(" digest=");
+        m.push_str(d);
     }
     m.push_str(" -->");
     m
@@ -64,16 +82,20 @@ pub(crate) fn parse_marker(body: &str, name: &PreviewName) -> Option<ReportSumma
     }
     let mut kind = None;
     let mut commit = None;
+    let mut digest = None;
     for w in words {
         if let Some(s) = w.strip_prefix("state=") {
             kind = parse_kind(s);
         } else if let Some(s) = w.strip_prefix("sha=") {
             commit = clean_sha(Some(s)).map(str::to_string);
+        } else if let Some(s) = w.strip_prefix("digest=") {
+            digest = clean_digest(s).map(str::to_string);
         }
     }
     Some(ReportSummary {
         kind: kind?,
         commit,
+        digest,
     })
 }
 
@@ -154,7 +176,7 @@ pub(crate) fn comment(report: &Report) -> String {
     let name = &report.name;
     let kind = report.state.kind();
     let sha = clean_sha(report.commit.as_deref());
-    let mut out = marker(name, kind, report.commit.as_deref());
+    let mut out = marker(name, kind, report.commit.as_deref(), Some(&report.digest()));
     out.push('\n');
     let headline = match &report.state {
         ReportState::Deploying => format!("### ⏳ Preview environment `{name}` is deploying"),
@@ -282,22 +304,37 @@ mod tests {
     #[test]
     fn markers_round_trip_and_match_only_their_environment() {
         let sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
-        let m = marker(&name(), ReportKind::Ready, Some(sha));
+        let m = marker(
+            &name(),
+            ReportKind::Ready,
+            Some(sha),
+            Some("0123456789abcdef"),
+        );
         assert_eq!(
             m,
-            "<!-- preview:env=pr-42-agents state=ready sha=6dcb09b5b57875f334f61aebed695e2e4193db5e -->"
+            "<!-- preview:env=pr-42-agents state=ready sha=6dcb09b5b57875f334f61aebed695e2e4193db5e digest=0123456789abcdef -->"
         );
         let back = parse_marker(&format!("{m}\nbody"), &name()).unwrap();
         assert_eq!(back.kind, ReportKind::Ready);
         assert_eq!(back.commit.as_deref(), Some(sha));
+        assert_eq!(back.digest.as_deref(), Some("0123456789abcdef"));
         let other = Naming::new("pr", "agents")
             .unwrap()
             .name(PrNumber::new(4).unwrap());
         assert_eq!(parse_marker(&m, &other), None);
         assert_eq!(parse_marker(&format!("text\n{m}"), &name()), None);
-        let no_sha = marker(&name(), ReportKind::TornDown, Some("not a sha"));
+        let no_sha = marker(
+            &name(),
+            ReportKind::TornDown,
+            Some("not a sha"),
+            Some("x -->"),
+        );
         assert_eq!(no_sha, "<!-- preview:env=pr-42-agents state=torn_down -->");
-        assert_eq!(parse_marker(&no_sha, &name()).unwrap().commit, None);
+        let back = parse_marker(&no_sha, &name()).unwrap();
+        assert_eq!((back.commit, back.digest), (None, None));
+        // A marker from before digests (or a hand-edited one) reads as "digest unknown".
+        let forged = "<!-- preview:env=pr-42-agents state=ready digest=zz -->";
+        assert_eq!(parse_marker(forged, &name()).unwrap().digest, None);
     }
 
     #[test]

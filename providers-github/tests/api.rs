@@ -683,7 +683,14 @@ fn hostile_branch_titles_and_errors_are_rendered_inert() {
     }
     // Only our own marker line is an HTML comment, and the headline is ours.
     assert_eq!(body.matches("<!--").count(), 1);
-    assert!(body.starts_with("<!-- preview:env=pr-7-agents state=failed -->\n"));
+    let first = body.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "<!-- preview:env=pr-7-agents state=failed digest={} -->",
+            r.digest()
+        )
+    );
     insta::assert_snapshot!("hostile", body);
 }
 

@@ -392,6 +392,11 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
         .expect("published");
     assert_eq!(s.kind, ReportKind::Ready);
     assert_eq!(s.commit, report.commit);
+    assert_eq!(
+        s.digest,
+        Some(report.digest()),
+        "get_report gives back the digest of the report last published"
+    );
     report.state = ReportState::TornDown;
     host.publish_report(&report).await.expect("torn down");
 }

@@ -1299,6 +1299,7 @@ impl SourceHost for InMemorySource {
             .map(|r| ReportSummary {
                 kind: r.state.kind(),
                 commit: r.commit.clone(),
+                digest: Some(r.digest()),
             });
         s.journal
             .run("get_report", name.as_str(), || Ok((found, false)))
