@@ -523,6 +523,37 @@ impl FakeGitHub {
         id
     }
 
+    /// Adds a deployment of `sha` in `environment` out of band (creating the environment), with
+    /// one status in `state` when given; returns its id.
+    pub fn add_deployment(&self, sha: &str, environment: &str, state: Option<&str>) -> u64 {
+        let mut s = self.lock();
+        let id = s.id();
+        let statuses = match state {
+            Some(state) => {
+                let status_id = s.id();
+                vec![FakeStatus {
+                    id: status_id,
+                    state: state.into(),
+                    environment_url: None,
+                    log_url: None,
+                    description: String::new(),
+                }]
+            }
+            None => Vec::new(),
+        };
+        s.deployments.push(FakeDeployment {
+            id,
+            sha: sha.into(),
+            environment: environment.into(),
+            statuses,
+        });
+        if !s.environments.contains_key(environment) {
+            let env_id = s.id();
+            s.environments.insert(environment.into(), env_id);
+        }
+        id
+    }
+
     /// Deletes a comment out of band.
     pub fn remove_comment(&self, id: u64) {
         self.lock().comments.retain(|c| c.id != id);

@@ -61,10 +61,14 @@ fn ready() -> ReportState {
 }
 
 fn report(state: ReportState) -> Report {
+    report_for(PR, state)
+}
+
+fn report_for(n: u32, state: ReportState) -> Report {
     Report {
-        name: name(PR),
-        pr: pr_number(PR),
-        branch: Some(format!("feature/{PR}")),
+        name: name(n),
+        pr: pr_number(n),
+        branch: Some(format!("feature/{n}")),
         commit: Some(SHA.into()),
         state,
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
@@ -663,4 +667,279 @@ async fn r8_a_hint_beyond_the_budget_fails_fast_saying_how_long() {
         "{chain}"
     );
     check_exchanges(&fake);
+}
+
+// ---------------------------------------------------------------------------------------------
+// I4: URL safety
+
+/// The hostile strings of I4, named in the issue.
+fn hostile_fixed() -> Vec<String> {
+    vec![
+        r#"zzz";echo${IFS}"hello";#"#.into(),
+        "$(curl x|sh)".into(),
+        "a/../../b".into(),
+        "x?y=1#z".into(),
+        "%2F%00".into(),
+        "&a=b".into(),
+        "with spaces and + plus".into(),
+        "rtl\u{202E}gnp.exe".into(),
+        "emoji 🚀 preview".into(),
+        "a".repeat(250),
+        "..".into(),
+        "%2e%2e".into(),
+        "a%2Fb".into(),
+        "back\\slash".into(),
+    ]
+}
+
+/// Seeded random strings over a hostile alphabet (splitmix64: the same seed, the same strings).
+fn hostile_random(seed: u64, n: usize) -> Vec<String> {
+    const ALPHABET: &[&str] = &[
+        "/", "?", "#", "&", "=", "%", "+", ";", "\"", "'", "$", "(", ")", "{", "}", "\\", ".",
+        "..", " ", "\u{202E}", "\u{200B}", "🚀", "é", "a", "Z", "0", "-", "_", "~", ":", "@", "!",
+        "*", ",", "<", ">", "[", "]", "|", "^", "`", "%2F", "%00", "%", "\n", "\t",
+    ];
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|_| {
+            let len = 1 + next() % 16;
+            (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// The named strings, then `n` seeded random ones.
+fn hostile(n: u64) -> Vec<String> {
+    let mut all = hostile_fixed();
+    all.extend(hostile_random(0x14, n as usize));
+    all
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .expect("the client percent-encodes UTF-8")
+        .into_owned()
+}
+
+/// The decoded path segments of a received request.
+fn segments(e: &Exchange) -> Vec<String> {
+    e.path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect()
+}
+
+/// The decoded query pairs of a received request.
+fn query(e: &Exchange) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(e.query.as_deref().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// owner/repo never reach a URL unvalidated: the builder rejects anything but GitHub's name
+/// characters (and `.`/`..`), before any I/O; what it accepts arrives intact.
+#[tokio::test(start_paused = true)]
+async fn i4_hostile_repository_names_are_rejected_or_arrive_intact() {
+    let fake = fake().await;
+    let (mut rejected, mut accepted) = (0, 0);
+    for h in hostile(cases(500, 5000)) {
+        for (owner, repo) in [(h.as_str(), "app"), ("acme", h.as_str())] {
+            let before = fake.exchanges().len();
+            match fake.builder().repository(format!("{owner}/{repo}")).build() {
+                Err(e) => {
+                    rejected += 1;
+                    assert!(e.is_config(), "{h:?}: {e}");
+                    assert_eq!(fake.exchanges().len(), before, "{h:?}: no request");
+                }
+                Ok(gh) => {
+                    accepted += 1;
+                    gh.get_pull_request(pr_number(PR)).await.unwrap();
+                    let ex = fake.exchanges();
+                    assert_eq!(ex.len(), before + 1);
+                    assert_eq!(
+                        segments(&ex[before]),
+                        ["repos", owner, repo, "pulls", "7"],
+                        "{h:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(rejected > 0 && accepted > 0, "{rejected} {accepted}");
+}
+
+/// The environment name (from the configured template) goes into a path segment
+/// (`environments/{name}`) and the `environment` query filter: it arrives as the same value,
+/// under the same route, or the template is refused before any request.
+#[tokio::test(start_paused = true)]
+async fn i4_hostile_environment_names_round_trip_through_paths_and_queries() {
+    let (mut rejected, mut accepted) = (0, 0);
+    let fixed = hostile_fixed().len();
+    for (i, h) in hostile(cases(100, 2000)).into_iter().enumerate() {
+        let fake = FakeGitHub::start().await;
+        let n = 100 + i as u32;
+        let before = 0;
+        let template = format!("{h}-{{pr}}");
+        let gh = match fake
+            .builder()
+            .identity(LOGIN)
+            .environment_template(&template)
+            .build()
+        {
+            Err(e) => {
+                rejected += 1;
+                assert!(e.is_config(), "{h:?}: {e}");
+                assert_eq!(fake.exchanges().len(), before, "{h:?}: no request");
+                continue;
+            }
+            Ok(gh) => gh,
+        };
+        accepted += 1;
+        fake.set_pull_request(pull(n, PrState::Open));
+        let env = format!("{h}-{n}");
+        let ours = |fake: &FakeGitHub| -> Vec<_> {
+            fake.deployments()
+                .into_iter()
+                .filter(|d| d.environment == env)
+                .collect()
+        };
+        gh.publish_report(&report_for(n, ReportState::Deploying))
+            .await
+            .unwrap_or_else(|e| panic!("{h:?}: {e}"));
+        assert_eq!(ours(&fake).len(), 1, "{h:?}: created under its name");
+        assert!(fake.environments().contains(&env), "{h:?}");
+        let mut torn = report_for(n, ReportState::TornDown);
+        torn.branch = None;
+        gh.publish_report(&torn).await.unwrap();
+        // The lookup by environment found the deployment (it was marked inactive, not missed),
+        // and the environment was deleted by its name.
+        let d = ours(&fake);
+        assert_eq!(d.len(), 1, "{h:?}");
+        assert_eq!(d[0].statuses.last().unwrap().state, "inactive", "{h:?}");
+        assert!(
+            !fake.environments().contains(&env),
+            "{h:?}: deleted by name"
+        );
+
+        let mut env_paths = 0;
+        for e in fake.exchanges().iter().skip(before) {
+            let seg = segments(e);
+            assert_eq!(seg[..3], ["repos", "acme", "app"], "{h:?}: {}", e.path);
+            let route: Vec<&str> = seg[3..].iter().map(String::as_str).collect();
+            let pr = n.to_string();
+            match route[..] {
+                ["environments", name] => {
+                    env_paths += 1;
+                    assert_eq!(name, env, "{h:?}: {}", e.path);
+                }
+                ["deployments"] if e.method == "GET" => {
+                    let filter: Vec<String> = query(e)
+                        .into_iter()
+                        .filter(|(k, _)| k == "environment")
+                        .map(|(_, v)| v)
+                        .collect();
+                    assert_eq!(filter, std::slice::from_ref(&env), "{h:?}: {:?}", e.query);
+                }
+                ["issues", p, "comments"] if p == pr => {}
+                ["issues", "comments", _] | ["deployments"] | ["deployments", _, "statuses"] => {}
+                ref other => panic!("{h:?}: unexpected route {other:?} ({})", e.path),
+            }
+        }
+        assert_eq!(env_paths, 2, "{h:?}: GET then DELETE of the environment");
+        // Bodies do not depend on the name's characters: validating the named cases suffices.
+        if i < fixed {
+            check_exchanges(&fake);
+        }
+    }
+    assert!(rejected > 0 && accepted > 0, "{rejected} {accepted}");
+}
+
+/// Branch and commit text is never put in a URL: the branch only reaches the comment body
+/// (inert), and a commit that is not a hex SHA makes no deployment request at all.
+#[tokio::test(start_paused = true)]
+async fn i4_branch_and_commit_text_never_reach_a_url() {
+    for h in hostile_fixed() {
+        let fake = FakeGitHub::start().await;
+        let mut pr = pull(PR, PrState::Open);
+        pr.head_branch = h.clone();
+        fake.set_pull_request(pr);
+        let gh = fake.builder().build().unwrap();
+        let got = gh.get_pull_request(pr_number(PR)).await.unwrap().unwrap();
+        assert_eq!(
+            got.head_branch, h,
+            "the branch survives the round trip as data"
+        );
+        let mut r = report(ReportState::Deploying);
+        r.branch = Some(h.clone());
+        r.commit = Some(h.clone());
+        gh.publish_report(&r).await.unwrap();
+        assert!(
+            fake.deployments().is_empty(),
+            "{h:?}: not a SHA, no deployment"
+        );
+        for e in fake.exchanges() {
+            let url_text = format!("{} {:?}", segments(&e).join("/"), query(&e));
+            assert!(!url_text.contains(&h), "{h:?} in {url_text}");
+            assert!(!e.path.contains("deployments"), "{h:?}: {}", e.path);
+        }
+        let comment = &fake.comments(PR)[0].body;
+        let marker = comment.lines().next().unwrap();
+        assert!(!marker.contains("sha="), "{marker}");
+        check_exchanges(&fake);
+    }
+}
+
+/// A next-page link whose query carries a hostile environment name is followed as given: page
+/// two asks for the same filter, and the one active deployment, on page two, is found.
+#[tokio::test(start_paused = true)]
+async fn i4_next_page_links_with_hostile_queries_are_followed_verbatim() {
+    let mut tried = 0;
+    for h in hostile_fixed() {
+        let fake = fake().await;
+        let Ok(gh) = fake
+            .builder()
+            .environment_template(format!("{h}-{{pr}}"))
+            .build()
+        else {
+            continue;
+        };
+        tried += 1;
+        let env = format!("{h}-7");
+        // Newest first: the oldest, still active, lands on page two of 100 each.
+        let active = fake.add_deployment(SHA, &env, Some("success"));
+        for i in 0..100 {
+            fake.add_deployment(&format!("{i:040x}"), &env, Some("inactive"));
+        }
+        let mut torn = report(ReportState::TornDown);
+        torn.branch = None;
+        gh.publish_report(&torn).await.unwrap();
+        let lists: Vec<Exchange> = fake
+            .exchanges()
+            .into_iter()
+            .filter(|e| e.method == "GET" && e.path == "/repos/acme/app/deployments")
+            .collect();
+        assert_eq!(lists.len(), 2, "{h:?}: two pages");
+        let mut first = query(&lists[0]);
+        first.push(("page".into(), "2".into()));
+        assert_eq!(query(&lists[1]), first, "{h:?}: page two keeps the filter");
+        let d = fake
+            .deployments()
+            .into_iter()
+            .find(|d| d.id == active)
+            .unwrap();
+        assert_eq!(d.statuses.last().unwrap().state, "inactive", "{h:?}");
+        check_exchanges(&fake);
+    }
+    assert!(tried >= 5, "{tried}");
 }
