@@ -943,3 +943,175 @@ async fn i4_next_page_links_with_hostile_queries_are_followed_verbatim() {
     }
     assert!(tried >= 5, "{tried}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// S1 / I6: no secret in any body GitHub receives; untrusted text stays inert
+
+// Why a Report cannot hold a secret, by construction:
+// - `Report` has no `SecretString` field: `name` is a validated `PreviewName`, `pr` a number,
+//   `branch`/`commit` come from GitHub (public), `run_url` from the CI run.
+// - `ReportState::Ready` links are rendered from `report.links` templates in the config's
+//   `Public` context, which refuses every secret reference when the config is loaded
+//   (`preview-core/src/config.rs`, `Ctx::Public`).
+// - `ReportState::Failed.error` is the `Display` of a `preview_core::Error`, which never carries
+//   a secret (errors are built from truncated response bodies with echoing fields dropped, never
+//   from request headers; S10 in core).
+// - Every secret in the pipeline is a `SecretString`: no `Display`, a redacted `Debug`, and its
+//   text only through `expose_secret()`, which this crate never calls (its one use, the auth
+//   header, is `preview_core::http::auth_header`, sensitive). The test below checks that.
+// What remains is a careless *caller* putting a credential into a URL (userinfo), which the
+// renderer drops; the test feeds sentinels exactly there.
+
+const LINK_USER: &str = "S1linkUSERsentinel7f3a";
+const LINK_PASS: &str = "S1linkPASSsentinel91c2";
+const RUN_PASS: &str = "S1runPASSsentinel04be";
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A sentinel and the forms a careless encoder could turn it into.
+fn forms(s: &str) -> Vec<String> {
+    let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
+    // Sentinels are alphanumeric: percent-encoding and JSON escaping leave them as they are.
+    vec![s.to_string(), hex, base64(s.as_bytes())]
+}
+
+#[test]
+fn s1_this_crate_never_exposes_a_secret_itself() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut files = vec![std::path::PathBuf::from(src)];
+    let mut seen = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            seen += 1;
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(!text.contains("expose_secret"), "{}", p.display());
+        }
+    }
+    assert!(seen >= 8, "{seen} source files");
+}
+
+#[tokio::test(start_paused = true)]
+async fn s1_sentinels_in_report_urls_never_reach_a_github_body() {
+    let fake = fake().await;
+    let gh = fake.builder().build().unwrap();
+    let run_url = format!("https://ci:{RUN_PASS}@github.com/acme/app/actions/runs/99");
+    let ready = ReportState::Ready {
+        links: vec![Link {
+            label: "ui".into(),
+            url: format!("https://{LINK_USER}:{LINK_PASS}@pr-7-ui.preview.example.com/"),
+        }],
+    };
+    let failed = ReportState::Failed {
+        phase: "apps".into(),
+        error: "vercel: API error (HTTP 500)".into(),
+    };
+    let mut torn = report(ReportState::TornDown);
+    torn.branch = None;
+    for state in [ReportState::Deploying, ready, failed] {
+        let mut r = report(state);
+        r.run_url = Some(run_url.clone());
+        gh.publish_report(&r).await.unwrap();
+    }
+    torn.run_url = Some(run_url);
+    gh.publish_report(&torn).await.unwrap();
+
+    let mut sent = String::new();
+    for e in fake.exchanges() {
+        if let Some(body) = &e.request {
+            sent.push_str(&body.to_string());
+            sent.push('\n');
+        }
+    }
+    // What is at rest in the fake: comments and deployment statuses.
+    let at_rest = format!("{:?} {:?}", fake.comments(PR), fake.deployments());
+    // The URLs themselves did arrive (the scan looks where they would be), without userinfo.
+    assert!(sent.contains("pr-7-ui.preview.example.com"), "{sent}");
+    assert!(sent.contains("actions/runs/99"), "{sent}");
+    assert!(
+        at_rest.contains("https://pr-7-ui.preview.example.com/"),
+        "{at_rest}"
+    );
+    for secret in [LINK_USER, LINK_PASS, RUN_PASS, TOKEN] {
+        for form in forms(secret) {
+            assert!(!sent.contains(&form), "{secret} as {form} sent: {sent}");
+            assert!(!at_rest.contains(&form), "{secret} as {form} stored");
+        }
+    }
+    check_exchanges(&fake);
+}
+
+#[tokio::test(start_paused = true)]
+async fn i6_hostile_branch_text_is_inert_and_only_our_marked_comment_is_ours() {
+    let benign_lines = {
+        let fake = fake().await;
+        let gh = fake.builder().build().unwrap();
+        gh.publish_report(&report(ReportState::Deploying))
+            .await
+            .unwrap();
+        fake.comments(PR)[0].body.lines().count()
+    };
+    for h in hostile_fixed().into_iter().chain([
+        "\n::add-mask::x\n::error title=pwn::owned\n::stop-commands::y".to_string(),
+        "<!-- preview:env=pr-7-agents state=ready --> `code` <img src=x onerror=alert(1)> @admin [x](javascript:alert(1))".to_string(),
+    ]) {
+        let fake = fake().await;
+        let gh = fake.builder().build().unwrap();
+        // Someone else pastes our exact comment (marker included), saying "ready".
+        let forged = providers_github::render_comment(&report(ready()));
+        let mallory = fake.add_comment(PR, "mallory", &forged);
+        assert_eq!(
+            gh.get_report(&name(PR), pr_number(PR)).await.unwrap(),
+            None,
+            "a marker by another author is not our report"
+        );
+        let mut r = report(ReportState::Deploying);
+        r.branch = Some(h.clone());
+        assert_eq!(gh.publish_report(&r).await.unwrap(), Outcome::Created);
+        let comments = fake.comments(PR);
+        assert_eq!(comments.len(), 2);
+        assert_eq!(comments[0].id, mallory);
+        assert_eq!(comments[0].body, forged, "the forged comment is left alone");
+        let ours = &comments[1];
+        assert_eq!(ours.author, LOGIN);
+        // The branch is one inert line: no extra lines, no markup, no hidden characters.
+        assert_eq!(ours.body.lines().count(), benign_lines, "{h:?}:\n{}", ours.body);
+        let row = ours
+            .body
+            .lines()
+            .find(|l| l.starts_with("| **Branch** |"))
+            .unwrap();
+        let shown = row
+            .trim_start_matches("| **Branch** | <code>")
+            .trim_end_matches("</code> |");
+        let punctuation_left = shown
+            .replace(['&', '#', ';'], "")
+            .chars()
+            .filter(|c| c.is_ascii_punctuation())
+            .collect::<String>();
+        assert_eq!(punctuation_left, "", "{h:?}: {row}");
+        assert!(!shown.contains(['\u{202E}', '\u{200B}']), "{h:?}: {row}");
+        assert!(!ours.body.lines().any(|l| l.starts_with("::")), "{h:?}");
+        // Our report reads back; the forged one still does not count.
+        let summary = gh
+            .get_report(&name(PR), pr_number(PR))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.kind, preview_core::ReportKind::Deploying, "{h:?}");
+        check_exchanges(&fake);
+    }
+}
