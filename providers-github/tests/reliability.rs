@@ -1115,3 +1115,74 @@ async fn i6_hostile_branch_text_is_inert_and_only_our_marked_comment_is_ours() {
         check_exchanges(&fake);
     }
 }
+
+/// R4 with a dropped response: GitHub commits the create, but its answer never arrives (the
+/// client's request timeout fires first). Real clock: reqwest's timeout needs it; the fake holds
+/// only that one answer back, and the back-off is shortened.
+#[tokio::test]
+async fn r4_a_create_whose_answer_never_arrives_is_found_not_resent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let policy = RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5));
+    for create in LOST_CREATES.iter().filter(|c| !c.teardown) {
+        let fake = fake().await;
+        let held = Arc::new(AtomicBool::new(false));
+        let post = create.post;
+        let once = held.clone();
+        fake.set_latency(move |req| {
+            let hit = req.method.as_str() == "POST" && req.url.path().ends_with(post);
+            if hit && !once.swap(true, Ordering::SeqCst) {
+                Duration::from_secs(2)
+            } else {
+                Duration::ZERO
+            }
+        });
+        let gh = fake
+            .builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let deploying = report(ReportState::Deploying);
+        let started = std::time::Instant::now();
+        call(&policy, "publish report", || gh.publish_report(&deploying))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", create.what));
+        assert!(
+            held.load(Ordering::SeqCst),
+            "{}: the answer was held",
+            create.what
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{}: the client gave up on the held answer and moved on",
+            create.what
+        );
+        let mine = fake
+            .comments(PR)
+            .into_iter()
+            .filter(|c| c.author == LOGIN)
+            .count();
+        let deployments = fake.deployments();
+        assert_eq!(mine, 1, "{}", create.what);
+        assert_eq!(deployments.len(), 1, "{}", create.what);
+        assert_eq!(deployments[0].statuses.len(), 1, "{}", create.what);
+        // The fake logs each request when it arrives: one POST of the kind, then a lookup.
+        let log = fake.exchanges();
+        let is_post = |e: &Exchange| e.method == "POST" && e.path.ends_with(post);
+        assert_eq!(
+            log.iter().filter(|e| is_post(e)).count(),
+            1,
+            "{}",
+            create.what
+        );
+        let at = log.iter().position(is_post).unwrap();
+        assert!(
+            log[at + 1..]
+                .iter()
+                .any(|e| e.method == "GET" && e.path.ends_with(create.lookup)),
+            "{}: no lookup after the dropped POST",
+            create.what
+        );
+        check_exchanges(&fake);
+    }
+}
