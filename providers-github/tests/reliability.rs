@@ -510,6 +510,36 @@ async fn r7_terminal_errors_are_sent_once_and_name_the_request_id() {
     }
 }
 
+/// R7 on the create itself: a terminal answer to the comment POST (after the lookups passed)
+/// is not retried either, and the deployment work before it is not redone.
+#[tokio::test(start_paused = true)]
+async fn r7_a_terminal_answer_to_a_create_is_not_retried() {
+    for status in [400, 401, 403, 422] {
+        let fake = fake().await;
+        let gh = fake.builder().identity(LOGIN).build().unwrap();
+        fake.fail_next_on("POST", "/issues/7/comments", status, false);
+        let deploying = report(ReportState::Deploying);
+        let start = Instant::now();
+        let err = call(&RetryConfig::default(), "publish report", || {
+            gh.publish_report(&deploying)
+        })
+        .await
+        .expect_err("terminal");
+        assert!(start.elapsed() < Duration::from_secs(1), "{status}");
+        let log = fake.exchanges();
+        let posts = log
+            .iter()
+            .filter(|e| e.method == "POST" && e.path.ends_with("/comments"))
+            .count();
+        assert_eq!(posts, 1, "{status}: {err}");
+        assert_eq!(log.last().unwrap().status, status, "nothing after it");
+        let id = format!("FAKE:{:04}", log.len());
+        assert!(err.to_string().contains(&id), "{status}: {err} lacks {id}");
+        assert!(fake.comments(PR).is_empty());
+        check_exchanges(&fake);
+    }
+}
+
 /// The contrast to R7: a 403 that *is* a rate limit is retried after GitHub's wait.
 #[tokio::test(start_paused = true)]
 async fn r10_rate_limited_403s_are_retried_after_the_wait() {
