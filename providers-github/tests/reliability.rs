@@ -6,7 +6,8 @@
 //!
 //! The retry around each trait call is the pipeline's: `preview_core::retry` with the unit
 //! marked idempotent (each call looks up before it creates). Everything runs on a paused tokio
-//! clock; the fake's builder has no client timeouts, so only our own waits move virtual time.
+//! clock (the fake's builder has no client timeouts, so only our own waits move virtual time),
+//! except the dropped-answer case of R4, which needs reqwest's request timeout on the real clock.
 //! Default case counts keep the file fast; `PREVIEW_RELIABILITY_FULL=1` runs the full counts.
 
 mod common;
