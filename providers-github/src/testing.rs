@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
 use preview_core::{PrState, PullRequest};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
@@ -329,6 +330,8 @@ pub struct Exchange {
     pub method: String,
     /// Path (percent-encoded, as sent).
     pub path: String,
+    /// Query string (percent-encoded, as sent), when there was one.
+    pub query: Option<String>,
     /// Request body, when it had a JSON one.
     pub request: Option<Value>,
     /// Response status.
@@ -367,6 +370,10 @@ struct State {
     request_counter: u64,
     latency: Option<LatencyFn>,
     limits: Limits,
+    chaos: Option<HttpChaosState>,
+    /// Faults and the longest streak of earlier chaos plans (replaced by `chaos` or `calm`).
+    chaos_injected: usize,
+    chaos_max_attempts: u32,
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeGitHub::set_latency`].
@@ -425,6 +432,13 @@ impl Limits {
 }
 
 impl State {
+    fn retire_chaos(&mut self) {
+        if let Some(c) = self.chaos.take() {
+            self.chaos_injected += c.injected();
+            self.chaos_max_attempts = self.chaos_max_attempts.max(c.max_attempts());
+        }
+    }
+
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -509,6 +523,37 @@ impl FakeGitHub {
         id
     }
 
+    /// Adds a deployment of `sha` in `environment` out of band (creating the environment), with
+    /// one status in `state` when given; returns its id.
+    pub fn add_deployment(&self, sha: &str, environment: &str, state: Option<&str>) -> u64 {
+        let mut s = self.lock();
+        let id = s.id();
+        let statuses = match state {
+            Some(state) => {
+                let status_id = s.id();
+                vec![FakeStatus {
+                    id: status_id,
+                    state: state.into(),
+                    environment_url: None,
+                    log_url: None,
+                    description: String::new(),
+                }]
+            }
+            None => Vec::new(),
+        };
+        s.deployments.push(FakeDeployment {
+            id,
+            sha: sha.into(),
+            environment: environment.into(),
+            statuses,
+        });
+        if !s.environments.contains_key(environment) {
+            let env_id = s.id();
+            s.environments.insert(environment.into(), env_id);
+        }
+        id
+    }
+
     /// Deletes a comment out of band.
     pub fn remove_comment(&self, id: u64) {
         self.lock().comments.retain(|c| c.id != id);
@@ -572,6 +617,37 @@ impl FakeGitHub {
             headers: Vec::new(),
             body: bodies::error("Server Error"),
         });
+    }
+
+    /// Injects seeded random faults into every request from now on (see [`HttpChaos`]):
+    /// [`HttpFault::Reject`] answers its status without acting, in GitHub's error format and
+    /// with `Retry-After` when the plan gives one; [`HttpFault::Lose`] serves the request, then
+    /// answers its status instead (a silent success); the plan's latency holds the answer back.
+    /// One-shot faults ([`fail_next`](Self::fail_next), [`fail_next_on`](Self::fail_next_on))
+    /// and enforced secondary limits come first. Replaces an earlier plan.
+    pub fn chaos(&self, plan: HttpChaos) {
+        let mut s = self.lock();
+        s.retire_chaos();
+        s.chaos = Some(plan.start());
+    }
+
+    /// Stops injecting random faults (one-shot faults still apply).
+    pub fn calm(&self) {
+        self.lock().retire_chaos();
+    }
+
+    /// Random faults injected so far, over every chaos plan.
+    pub fn injected_faults(&self) -> usize {
+        let s = self.lock();
+        s.chaos_injected + s.chaos.as_ref().map_or(0, HttpChaosState::injected)
+    }
+
+    /// The most attempts one request took under chaos (its faulted attempts plus the one that got
+    /// through), over every chaos plan.
+    pub fn max_attempts(&self) -> u32 {
+        let s = self.lock();
+        s.chaos_max_attempts
+            .max(s.chaos.as_ref().map_or(0, HttpChaosState::max_attempts))
     }
 
     /// Every exchange so far, in order.
@@ -1001,6 +1077,34 @@ impl Responder {
     }
 }
 
+/// A drawn fault in GitHub's error format (`basic-error`), with the plan's `Retry-After`.
+fn chaos_fault(f: HttpFault) -> Fault {
+    let (after_commit, retry_after) = match &f {
+        HttpFault::Reject { retry_after, .. } => (false, retry_after.clone()),
+        HttpFault::Lose { .. } => (true, None),
+    };
+    let status = f.status();
+    let message = match status {
+        408 => "Request Timeout",
+        429 => {
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        }
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Server Error",
+    };
+    Fault {
+        target: None,
+        after_commit,
+        status,
+        headers: retry_after
+            .map(|r| vec![("retry-after".to_string(), r.header_value())])
+            .unwrap_or_default(),
+        body: bodies::error(message),
+    }
+}
+
 fn validation(resource: &str, field: &str, code: &str) -> Answer {
     ok(
         422,
@@ -1045,6 +1149,18 @@ impl Respond for Responder {
                 })
                 .and_then(|i| s.faults.remove(i))
         });
+        let mut delay = delay;
+        let fault = match fault {
+            Some(f) => Some(f),
+            None => match s.chaos.as_mut() {
+                Some(chaos) => {
+                    let drawn = chaos.draw(&method, &path);
+                    delay += chaos.latency().unwrap_or_default();
+                    drawn.map(chaos_fault)
+                }
+                None => None,
+            },
+        };
         let answer = match fault {
             Some(f) => {
                 if f.after_commit {
@@ -1065,6 +1181,7 @@ impl Respond for Responder {
             at: std::time::Instant::now(),
             method,
             path,
+            query: req.url.query().map(str::to_string),
             request: json_body,
             status: answer.status,
             response: answer.body.clone(),

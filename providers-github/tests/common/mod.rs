@@ -82,3 +82,53 @@ pub fn check_exchanges(fake: &FakeGitHub) -> usize {
     }
     exchanges.len()
 }
+
+/// Whether the reliability suites run their full case counts (`PREVIEW_RELIABILITY_FULL=1`),
+/// the same switch as `preview-core/tests/reliability.rs`.
+pub fn full() -> bool {
+    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
+}
+
+/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
+pub fn cases(small: u64, big: u64) -> u64 {
+    if full() { big } else { small }
+}
+
+/// What the fake holds, with ids dropped, for comparing runs: comments of `issue` (author,
+/// body), deployments (sha, environment, statuses as state / URLs / description), environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub comments: Vec<(String, String)>,
+    pub deployments: Vec<(String, String, Vec<[String; 4]>)>,
+    pub environments: Vec<String>,
+}
+
+pub fn observe(fake: &FakeGitHub, issue: u32) -> Observed {
+    Observed {
+        comments: fake
+            .comments(issue)
+            .into_iter()
+            .map(|c| (c.author, c.body))
+            .collect(),
+        deployments: fake
+            .deployments()
+            .into_iter()
+            .map(|d| {
+                let statuses = d
+                    .statuses
+                    .into_iter()
+                    .map(|s| {
+                        [
+                            s.state,
+                            s.environment_url.unwrap_or_default(),
+                            s.log_url.unwrap_or_default(),
+                            s.description,
+                        ]
+                    })
+                    .collect();
+                (d.sha, d.environment, statuses)
+            })
+            .collect(),
+        environments: fake.environments(),
+    }
+}
