@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use preview_core::{Error, Result};
+use preview_core::{Error, Result, RetryConfig};
 use secrecy::SecretString;
 
 use crate::host::GitHubSource;
@@ -39,6 +39,7 @@ pub struct GitHubSourceBuilder {
     timeout: Option<Duration>,
     write_spacing: Duration,
     max_concurrent_reads: usize,
+    retry: RetryConfig,
 }
 
 impl fmt::Debug for GitHubSourceBuilder {
@@ -52,6 +53,7 @@ impl fmt::Debug for GitHubSourceBuilder {
             .field("timeout", &self.timeout)
             .field("write_spacing", &self.write_spacing)
             .field("max_concurrent_reads", &self.max_concurrent_reads)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +69,7 @@ impl Default for GitHubSourceBuilder {
             timeout: Some(Duration::from_secs(30)),
             write_spacing: Duration::from_secs(1),
             max_concurrent_reads: 10,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -154,6 +157,16 @@ impl GitHubSourceBuilder {
         self
     }
 
+    /// How one request is re-sent after a transient failure (default: [`RetryConfig::default`]).
+    /// Reads, comment edits and deletes are re-sent on 408, 429, 5xx and rate limits; creates only
+    /// when they never reached GitHub or were refused outright (reliability.md a4), so an ambiguous
+    /// failure of a create goes back to the caller, whose retry looks the comment or deployment up
+    /// first. `RetryConfig::none()` sends every request once.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Validates the settings and builds the client. No I/O.
     ///
     /// # Errors
@@ -204,6 +217,7 @@ impl GitHubSourceBuilder {
             timeout: self.timeout,
             write_spacing: self.write_spacing,
             max_concurrent_reads: self.max_concurrent_reads,
+            retry: self.retry,
         })
     }
 }

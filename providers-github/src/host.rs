@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use preview_core::http::{auth_header, client, header, transport_error};
 use preview_core::{
-    Error, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportState,
-    ReportSummary, Result, SourceHost,
+    Error, Idempotency, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportState,
+    ReportSummary, Result, RetryConfig, SourceHost, retry,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -41,11 +41,14 @@ pub(crate) struct Config {
     pub(crate) timeout: Option<Duration>,
     pub(crate) write_spacing: Duration,
     pub(crate) max_concurrent_reads: usize,
+    pub(crate) retry: RetryConfig,
 }
 
 /// Pull requests, the sticky comment and deployments of one GitHub repository.
 ///
-/// Each request is sent once (the pipeline retries). Mutating requests are serialised and spaced
+/// Each request is re-sent after a transient failure as far as its idempotency allows (see
+/// [`GitHubSourceBuilder::retry`]); giving up is `RetriesExhausted`, which the pipeline does not
+/// retry again, so attempts do not multiply. Mutating requests are serialised and spaced
 /// at least `write_spacing` apart (GitHub's guidance for avoiding secondary rate limits); at most
 /// `max_concurrent_reads` reads are in flight at once. Reads of a
 /// pull request are conditional (`If-None-Match`), so polling an unchanged PR costs no quota.
@@ -62,6 +65,7 @@ pub struct GitHubSource {
     last_write: tokio::sync::Mutex<Option<Instant>>,
     reads: tokio::sync::Semaphore,
     etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    retry: RetryConfig,
 }
 
 impl fmt::Debug for GitHubSource {
@@ -138,6 +142,7 @@ impl GitHubSource {
             last_write: tokio::sync::Mutex::new(None),
             reads: tokio::sync::Semaphore::new(c.max_concurrent_reads.max(1)),
             etags: Mutex::new(HashMap::new()),
+            retry: c.retry,
         })
     }
 
@@ -225,14 +230,20 @@ impl GitHubSource {
         })
     }
 
-    /// A read; non-success statuses become errors.
+    /// A read; non-success statuses become errors. Re-sent after a transient failure (a read
+    /// is idempotent), so one flaky answer does not fail the whole operation.
     async fn get(&self, url: Url, what: &str) -> Result<Resp> {
-        let r = self.send(Method::GET, url, None, None).await?;
-        check(r, what)
+        let label = format!("github GET {what}");
+        retry(&self.retry, &label, Idempotency::Idempotent, || async {
+            check(self.send(Method::GET, url.clone(), None, None).await?, what)
+        })
+        .await
     }
 
     /// A mutating request: serialised with every other write of this client and sent at least
-    /// `write_spacing` after the previous one (on tokio's clock).
+    /// `write_spacing` after the previous one (on tokio's clock). PATCH, PUT and DELETE are
+    /// re-sent after a transient failure; a POST (a create) only when GitHub refused it outright
+    /// or it never left, so the caller can look up what an ambiguous failure may have created.
     async fn write(
         &self,
         method: Method,
@@ -240,14 +251,25 @@ impl GitHubSource {
         body: Option<Vec<u8>>,
         what: &str,
     ) -> Result<Resp> {
-        let mut last = self.last_write.lock().await;
-        if let Some(at) = *last {
-            tokio::time::sleep_until(at + self.write_spacing).await;
-        }
-        let result = self.send(method, url, body, None).await;
-        *last = Some(Instant::now());
-        drop(last);
-        check(result?, what)
+        let idempotency = if method == Method::POST {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
+        };
+        let label = format!("github {method} {what}");
+        retry(&self.retry, &label, idempotency, || async {
+            let mut last = self.last_write.lock().await;
+            if let Some(at) = *last {
+                tokio::time::sleep_until(at + self.write_spacing).await;
+            }
+            let result = self
+                .send(method.clone(), url.clone(), body.clone(), None)
+                .await;
+            *last = Some(Instant::now());
+            drop(last);
+            check(result?, what)
+        })
+        .await
     }
 
     /// Every item of a list, following `link: rel="next"` exactly as given.
@@ -626,7 +648,24 @@ impl SourceHost for GitHubSource {
             .as_ref()
             .and_then(|(etag, _)| HeaderValue::from_str(etag).ok())
             .map(|v| ("if-none-match", v));
-        let r = self.send(Method::GET, url, None, conditional).await?;
+        let what = format!("pull request {pr}");
+        let label = format!("github GET {what}");
+        let answer = retry(&self.retry, &label, Idempotency::Idempotent, || async {
+            let r = self
+                .send(Method::GET, url.clone(), None, conditional.clone())
+                .await?;
+            if r.status == StatusCode::NOT_MODIFIED {
+                Ok(r)
+            } else {
+                check(r, &what)
+            }
+        })
+        .await;
+        let r = match answer {
+            Ok(r) => r,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let body = if r.status == StatusCode::NOT_MODIFIED {
             match cached {
                 Some((_, body)) => body,
@@ -640,12 +679,6 @@ impl SourceHost for GitHubSource {
                 }
             }
         } else {
-            let what = format!("pull request {pr}");
-            let r = match check(r, &what) {
-                Ok(r) => r,
-                Err(Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e),
-            };
             if let Some(etag) = header(&r.headers, "etag") {
                 if let Ok(mut m) = self.etags.lock() {
                     m.insert(key, (etag.to_string(), r.body.clone()));

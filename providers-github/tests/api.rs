@@ -10,7 +10,7 @@ use preview_core::{
     ReportKind, ReportState, RetryConfig, SourceHost, retry,
 };
 use providers_github::testing::{FakeGitHub, bodies};
-use providers_github::{GitHubSource, render_comment};
+use providers_github::{GitHubSource, GitHubSourceBuilder, render_comment};
 use serde_json::json;
 use wiremock::matchers::{any, body_json, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -68,15 +68,22 @@ fn ready() -> ReportState {
     }
 }
 
-fn host(server: &MockServer) -> GitHubSource {
+fn builder(server: &MockServer) -> GitHubSourceBuilder {
     GitHubSource::builder()
         .token("test-token")
         .repository("acme/app")
         .base_url(server.uri())
         .identity("preview-bot")
         .write_spacing(Duration::from_millis(1))
-        .build()
-        .unwrap()
+}
+
+fn host(server: &MockServer) -> GitHubSource {
+    builder(server).build().unwrap()
+}
+
+/// A host that sends every request once, to see how one answer is classified.
+fn host_once(server: &MockServer) -> GitHubSource {
+    builder(server).retry(RetryConfig::none()).build().unwrap()
 }
 
 /// Last: anything unmatched gets an odd status so a missing mock is obvious.
@@ -1030,7 +1037,7 @@ async fn primary_rate_limit_error_carries_the_wait() {
         )
         .mount(&server)
         .await;
-    let err = host(&server)
+    let err = host_once(&server)
         .get_pull_request(pr_number(7))
         .await
         .unwrap_err();
@@ -1101,6 +1108,7 @@ async fn a_secondary_limit_without_retry_after_asks_for_a_minute() {
     );
     let err = fake
         .builder()
+        .retry(RetryConfig::none())
         .build()
         .unwrap()
         .get_pull_request(pr_number(7))
@@ -1267,6 +1275,7 @@ async fn the_token_never_appears_in_errors_or_debug() {
         .token(SENTINEL)
         .repository("acme/app")
         .base_url("http://127.0.0.1:9")
+        .retry(RetryConfig::none())
         .build()
         .unwrap()
         .get_pull_request(pr_number(7))
