@@ -62,6 +62,8 @@ pub(crate) struct Api {
     pub(crate) client: reqwest::Client,
     pub(crate) base: String,
     pub(crate) auth: HeaderValue,
+    /// Whether requests get timeouts (off only for paused-clock tests).
+    pub(crate) timeouts: bool,
 }
 
 /// Percent-encodes one path segment (names are DNS labels, but a machine id or IP comes from the API).
@@ -104,7 +106,7 @@ impl Api {
         if let Some(n) = nonce {
             req = req.header(NONCE, n);
         }
-        if let Some(t) = timeout {
+        if let Some(t) = timeout.filter(|_| self.timeouts) {
             req = req.timeout(t);
         }
         let resp = req.send().await.map_err(|e| transport_error(PROVIDER, e))?;

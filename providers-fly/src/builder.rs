@@ -32,7 +32,8 @@ pub struct FlyDatabasesBuilder {
     org: Option<String>,
     naming: Option<Naming>,
     base_url: String,
-    timeout: Duration,
+    /// `None`: no client timeouts at all (paused-clock tests only).
+    timeout: Option<Duration>,
     flyctl: PathBuf,
     wait_call: Duration,
     delete_timeout: Duration,
@@ -60,7 +61,7 @@ impl Default for FlyDatabasesBuilder {
             org: None,
             naming: None,
             base_url: DEFAULT_BASE_URL.to_string(),
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             flyctl: PathBuf::from("flyctl"),
             wait_call: Duration::from_secs(60),
             delete_timeout: Duration::from_secs(300),
@@ -124,7 +125,15 @@ impl FlyDatabasesBuilder {
 
     /// Per-request timeout (the `/wait` long-poll gets its own, longer one).
     pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = timeout.into();
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
+    /// advances time to the next timer whenever it waits for the network, so a client timeout
+    /// would fire while a local fake is still answering. Never use it against Fly.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -197,9 +206,26 @@ impl FlyDatabasesBuilder {
             return Err(Error::config("fly: the API token is empty"));
         }
         let auth = preview_core::http::auth_header(scheme, &bare, "fly")?;
-        let client = preview_core::http::client(self.timeout)?;
+        let client = match self.timeout {
+            Some(timeout) => preview_core::http::client(timeout)?,
+            // Only for paused-clock tests (see `without_timeouts`): no timer at all while a
+            // request is in flight, not even the idle-connection reaper, so virtual time only
+            // moves for our own waits.
+            None => reqwest::Client::builder()
+                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(None)
+                .build()
+                .map_err(|e| {
+                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
+                })?,
+        };
         Ok(FlyDatabases {
-            api: Api { client, base, auth },
+            api: Api {
+                client,
+                base,
+                auth,
+                timeouts: self.timeout.is_some(),
+            },
             token: bare,
             org,
             naming,

@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -93,6 +94,10 @@ struct State {
     buckets: BTreeMap<(String, String), (f64, Instant)>,
     app_deletes: VecDeque<Instant>,
     violations: u64,
+    /// Seeded faults drawn for every request (after the one-shot faults).
+    chaos: Option<HttpChaosState>,
+    /// Totals of chaos plans already ended by [`FakeFly::calm`].
+    calmed: (usize, u32),
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeFly::set_latency`].
@@ -228,6 +233,37 @@ impl FakeFly {
         });
     }
 
+    /// Draws a fault from `chaos` for every request from now on (a one-shot fault queued with
+    /// [`fail_next`](Self::fail_next) or [`lose_next_response`](Self::lose_next_response) takes
+    /// precedence): [`HttpFault::Reject`] answers its status (an `ErrorResponse`, with
+    /// `Retry-After` when the plan gives one) without acting, [`HttpFault::Lose`] acts and then
+    /// answers its status; the plan's latency holds the answer (a tokio sleep on the server).
+    pub fn chaos(&self, chaos: HttpChaos) {
+        let mut s = self.lock();
+        s.calm_down();
+        s.chaos = Some(chaos.start());
+    }
+
+    /// Stops injecting seeded faults (the counts so far are kept).
+    pub fn calm(&self) {
+        self.lock().calm_down();
+    }
+
+    /// Seeded faults injected so far (over every plan since the fake started).
+    pub fn injected_faults(&self) -> usize {
+        let s = self.lock();
+        s.calmed.0 + s.chaos.as_ref().map_or(0, HttpChaosState::injected)
+    }
+
+    /// The most attempts one request (method and path) took under the seeded faults: the faulted
+    /// ones plus the one that got through.
+    pub fn max_attempts(&self) -> u32 {
+        let s = self.lock();
+        s.calmed
+            .1
+            .max(s.chaos.as_ref().map_or(0, HttpChaosState::max_attempts))
+    }
+
     /// How many GETs still see an app after its DELETE (default 1).
     pub fn set_delete_polls(&self, n: u32) {
         self.lock().delete_polls = n;
@@ -291,6 +327,20 @@ impl FakeFly {
     /// App names in the fake.
     pub fn apps(&self) -> Vec<String> {
         self.lock().apps.keys().cloned().collect()
+    }
+
+    /// The IP assignments of an app, as the API would return them.
+    pub fn ips(&self, app: &str) -> Vec<Json> {
+        self.lock()
+            .apps
+            .get(app)
+            .map(|a| a.ips.clone())
+            .unwrap_or_default()
+    }
+
+    /// Leases held on the Machines of `app`.
+    pub fn leases_of(&self, app: &str) -> usize {
+        self.lock().apps.get(app).map_or(0, |a| a.leases.len())
     }
 
     /// The Machines of an app, as the API would return them.
@@ -621,6 +671,20 @@ fn checks_of(config: &Json, status: &str) -> Json {
 }
 
 impl State {
+    fn calm_down(&mut self) {
+        if let Some(c) = self.chaos.take() {
+            self.calmed.0 += c.injected();
+            self.calmed.1 = self.calmed.1.max(c.max_attempts());
+        }
+    }
+
+    /// Whether a one-shot fault is queued for this request.
+    fn one_shot_for(&self, method: &str, path: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.method == method && path.ends_with(&f.path_suffix))
+    }
+
     /// Counts the request against the rate limits; `false` when it is over one.
     fn admit(&mut self, method: &str, path: &str) -> bool {
         let Some(limits) = self.limits else {
@@ -888,16 +952,44 @@ impl State {
 
 impl Respond for FakeFly {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let latency = self.lock().latency.clone();
-        let base = latency.map(|f| f(req)).unwrap_or_default();
-        let (status, body, hold) = self.answer(req);
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        let (latency, fault, chaos_delay) = {
+            let mut s = self.lock();
+            let (fault, delay) = if s.one_shot_for(&method, &path) {
+                (None, None)
+            } else {
+                match s.chaos.as_mut() {
+                    Some(c) => (c.draw(&method, &path), c.latency()),
+                    None => (None, None),
+                }
+            };
+            (s.latency.clone(), fault, delay)
+        };
+        let base = latency.map(|f| f(req)).unwrap_or_default() + chaos_delay.unwrap_or_default();
+        let mut retry_after = None;
+        let (status, body, hold) = match &fault {
+            None => self.answer(req),
+            Some(HttpFault::Reject {
+                status,
+                retry_after: hint,
+            }) => {
+                retry_after = hint.as_ref().map(|h| h.header_value());
+                (*status, injected_body(*status), Duration::ZERO)
+            }
+            Some(HttpFault::Lose { status }) => {
+                // Carry the request out, then lose its answer.
+                let _ = self.answer(req);
+                (*status, injected_body(*status), Duration::ZERO)
+            }
+        };
         let mut s = self.lock();
         let delay = base + hold;
         s.counter += 1;
         let rid = format!("01FAKEREQ{:08}", s.counter);
         s.log.push(Exchange {
-            method: req.method.as_str().to_string(),
-            path: req.url.path().to_string(),
+            method,
+            path,
             query: req.url.query().map(str::to_string),
             request: serde_json::from_slice(&req.body).unwrap_or(Json::Null),
             nonce: req
@@ -908,13 +1000,30 @@ impl Respond for FakeFly {
             status,
             response: body.clone(),
         });
-        let t = ResponseTemplate::new(status)
+        let mut t = ResponseTemplate::new(status)
             .insert_header("fly-request-id", rid.as_str())
             .set_delay(delay);
+        if let Some(v) = retry_after {
+            t = t.insert_header("retry-after", v.as_str());
+        }
         if body.is_null() {
             t
         } else {
             t.set_body_json(body)
         }
     }
+}
+
+/// The `ErrorResponse` of an injected fault, worded like the API's own.
+fn injected_body(status: u16) -> Json {
+    let text = match status {
+        408 => "request timed out",
+        429 => "rate limit exceeded",
+        500 => "internal server error",
+        502 => "bad gateway",
+        503 => "service unavailable",
+        504 => "gateway timeout",
+        _ => "injected fault",
+    };
+    json!({"error": text, "status": "unknown"})
 }
