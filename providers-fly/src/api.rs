@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use preview_core::http::transport_error;
-use preview_core::{Error, Result};
+use preview_core::{Error, Idempotency, Result, RetryConfig, retry};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -64,6 +64,8 @@ pub(crate) struct Api {
     pub(crate) auth: HeaderValue,
     /// Whether requests get timeouts (off only for paused-clock tests).
     pub(crate) timeouts: bool,
+    /// How a request is re-sent after a transient failure.
+    pub(crate) retry: RetryConfig,
 }
 
 /// Percent-encodes one path segment (names are DNS labels, but a machine id or IP comes from the API).
@@ -80,8 +82,46 @@ fn seg(s: &str) -> String {
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    /// Sends one request, re-sending it on a transient failure (408, 429, 5xx, transport) as far
+    /// as `idempotency` allows (reliability.md a4): reads, deletes and set-like writes are re-sent;
+    /// creates and leased mutations only when the request was refused outright (429) or never left,
+    /// so an ambiguous failure goes back to the caller, whose retry looks the resource up first.
+    /// Statuses in `answers` are answers, not failures (`/wait` answers 408 when it timed out).
+    ///
+    /// Why here and not only in the pipeline: one trait operation is a dozen requests; retried only
+    /// as a whole it succeeds only if every request does at once. Giving up here is
+    /// `RetriesExhausted`, which the pipeline does not retry again, so attempts do not multiply.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
+        &self,
+        idempotency: Idempotency,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&(dyn erased::Body + Sync)>,
+        nonce: Option<&str>,
+        timeout: Option<Duration>,
+        answers: &[StatusCode],
+    ) -> Result<Answer> {
+        let what = format!("fly {method} {path}");
+        retry(&self.retry, &what, idempotency, || async {
+            let a = self
+                .send_once(method.clone(), path, query, body, nonce, timeout)
+                .await?;
+            let transient = a.status == StatusCode::REQUEST_TIMEOUT
+                || a.status == StatusCode::TOO_MANY_REQUESTS
+                || a.status.is_server_error();
+            if transient && !answers.contains(&a.status) {
+                Err(a.error(&what))
+            } else {
+                Ok(a)
+            }
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    async fn send_once(
         &self,
         method: Method,
         path: &str,
@@ -128,29 +168,42 @@ impl Api {
 
     pub(crate) async fn get_app(&self, app: &str) -> Result<Answer> {
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}", seg(app)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await
     }
 
     pub(crate) async fn create_app(&self, req: &wire::CreateApp<'_>) -> Result<Answer> {
-        self.call(Method::POST, "/v1/apps", &[], Some(&Json(req)), None, None)
-            .await
+        self.call(
+            Idempotency::NonIdempotent,
+            Method::POST,
+            "/v1/apps",
+            &[],
+            Some(&Json(req)),
+            None,
+            None,
+            &[],
+        )
+        .await
     }
 
     pub(crate) async fn delete_app(&self, app: &str) -> Result<Answer> {
         self.call(
+            Idempotency::Idempotent,
             Method::DELETE,
             &format!("/v1/apps/{}", seg(app)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await
     }
@@ -165,10 +218,19 @@ impl Api {
         if let Some(c) = cursor {
             q.push(("cursor", c.to_string()));
         }
-        self.call(Method::GET, "/v1/apps", &q, None, None, None)
-            .await?
-            .ok("apps")?
-            .json("apps")
+        self.call(
+            Idempotency::Idempotent,
+            Method::GET,
+            "/v1/apps",
+            &q,
+            None,
+            None,
+            None,
+            &[],
+        )
+        .await?
+        .ok("apps")?
+        .json("apps")
     }
 
     // ---- secrets
@@ -176,12 +238,14 @@ impl Api {
     pub(crate) async fn list_secrets(&self, app: &str) -> Result<wire::AppSecrets> {
         let what = format!("secrets of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}/secrets", seg(app)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -195,12 +259,14 @@ impl Api {
     ) -> Result<wire::UpdateSecretsResp> {
         let what = format!("secrets of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::POST,
             &format!("/v1/apps/{}/secrets", seg(app)),
             &[],
             Some(&Json(req)),
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -212,12 +278,14 @@ impl Api {
     pub(crate) async fn list_ips(&self, app: &str) -> Result<wire::IpAssignments> {
         let what = format!("IP assignments of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}/ip_assignments", seg(app)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -227,12 +295,14 @@ impl Api {
     pub(crate) async fn assign_ip(&self, app: &str, kind: &str) -> Result<()> {
         let what = format!("{kind} IP of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
             &format!("/v1/apps/{}/ip_assignments", seg(app)),
             &[],
             Some(&Json(&wire::AssignIp { kind })),
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?;
@@ -244,12 +314,14 @@ impl Api {
     pub(crate) async fn list_machines(&self, app: &str) -> Result<Vec<wire::Machine>> {
         let what = format!("machines of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}/machines", seg(app)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -259,12 +331,14 @@ impl Api {
     pub(crate) async fn get_machine(&self, app: &str, id: &str) -> Result<wire::Machine> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -278,12 +352,14 @@ impl Api {
     ) -> Result<wire::Machine> {
         let what = format!("machine of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
             &format!("/v1/apps/{}/machines", seg(app)),
             &[],
             Some(&Json(req)),
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -299,12 +375,14 @@ impl Api {
     ) -> Result<wire::Machine> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
             &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
             &[],
             Some(&Json(req)),
             Some(nonce),
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -314,12 +392,14 @@ impl Api {
     pub(crate) async fn start_machine(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
             &format!("/v1/apps/{}/machines/{}/start", seg(app), seg(id)),
             &[],
             None,
             Some(nonce),
             None,
+            &[],
         )
         .await?
         .ok(&what)?;
@@ -330,6 +410,7 @@ impl Api {
         let what = format!("lease on machine {id} of app {app}");
         let lease: wire::Lease = self
             .call(
+                Idempotency::NonIdempotent,
                 Method::POST,
                 &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
                 &[],
@@ -339,6 +420,7 @@ impl Api {
                 })),
                 None,
                 None,
+                &[],
             )
             .await?
             .ok(&what)?
@@ -355,12 +437,14 @@ impl Api {
         let what = format!("lease on machine {id} of app {app}");
         let a = self
             .call(
+                Idempotency::Idempotent,
                 Method::DELETE,
                 &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
                 &[],
                 None,
                 Some(nonce),
                 None,
+                &[],
             )
             .await?;
         // A lease that already expired is released.
@@ -391,6 +475,7 @@ impl Api {
         }
         let a = self
             .call(
+                Idempotency::Idempotent,
                 Method::GET,
                 &format!("/v1/apps/{}/machines/{}/wait", seg(app), seg(id)),
                 &q,
@@ -398,6 +483,7 @@ impl Api {
                 None,
                 // The server holds the request for up to `timeout`; give the answer room to arrive.
                 Some(Duration::from_secs(timeout_secs + 15)),
+                &[StatusCode::REQUEST_TIMEOUT],
             )
             .await?;
         if a.status == StatusCode::REQUEST_TIMEOUT {
@@ -410,12 +496,14 @@ impl Api {
     pub(crate) async fn events(&self, app: &str, id: &str) -> Result<Vec<wire::MachineEvent>> {
         let what = format!("events of machine {id} of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
             &format!("/v1/apps/{}/machines/{}/events", seg(app), seg(id)),
             &[("limit", "10".to_string())],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?

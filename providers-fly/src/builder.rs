@@ -39,6 +39,7 @@ pub struct FlyDatabasesBuilder {
     delete_timeout: Duration,
     tunnel_timeout: Duration,
     poll_interval: Duration,
+    retry: preview_core::RetryConfig,
 }
 
 impl fmt::Debug for FlyDatabasesBuilder {
@@ -67,6 +68,7 @@ impl Default for FlyDatabasesBuilder {
             delete_timeout: Duration::from_secs(300),
             tunnel_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(2),
+            retry: preview_core::RetryConfig::default(),
         }
     }
 }
@@ -167,6 +169,13 @@ impl FlyDatabasesBuilder {
         self
     }
 
+    /// How one request is re-sent after a transient failure (default: `RetryConfig::default()`;
+    /// `RetryConfig::none()` sends every request once and leaves retries to the caller).
+    pub fn retry(mut self, retry: preview_core::RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Validates the settings and builds the host. No I/O.
     ///
     /// # Errors
@@ -225,6 +234,7 @@ impl FlyDatabasesBuilder {
                 base,
                 auth,
                 timeouts: self.timeout.is_some(),
+                retry: self.retry,
             },
             token: bare,
             org,
