@@ -406,9 +406,14 @@ impl Api {
         Ok(())
     }
 
+    /// Takes a lease. Its grant is not idempotent (a second ask answers 409 while the first lease
+    /// lives), so each ask carries a description no one else uses: when the answer is lost
+    /// (408, 5xx, a timeout after sending), the lease is looked up and, if it carries that
+    /// description, it is ours and its nonce is used; the lease is never asked for blindly again.
     pub(crate) async fn acquire_lease(&self, app: &str, id: &str, ttl: u64) -> Result<String> {
         let what = format!("lease on machine {id} of app {app}");
-        let lease: wire::Lease = self
+        let description = lease_description();
+        let sent = self
             .call(
                 Idempotency::NonIdempotent,
                 Method::POST,
@@ -416,21 +421,55 @@ impl Api {
                 &[],
                 Some(&Json(&wire::CreateLease {
                     ttl,
-                    description: "preview apply",
+                    description: &description,
                 })),
                 None,
                 None,
                 &[],
             )
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+            .await;
+        let lease: wire::Lease = match sent {
+            Ok(a) => a.ok(&what)?.json(&what)?,
+            // Refused outright: nothing was granted.
+            Err(e @ Error::RateLimited { .. }) => return Err(e),
+            Err(e) if e.is_retryable(Idempotency::Idempotent) => {
+                match self.get_lease(app, id).await {
+                    Ok(Some(l)) if l.description.as_deref() == Some(description.as_str()) => {
+                        tracing::info!(app, machine = id, "found the lease whose grant was lost");
+                        l
+                    }
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         lease.nonce.ok_or_else(|| Error::Api {
             provider: PROVIDER,
             status: 201,
             message: format!("{what}: the answer carries no nonce"),
             request_id: None,
         })
+    }
+
+    /// The Machine's current lease, `None` when there is none.
+    async fn get_lease(&self, app: &str, id: &str) -> Result<Option<wire::Lease>> {
+        let what = format!("lease on machine {id} of app {app}");
+        let a = self
+            .call(
+                Idempotency::Idempotent,
+                Method::GET,
+                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &[],
+                None,
+                None,
+                None,
+                &[],
+            )
+            .await?;
+        if a.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(a.ok(&what)?.json(&what)?))
     }
 
     pub(crate) async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
@@ -509,6 +548,18 @@ impl Api {
         .ok(&what)?
         .json(&what)
     }
+}
+
+/// A lease description no other ask uses: `preview apply` and a process-wide sequence number
+/// with the time, so a lease whose grant was lost can be told from anyone else's.
+fn lease_description() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "preview apply {}-{n}",
+        jiff::Timestamp::now().as_nanosecond()
+    )
 }
 
 /// A body serialised at the call (keeps `call` non-generic).

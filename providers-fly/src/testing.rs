@@ -71,6 +71,8 @@ struct FakeApp {
     machines: Vec<Json>,
     events: BTreeMap<String, Vec<Json>>,
     leases: BTreeMap<String, String>,
+    /// The description each lease was taken with, by Machine id.
+    lease_descriptions: BTreeMap<String, String>,
     /// GETs that still see the app after a DELETE (deletion is asynchronous).
     deleting: Option<u32>,
 }
@@ -384,7 +386,8 @@ impl FakeFly {
                 .filter_map(|m| m["id"].as_str().map(str::to_string))
                 .collect();
             for id in ids {
-                a.leases.insert(id, "foreign-nonce".into());
+                a.leases.insert(id.clone(), "foreign-nonce".into());
+                a.lease_descriptions.insert(id, "flyctl deploy".into());
             }
         }
     }
@@ -595,13 +598,31 @@ impl FakeFly {
                 })
             }
             ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {
-                s.with_machine(app, id, |leases, m, n| {
+                let description = body.get("description").and_then(Json::as_str).unwrap_or("").to_string();
+                let (status, out) = s.with_machine(app, id, |leases, m, n| {
                     if leases.contains_key(*id) {
                         return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
                     }
                     let nonce = format!("nonce{n:06}");
                     leases.insert(id.to_string(), nonce.clone());
-                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": body.get("description").cloned().unwrap_or(json!("")), "version": m["version"].clone()}))
+                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()}))
+                });
+                if status == 201 {
+                    if let Some(a) = s.apps.get_mut(*app) {
+                        a.lease_descriptions.insert(id.to_string(), description);
+                    }
+                }
+                (status, out)
+            }
+            ("GET", ["v1", "apps", app, "machines", id, "lease"]) => {
+                let description = s
+                    .apps
+                    .get(*app)
+                    .and_then(|a| a.lease_descriptions.get(*id).cloned())
+                    .unwrap_or_default();
+                s.with_machine(app, id, |leases, m, _| match leases.get(*id) {
+                    None => error(404, "no lease"),
+                    Some(nonce) => (200, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()})),
                 })
             }
             ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => {
