@@ -39,6 +39,11 @@ impl Answer {
         errors::map(self.status.as_u16(), &self.headers, &self.body, what)
     }
 
+    /// The `fly-request-id` of the answer.
+    pub(crate) fn request_id(&self) -> Option<String> {
+        preview_core::http::header(&self.headers, errors::REQUEST_ID).map(str::to_string)
+    }
+
     pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
         // serde's message can quote the body; keep only where it broke.
         serde_json::from_str(&self.body).map_err(|e| Error::Api {

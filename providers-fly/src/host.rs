@@ -102,8 +102,8 @@ enum AppState {
     Ours,
     /// In our organisation, without the marker (maybe ours after a crash, maybe not).
     Unmarked,
-    /// Not ours; why.
-    Foreign(String),
+    /// Not ours; why, and the request id of the answer that showed it.
+    Foreign(String, Option<String>),
 }
 
 /// Pauses between polls: `first`, doubling up to `max` (never a fixed period).
@@ -127,12 +127,19 @@ impl Backoff {
     }
 }
 
-fn owned_by_other(app: &str, why: &str) -> Error {
+fn owned_by_other(app: &str, why: &str, request_id: Option<String>) -> Error {
     Error::AlreadyExists {
         provider: PROVIDER,
         what: format!("app {app} ({why}; it is not ours and was left untouched)"),
-        request_id: None,
+        request_id,
     }
+}
+
+/// What a create of the app answered.
+enum Created {
+    Yes,
+    /// `name_taken`: someone else's app; the request id of that answer.
+    Taken(Option<String>),
 }
 
 impl FlyDatabases {
@@ -163,17 +170,20 @@ impl FlyDatabases {
             StatusCode::FORBIDDEN => {
                 return Ok(AppState::Foreign(
                     "the name is held by another organization".into(),
+                    a.request_id(),
                 ));
             }
             _ => {}
         }
         let what = format!("app {app}");
+        let request_id = a.request_id();
         let found: wire::App = a.ok(&what)?.json(&what)?;
         if let Some(slug) = found.organization.and_then(|o| o.slug) {
             if slug != self.org {
-                return Ok(AppState::Foreign(format!(
-                    "it belongs to organization {slug}"
-                )));
+                return Ok(AppState::Foreign(
+                    format!("it belongs to organization {slug}"),
+                    request_id,
+                ));
             }
         }
         let secrets = self.api.list_secrets(app).await?;
@@ -184,8 +194,8 @@ impl FlyDatabases {
         }
     }
 
-    /// Creates the app; `Ok(false)` when the name is taken by someone else.
-    async fn create_app(&self, app: &str) -> Result<bool> {
+    /// Creates the app, or learns that the name is taken by someone else.
+    async fn create_app(&self, app: &str) -> Result<Created> {
         let a = self
             .api
             .create_app(&wire::CreateApp {
@@ -195,10 +205,10 @@ impl FlyDatabases {
             })
             .await?;
         if a.status.is_success() {
-            return Ok(true);
+            return Ok(Created::Yes);
         }
         match a.error(&format!("app {app}")) {
-            Error::AlreadyExists { .. } => Ok(false),
+            Error::AlreadyExists { request_id, .. } => Ok(Created::Taken(request_id)),
             e => Err(e),
         }
     }
@@ -207,22 +217,20 @@ impl FlyDatabases {
     async fn ensure_app(&self, app: &str) -> Result<(Outcome, bool)> {
         match self.app_state(app).await? {
             AppState::Ours => Ok((Outcome::Unchanged, false)),
-            AppState::Missing => {
-                if self.create_app(app).await? {
-                    Ok((Outcome::Created, true))
-                } else {
-                    Err(owned_by_other(app, "the name is taken"))
-                }
-            }
-            AppState::Unmarked => {
-                if self.create_app(app).await? {
+            AppState::Missing => match self.create_app(app).await? {
+                Created::Yes => Ok((Outcome::Created, true)),
+                Created::Taken(rid) => Err(owned_by_other(app, "the name is taken", rid)),
+            },
+            AppState::Unmarked => match self.create_app(app).await? {
+                Created::Yes => {
                     tracing::info!(app, "unmarked app proven ours by its idempotency key");
                     Ok((Outcome::Updated, true))
-                } else {
-                    Err(owned_by_other(app, "it carries no ownership marker"))
                 }
-            }
-            AppState::Foreign(why) => Err(owned_by_other(app, &why)),
+                Created::Taken(rid) => {
+                    Err(owned_by_other(app, "it carries no ownership marker", rid))
+                }
+            },
+            AppState::Foreign(why, rid) => Err(owned_by_other(app, &why, rid)),
         }
     }
 
@@ -585,7 +593,7 @@ impl DatabaseHost for FlyDatabases {
             AppState::Missing => return Ok(Deleted::AlreadyGone),
             AppState::Ours => {}
             AppState::Unmarked => {
-                if !self.create_app(app).await? {
+                if let Created::Taken(_) = self.create_app(app).await? {
                     tracing::warn!(
                         app,
                         "an app of our name exists without our marker; left untouched"
@@ -593,7 +601,7 @@ impl DatabaseHost for FlyDatabases {
                     return Ok(Deleted::AlreadyGone);
                 }
             }
-            AppState::Foreign(why) => {
+            AppState::Foreign(why, _) => {
                 tracing::warn!(app, why, "an app of our name is not ours; left untouched");
                 return Ok(Deleted::AlreadyGone);
             }
