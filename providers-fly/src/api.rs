@@ -273,9 +273,10 @@ impl Api {
             None,
             &[],
         )
-        .await?
-        .ok(&what)?
-        .json(&what)
+        .await
+        .and_then(|a| a.ok(&what))
+        .and_then(|a| a.json(&what))
+        .map_err(withhold_message)
     }
 
     // ---- IPs
@@ -553,6 +554,24 @@ impl Api {
         .ok(&what)?
         .json(&what)
     }
+}
+
+/// Drops the provider's message from an error about a request that carried secret values: an
+/// API that echoes the rejected value (`invalid value <secret> for …`) would otherwise put it in
+/// our error, and from there in logs. Status, code-derived kind and request id stay.
+fn withhold_message(mut e: Error) -> Error {
+    const WITHHELD: &str = "the provider's message is withheld: the request carried secret values";
+    match &mut e {
+        Error::Api { message, .. }
+        | Error::Unauthorized { message, .. }
+        | Error::Conflict { message, .. } => *message = WITHHELD.to_string(),
+        Error::RetriesExhausted { last, .. } => {
+            let inner = std::mem::replace(&mut **last, Error::config(""));
+            **last = withhold_message(inner);
+        }
+        _ => {}
+    }
+    e
 }
 
 /// A lease description no other ask uses: `preview apply` and a process-wide sequence number
