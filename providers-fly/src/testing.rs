@@ -41,6 +41,8 @@ pub struct Exchange {
     pub status: u16,
     /// Response body as JSON (`Null` when empty).
     pub response: Json,
+    /// The `fly-request-id` the fake answered with.
+    pub request_id: String,
 }
 
 impl Exchange {
@@ -1020,6 +1022,7 @@ impl Respond for FakeFly {
                 .map(str::to_string),
             status,
             response: body.clone(),
+            request_id: rid.clone(),
         });
         let mut t = ResponseTemplate::new(status)
             .insert_header("fly-request-id", rid.as_str())

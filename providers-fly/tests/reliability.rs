@@ -10,6 +10,7 @@
 mod common;
 
 use std::future::Future;
+use std::time::Duration;
 
 use common::spec;
 use common::*;
@@ -335,4 +336,444 @@ async fn chaos_rejects_without_acting_and_loses_after_acting() {
     fake.calm();
     assert_eq!(create("pr-98-agents").await.unwrap().status().as_u16(), 201);
     assert_eq!(fake.injected_faults(), 60);
+}
+
+// ---------------------------------------------------------------------------------------------
+// R4: silent success on every create
+
+/// A create whose request commits but whose answer is lost.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// Answered with this status after acting.
+    Status(u16),
+    /// No answer at all: the client times out after sending.
+    Dropped,
+}
+
+/// The creates of an apply: the path suffix of the POST, the lookup that must come between a lost
+/// POST and any second one, and how many of the resource must exist afterwards.
+const CREATES: [(&str, &str, &str); 3] = [
+    ("app", "/v1/apps", ""),
+    ("machine", "/machines", "/machines"),
+    ("ip", "/ip_assignments", "/ip_assignments"),
+];
+
+/// Counts the created resource of `kind`: apps named `app`, Machines, IPs per family.
+fn created(fake: &FakeFly, kind: &str, app: &str) -> Vec<usize> {
+    match kind {
+        "app" => vec![fake.apps().iter().filter(|a| *a == app).count()],
+        "machine" => vec![fake.machines(app).len()],
+        _ => {
+            let ips = fake.ips(app);
+            let v6 = ips
+                .iter()
+                .filter(|i| i["ip"].as_str().is_some_and(|s| s.contains(':')))
+                .count();
+            vec![ips.len() - v6, v6]
+        }
+    }
+}
+
+/// Applies with the first `kind` create lost as `loss`; checks one resource and the lookup.
+async fn r4_case(host: &FlyDatabases, fake: &FakeFly, pr: u64, kind: &str, loss: Loss) {
+    let (_, suffix, lookup) = CREATES.iter().find(|c| c.0 == kind).copied().unwrap();
+    let n = name(pr);
+    let app = n.as_str().to_string();
+    let create_path = if kind == "app" {
+        suffix.to_string()
+    } else {
+        format!("/v1/apps/{app}{suffix}")
+    };
+    let lookup_path = format!("/v1/apps/{app}{lookup}");
+    if let Loss::Status(status) = loss {
+        fake.lose_next_response(
+            "POST",
+            &create_path,
+            status,
+            json!({"error": "lost", "status": "unknown"}),
+        );
+    }
+    let spec = prototype_spec(&n);
+    let fast = RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5));
+    retry(&fast, "apply database", Idempotency::Idempotent, || {
+        host.apply_database(&n, &spec)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{kind} {loss:?}: {e}"));
+    let want = if kind == "ip" { vec![1, 1] } else { vec![1] };
+    assert_eq!(
+        created(fake, kind, &app),
+        want,
+        "{kind} {loss:?}: duplicates or none"
+    );
+    let log: Vec<_> = fake
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.path.starts_with("/v1/apps"))
+        .collect();
+    let posts: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.method == "POST" && x.path == create_path)
+        .map(|(i, _)| i)
+        .collect();
+    let lost = posts[0];
+    assert!(
+        matches!(loss, Loss::Dropped) || log[lost].status >= 400,
+        "{kind} {loss:?}: the first create was not the lost one"
+    );
+    for &again in &posts[1..] {
+        assert!(
+            log[lost + 1..again]
+                .iter()
+                .any(|x| x.method == "GET" && x.path == lookup_path),
+            "{kind} {loss:?}: POST {create_path} re-sent without GET {lookup_path} in between"
+        );
+    }
+    check_exchanges(fake);
+}
+
+#[tokio::test(start_paused = true)]
+async fn r4_creates_whose_answer_was_lost_are_looked_up_not_re_posted() {
+    let mut pr = 70;
+    for (kind, _, _) in CREATES {
+        for status in [408, 502] {
+            let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+            let host = paused_host(&server.uri());
+            r4_case(&host, &fake, pr, kind, Loss::Status(status)).await;
+            pr += 1;
+        }
+    }
+}
+
+/// On the real clock: the fake commits the create and holds its answer past the client's timeout.
+#[tokio::test]
+async fn r4_creates_whose_response_was_dropped_are_looked_up_not_re_posted() {
+    for (pr, (kind, suffix, _)) in (80..).zip(CREATES) {
+        let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+        let app = name(pr).as_str().to_string();
+        let create_path = if kind == "app" {
+            suffix.to_string()
+        } else {
+            format!("/v1/apps/{app}{suffix}")
+        };
+        let held = std::sync::atomic::AtomicBool::new(false);
+        fake.set_latency(move |req| {
+            let first = req.method.as_str() == "POST"
+                && req.url.path() == create_path
+                && !held.swap(true, std::sync::atomic::Ordering::SeqCst);
+            if first {
+                Duration::from_secs(3)
+            } else {
+                Duration::ZERO
+            }
+        });
+        let host = FlyDatabases::builder()
+            .token(TOKEN)
+            .org(ORG)
+            .naming(naming())
+            .base_url(server.uri())
+            .timeout(Duration::from_millis(300))
+            .poll_interval(Duration::from_millis(5))
+            .retry(
+                RetryConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(5)),
+            )
+            .build()
+            .unwrap();
+        r4_case(&host, &fake, pr, kind, Loss::Dropped).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// R7: terminal errors fail at once
+
+/// Checks a terminal failure: one request to `method path`, virtual time < 1 s, the provider and
+/// the request id in the message, no secret in it.
+fn assert_terminal(
+    fake: &FakeFly,
+    err: &preview_core::Error,
+    method: &str,
+    path: &str,
+    elapsed: Duration,
+    case: &str,
+) {
+    let sent: Vec<_> = fake
+        .exchanges()
+        .into_iter()
+        .filter(|x| x.method == method && x.path.ends_with(path))
+        .collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "{case}: {method} {path} sent {} times",
+        sent.len()
+    );
+    assert!(elapsed < Duration::from_secs(1), "{case}: took {elapsed:?}");
+    assert!(
+        !err.is_retryable(Idempotency::Idempotent),
+        "{case}: {err:?} is retryable"
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("fly"), "{case}: {shown}");
+    assert!(
+        shown.contains(&sent[0].request_id),
+        "{case}: no request id {} in {shown}",
+        sent[0].request_id
+    );
+    for secret in [PG_PASSWORD, SPICEDB_KEY, TOKEN] {
+        assert!(!shown.contains(secret), "{case}: a secret in {shown}");
+        assert!(
+            !format!("{err:?}").contains(secret),
+            "{case}: a secret in {err:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r7_terminal_statuses_are_sent_once_and_name_the_request_id() {
+    // The secrets write carries secret values; these answers echo one back.
+    let echo = format!("invalid value {PG_PASSWORD} for DOLTGRES_PASSWORD");
+    let cases: [(u16, &str, Json); 5] = [
+        (400, "/secrets", json!({"error": echo})),
+        (
+            401,
+            "/secrets",
+            json!({"error": format!("unauthorized: token {TOKEN}")}),
+        ),
+        (403, "/secrets", json!({"error": echo, "status": "unknown"})),
+        (422, "/secrets", json!({"error": echo})),
+        (
+            400,
+            "/machines",
+            json!({"error": "invalid config: guest.cpus"}),
+        ),
+    ];
+    for (i, (status, path, body)) in cases.into_iter().enumerate() {
+        let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+        let host = paused_host(&server.uri());
+        let n = name(90 + i as u64);
+        let spec = prototype_spec(&n);
+        fake.fail_next("POST", path, status, body);
+        let start = tokio::time::Instant::now();
+        let err = retried("apply database", || host.apply_database(&n, &spec))
+            .await
+            .unwrap_err();
+        assert_terminal(
+            &fake,
+            &err,
+            "POST",
+            path,
+            start.elapsed(),
+            &format!("{status} on {path}"),
+        );
+        check_exchanges(&fake);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r7_a_foreign_lease_is_a_conflict_sent_once() {
+    let (_server, fake, host, n, spec) = deployed(97).await;
+    fake.hold_foreign_lease(n.as_str());
+    let second = changed(&spec);
+    let start = tokio::time::Instant::now();
+    let err = retried("apply database", || host.apply_database(&n, &second))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, preview_core::Error::Conflict { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("lease currently held"), "{err}");
+    assert_terminal(
+        &fake,
+        &err,
+        "POST",
+        "/lease",
+        start.elapsed(),
+        "foreign lease",
+    );
+    assert_eq!(fake.leases_held(), 1, "the foreign lease is left alone");
+    assert_eq!(
+        fake.machines(n.as_str())[0]["config"]["guest"]["memory_mb"],
+        4096,
+        "not updated"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r7_a_name_taken_by_another_org_is_a_conflict_not_adopted() {
+    let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+    let host = paused_host(&server.uri());
+    let n = name(98);
+    fake.add_foreign_app(n.as_str(), "other-org");
+    // The other organisation's app is invisible to us, as on Fly; only the create finds it.
+    fake.fail_next(
+        "GET",
+        &format!("/v1/apps/{n}"),
+        404,
+        json!({"error": "app not found"}),
+    );
+    let spec = prototype_spec(&n);
+    let start = tokio::time::Instant::now();
+    let err = retried("apply database", || host.apply_database(&n, &spec))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            preview_core::Error::AlreadyExists { .. } | preview_core::Error::Conflict { .. }
+        ),
+        "{err:?}"
+    );
+    assert_terminal(
+        &fake,
+        &err,
+        "POST",
+        "/v1/apps",
+        start.elapsed(),
+        "name_taken",
+    );
+    let writes: Vec<String> = fake
+        .mutating()
+        .iter()
+        .map(|x| format!("{} {}", x.method, x.path))
+        .collect();
+    assert_eq!(writes, ["POST /v1/apps"], "nothing adopted or written");
+    assert!(fake.secret_names(n.as_str()).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// R8: back-off contract over HTTP
+
+/// Answers the first GET of the app with `status` and `retry_after`, then lets the fake answer.
+async fn hint_once(
+    server: &wiremock::MockServer,
+    app: &str,
+    status: u16,
+    retry_after: Option<String>,
+) {
+    let p = format!("/v1/apps/{app}");
+    let mut t = respond(
+        "GET",
+        &p,
+        status,
+        json!({"error": "slow down", "status": "unknown"}),
+    );
+    if let Some(v) = retry_after {
+        t = t.insert_header("retry-after", v.as_str());
+    }
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(p.as_str()))
+        .respond_with(t)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_retry_after_is_obeyed_within_the_budget_and_fails_fast_beyond_it() {
+    let defaults = RetryConfig::default();
+    assert_eq!(
+        (
+            defaults.max_retries,
+            defaults.initial_backoff,
+            defaults.max_backoff,
+            defaults.budget
+        ),
+        (
+            7,
+            Duration::from_millis(250),
+            Duration::from_secs(20),
+            Duration::from_secs(120)
+        ),
+        "the numbers below assume preview_core::retry's defaults"
+    );
+    let past = "Sun, 06 Nov 1994 08:49:37 GMT".to_string();
+    // (status, Retry-After, least wait, most wait)
+    let cases = [
+        (429, Some("7".to_string()), 7_000, 7_300),
+        (
+            429,
+            Some(preview_core::testing::RetryAfter::Date(5).header_value()),
+            4_000,
+            6_300,
+        ),
+        (503, Some(past), 0, 300),
+        (503, None, 125, 250),
+        (429, None, 125, 250),
+    ];
+    for (i, (status, hint, least, most)) in cases.into_iter().enumerate() {
+        let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+        let host = paused_host(&server.uri());
+        let n = name(100 + i as u64);
+        hint_once(&server, n.as_str(), status, hint.clone()).await;
+        let start = tokio::time::Instant::now();
+        let got = host
+            .get_database(&n)
+            .await
+            .unwrap_or_else(|e| panic!("{status} {hint:?}: {e}"));
+        let waited = start.elapsed().as_millis() as u64;
+        assert!(got.is_none());
+        assert!(
+            (least..=most).contains(&waited),
+            "{status} {hint:?}: waited {waited} ms, want {least}..={most}"
+        );
+        let gets = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == format!("/v1/apps/{n}"))
+            .count();
+        assert_eq!(gets, 2, "{status} {hint:?}: one retry");
+        drop(fake);
+    }
+    // A hint beyond the budget: no sleep, and the error says how long it would have waited.
+    let (server, _fake) = FakeFly::start(ORG, TOKEN).await;
+    let host = paused_host(&server.uri());
+    let n = name(109);
+    hint_once(&server, n.as_str(), 429, Some("3600".into())).await;
+    let start = tokio::time::Instant::now();
+    let err = host.get_database(&n).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "slept {:?}",
+        start.elapsed()
+    );
+    assert!(
+        matches!(err, preview_core::Error::RetriesExhausted { would_wait: Some(w), .. } if w == Duration::from_secs(3600)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("3600s"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+/// Without hints, every pause stays under the cap and the retries stop at the count.
+#[tokio::test(start_paused = true)]
+async fn r8_back_off_without_hints_is_capped_and_bounded() {
+    let server = wiremock::MockServer::start().await;
+    let n = name(110);
+    let p = format!("/v1/apps/{n}");
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(respond("GET", &p, 503, json!({"error": "unavailable"})))
+        .mount(&server)
+        .await;
+    let host = paused_host(&server.uri());
+    let start = tokio::time::Instant::now();
+    let err = host.get_database(&n).await.unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            preview_core::Error::RetriesExhausted { attempts: 8, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 8);
+    // Ceilings 0.25, 0.5, 1, 2, 4, 8, 16 s with equal jitter: at least half of each, at most each.
+    assert!(
+        elapsed >= Duration::from_millis(15_875) && elapsed <= Duration::from_millis(31_750),
+        "{elapsed:?}"
+    );
 }
