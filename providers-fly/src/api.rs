@@ -73,17 +73,33 @@ pub(crate) struct Api {
     pub(crate) retry: RetryConfig,
 }
 
-/// Percent-encodes one path segment (names are DNS labels, but a machine id or IP comes from the API).
-fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// The URL of `segments` under `base`, each segment percent-encoded by the `url` crate, so no
+/// text can add a segment, a query or a fragment.
+///
+/// # Errors
+/// [`Error::Api`] for a segment no URL can carry: empty, `.` or `..` (URL parsers drop or
+/// resolve them, which would address another route), or with a tab or line break (URL parsers
+/// drop those characters, which would address another resource); nothing is sent then.
+fn url(base: &str, segments: &[&str]) -> Result<reqwest::Url> {
+    let bad = |why: String| Error::Api {
+        provider: PROVIDER,
+        status: 0,
+        message: why,
+        request_id: None,
+    };
+    let unaddressable = |s: &str| matches!(s, "" | "." | "..") || s.contains(['\t', '\n', '\r']);
+    if let Some(s) = segments.iter().find(|s| unaddressable(s)) {
+        return Err(bad(format!(
+            "cannot address {s:?} in a URL path (an id from the API, or a name?)"
+        )));
     }
-    out
+    let mut url =
+        reqwest::Url::parse(base).map_err(|e| bad(format!("the base URL is invalid: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| bad("the base URL cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 impl Api {
@@ -101,17 +117,18 @@ impl Api {
         &self,
         idempotency: Idempotency,
         method: Method,
-        path: &str,
+        path: &[&str],
         query: &[(&str, String)],
         body: Option<&(dyn erased::Body + Sync)>,
         nonce: Option<&str>,
         timeout: Option<Duration>,
         answers: &[StatusCode],
     ) -> Result<Answer> {
-        let what = format!("fly {method} {path}");
+        let url = url(&self.base, path)?;
+        let what = format!("fly {method} {}", url.path());
         retry(&self.retry, &what, idempotency, || async {
             let a = self
-                .send_once(method.clone(), path, query, body, nonce, timeout)
+                .send_once(method.clone(), url.clone(), query, body, nonce, timeout)
                 .await?;
             let transient = a.status == StatusCode::REQUEST_TIMEOUT
                 || a.status == StatusCode::TOO_MANY_REQUESTS
@@ -125,11 +142,11 @@ impl Api {
         .await
     }
 
-    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    #[tracing::instrument(skip_all, fields(method = %method, path = %url.path()))]
     async fn send_once(
         &self,
         method: Method,
-        path: &str,
+        url: reqwest::Url,
         query: &[(&str, String)],
         body: Option<&(dyn erased::Body + Sync)>,
         nonce: Option<&str>,
@@ -137,7 +154,7 @@ impl Api {
     ) -> Result<Answer> {
         let mut req = self
             .client
-            .request(method, format!("{}{}", self.base, path))
+            .request(method, url)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         if !query.is_empty() {
@@ -175,7 +192,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}", seg(app)),
+            &["v1", "apps", app],
             &[],
             None,
             None,
@@ -189,7 +206,7 @@ impl Api {
         self.call(
             Idempotency::NonIdempotent,
             Method::POST,
-            "/v1/apps",
+            &["v1", "apps"],
             &[],
             Some(&Json(req)),
             None,
@@ -203,7 +220,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::DELETE,
-            &format!("/v1/apps/{}", seg(app)),
+            &["v1", "apps", app],
             &[],
             None,
             None,
@@ -226,7 +243,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            "/v1/apps",
+            &["v1", "apps"],
             &q,
             None,
             None,
@@ -245,7 +262,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/secrets", seg(app)),
+            &["v1", "apps", app, "secrets"],
             &[],
             None,
             None,
@@ -266,7 +283,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::POST,
-            &format!("/v1/apps/{}/secrets", seg(app)),
+            &["v1", "apps", app, "secrets"],
             &[],
             Some(&Json(req)),
             None,
@@ -286,7 +303,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &["v1", "apps", app, "ip_assignments"],
             &[],
             None,
             None,
@@ -303,7 +320,7 @@ impl Api {
         self.call(
             Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &["v1", "apps", app, "ip_assignments"],
             &[],
             Some(&Json(&wire::AssignIp { kind })),
             None,
@@ -322,7 +339,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines", seg(app)),
+            &["v1", "apps", app, "machines"],
             &[],
             None,
             None,
@@ -339,7 +356,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id],
             &[],
             None,
             None,
@@ -360,7 +377,7 @@ impl Api {
         self.call(
             Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines", seg(app)),
+            &["v1", "apps", app, "machines"],
             &[],
             Some(&Json(req)),
             None,
@@ -383,7 +400,7 @@ impl Api {
         self.call(
             Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id],
             &[],
             Some(&Json(req)),
             Some(nonce),
@@ -400,7 +417,7 @@ impl Api {
         self.call(
             Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines/{}/start", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id, "start"],
             &[],
             None,
             Some(nonce),
@@ -423,7 +440,7 @@ impl Api {
             .call(
                 Idempotency::NonIdempotent,
                 Method::POST,
-                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "lease"],
                 &[],
                 Some(&Json(&wire::CreateLease {
                     ttl,
@@ -464,7 +481,7 @@ impl Api {
             .call(
                 Idempotency::Idempotent,
                 Method::GET,
-                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "lease"],
                 &[],
                 None,
                 None,
@@ -484,7 +501,7 @@ impl Api {
             .call(
                 Idempotency::Idempotent,
                 Method::DELETE,
-                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "lease"],
                 &[],
                 None,
                 Some(nonce),
@@ -522,7 +539,7 @@ impl Api {
             .call(
                 Idempotency::Idempotent,
                 Method::GET,
-                &format!("/v1/apps/{}/machines/{}/wait", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "wait"],
                 &q,
                 None,
                 None,
@@ -543,7 +560,7 @@ impl Api {
         self.call(
             Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines/{}/events", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id, "events"],
             &[("limit", "10".to_string())],
             None,
             None,
@@ -604,12 +621,19 @@ impl<T: Serialize> erased::Body for Json<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::seg;
+    use super::url;
 
     #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(seg("pr-1-agents"), "pr-1-agents");
-        assert_eq!(seg("2a09:8280::1"), "2a09:8280::1");
-        assert_eq!(seg("a/b?c"), "a%2Fb%3Fc");
+    fn path_segments_are_encoded_and_dot_segments_refused() {
+        let u = |segs: &[&str]| url("http://x:1/base/", segs).map(|u| u.to_string());
+        assert_eq!(
+            u(&["v1", "apps", "pr-1-agents"]).unwrap(),
+            "http://x:1/base/v1/apps/pr-1-agents"
+        );
+        assert_eq!(u(&["a/b?c#d"]).unwrap(), "http://x:1/base/a%2Fb%3Fc%23d");
+        assert_eq!(u(&["%2e%2e"]).unwrap(), "http://x:1/base/%252e%252e");
+        for bad in ["", ".", "..", "a\tb", "a\nb", "\r"] {
+            assert!(u(&["v1", bad]).is_err(), "{bad:?}");
+        }
     }
 }
