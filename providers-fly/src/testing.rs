@@ -403,6 +403,20 @@ impl FakeFly {
         }
     }
 
+    /// Gives the Machines of `app` the id `id` (as if the API had chosen it), for URL-safety tests.
+    pub fn set_machine_id(&self, app: &str, id: &str) {
+        let mut s = self.lock();
+        if let Some(a) = s.apps.get_mut(app) {
+            for m in &mut a.machines {
+                let old = m["id"].as_str().unwrap_or_default().to_string();
+                m["id"] = json!(id);
+                if let Some(ev) = a.events.remove(&old) {
+                    a.events.insert(id.to_string(), ev);
+                }
+            }
+        }
+    }
+
     /// Makes every Machine of `app` crash (state `failed`, an OOM exit event).
     pub fn fail_machines(&self, app: &str) {
         if let Some(a) = self.lock().apps.get_mut(app) {
@@ -477,7 +491,14 @@ impl FakeFly {
             .get("fly-machine-lease-nonce")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Route on decoded segments, as a real router does: an id with `/` or `?` in it arrives
+        // percent-encoded.
+        let decoded: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let boot = s.boot_state.clone();
         let check = s.check_status.clone();
         let (status, mut out) = match (method.as_str(), segs.as_slice()) {
@@ -667,6 +688,26 @@ impl FakeFly {
             (status, out, Duration::ZERO)
         }
     }
+}
+
+/// `%XX` to bytes (invalid escapes kept as they are), then UTF-8 (lossy).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn exit_event() -> Json {

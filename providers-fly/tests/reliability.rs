@@ -777,3 +777,220 @@ async fn r8_back_off_without_hints_is_capped_and_bounded() {
         "{elapsed:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// I4: URL safety
+
+/// The named hostile strings of reliability.md I1/I4.
+fn hostile_named() -> Vec<String> {
+    vec![
+        r#"zzz";echo${IFS}"hello";#"#.into(),
+        "$(curl x|sh)".into(),
+        "a/../../b".into(),
+        "x?y=1#z".into(),
+        "%2F%00".into(),
+        "&a=b".into(),
+        "with spaces ".into(),
+        "\u{202E}evil".into(),
+        "🦀emoji🦀".into(),
+        "a".repeat(250),
+        "..".into(),
+        ".".into(),
+        "%2e%2e".into(),
+        "".into(),
+    ]
+}
+
+/// Seeded random strings over a hostile alphabet (URL delimiters, escapes, dots, unicode).
+fn hostile_random(seed: u64, count: usize) -> Vec<String> {
+    let alphabet: Vec<char> = "/?#&=%;.$()\"'` \\+:@[]{}|^~<>!*,azAZ09-_\u{202E}\u{0}\t\nü🦀"
+        .chars()
+        .collect();
+    let mut x = seed;
+    let mut next = move || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..count)
+        .map(|_| {
+            let len = 1 + next() % 12;
+            (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// `%XX` decoding of one path segment, as a server's router does.
+fn decode(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&seg[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("our own encoding is UTF-8")
+}
+
+/// Every request about the Machine must address it by its exact id on an unchanged route.
+fn assert_machine_routes(fake: &FakeFly, app: &str, id: &str) {
+    let routes = [
+        vec![],
+        vec!["wait"],
+        vec!["lease"],
+        vec!["events"],
+        vec!["start"],
+    ];
+    for x in fake.exchanges() {
+        let segs: Vec<String> = x
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .map(decode)
+            .collect();
+        if segs.len() < 5 || segs[3] != "machines" {
+            continue;
+        }
+        assert_eq!(
+            &segs[..4],
+            ["v1", "apps", app, "machines"],
+            "{id:?}: {} {}",
+            x.method,
+            x.path
+        );
+        assert_eq!(segs[4], id, "{id:?}: {} {}", x.method, x.path);
+        assert!(
+            routes.iter().any(|r| segs[5..] == r[..]),
+            "{id:?}: route {} {}",
+            x.method,
+            x.path
+        );
+        if segs[5..] == ["wait"] {
+            let q = x.query.clone().unwrap_or_default();
+            let keys: Vec<String> = q
+                .split('&')
+                .map(|p| p.split('=').next().unwrap_or("").to_string())
+                .collect();
+            assert_eq!(
+                keys,
+                ["state", "timeout", "version"],
+                "{id:?}: wait query {q}"
+            );
+        }
+    }
+}
+
+/// Text a URL cannot carry as a path segment: WHATWG URL parsers drop or resolve dot segments and
+/// drop tabs and line breaks anywhere.
+fn unaddressable(id: &str) -> bool {
+    matches!(id, "" | "." | "..") || id.contains(['\t', '\n', '\r'])
+}
+
+#[tokio::test(start_paused = true)]
+async fn i4_machine_ids_from_the_api_reach_the_url_intact() {
+    let (server, fake, host, n, spec) = deployed(120).await;
+    let app = n.as_str().to_string();
+    let changed_spec = changed(&spec);
+    let mut ids = hostile_named();
+    ids.extend(hostile_random(7, if full() { 2000 } else { 500 }));
+    for (i, id) in ids.iter().enumerate() {
+        fake.set_machine_id(&app, id);
+        fake.clear_log();
+        // The named strings go through an update (lease, nonce, update, release, wait); the
+        // random ones through an unchanged apply (wait and get).
+        let spec = if i < hostile_named().len() && i % 2 == 0 {
+            &changed_spec
+        } else {
+            &spec
+        };
+        let result = host.apply_database(&n, spec).await;
+        if unaddressable(id) {
+            let err = result.expect_err("an id a URL cannot carry");
+            // Only the lookups before the Machine is addressed: nothing on another route.
+            let lookups = ["", "/secrets", "/ip_assignments", "/machines"]
+                .map(|r| format!("/v1/apps/{app}{r}"));
+            for x in fake.exchanges() {
+                assert!(
+                    x.method == "GET" && lookups.contains(&x.path),
+                    "{id:?}: {} {} was sent ({err})",
+                    x.method,
+                    x.path
+                );
+            }
+        } else {
+            result.unwrap_or_else(|e| panic!("{id:?}: {e}"));
+            assert_machine_routes(&fake, &app, id);
+        }
+        assert_eq!(fake.leases_held(), 0, "{id:?}");
+    }
+    drop(server);
+}
+
+#[tokio::test(start_paused = true)]
+async fn i4_the_org_slug_reaches_the_query_intact() {
+    for org in hostile_named()
+        .into_iter()
+        .chain(hostile_random(8, 50))
+        .filter(|o| !o.trim().is_empty())
+    {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(respond(
+                "GET",
+                "/v1/apps",
+                200,
+                json!({"apps": [], "total_apps": 0}),
+            ))
+            .mount(&server)
+            .await;
+        let host = FlyDatabases::builder()
+            .token(TOKEN)
+            .org(org.as_str())
+            .naming(naming())
+            .base_url(server.uri())
+            .without_timeouts()
+            .build()
+            .unwrap();
+        host.list_databases()
+            .await
+            .unwrap_or_else(|e| panic!("{org:?}: {e}"));
+        let reqs = server.received_requests().await.unwrap();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].url.path(), "/v1/apps", "{org:?}");
+        let q: Vec<(String, String)> = reqs[0].url.query_pairs().into_owned().collect();
+        assert_eq!(q[0], ("org_slug".to_string(), org.clone()), "{org:?}");
+        assert_eq!(q.len(), 2, "{org:?}: {q:?}");
+    }
+}
+
+/// App names are environment names: hostile text is rejected by the naming before any request.
+#[test]
+fn i4_hostile_app_names_never_become_environment_names() {
+    for s in hostile_named().into_iter().chain(hostile_random(9, 500)) {
+        assert!(
+            naming().parse(&s).is_none(),
+            "{s:?} parsed as an environment name"
+        );
+        assert!(
+            preview_core::Naming::new(s.as_str(), "agents").is_err()
+                || s.chars().all(|c| c.is_ascii_lowercase()),
+            "{s:?} accepted as a prefix"
+        );
+        assert!(
+            preview_core::Naming::new("pr", s.as_str()).is_err()
+                || s.chars().all(|c| c.is_ascii_lowercase()),
+            "{s:?} accepted as a suffix"
+        );
+    }
+}
