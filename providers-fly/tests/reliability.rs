@@ -994,3 +994,138 @@ fn i4_hostile_app_names_never_become_environment_names() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// R23: leases are released when an update is cancelled (real clock: the fake holds answers on
+// its own runtime's clock)
+
+/// Where an update is cancelled: the request held (method, path suffix after the Machine id).
+const CANCEL_POINTS: [(&str, &str, &str); 3] = [
+    // The lease is ours and the secrets write (first call under it) is in flight.
+    ("after acquire", "POST", "/secrets"),
+    ("during the update", "POST", "/machines/{id}"),
+    ("during the wait", "GET", "/machines/{id}/wait"),
+];
+
+/// Polls until the fake has seen a request matching `pred` (at most 5 s).
+async fn seen(
+    fake: &FakeFly,
+    what: &str,
+    pred: impl Fn(&providers_fly::testing::Exchange) -> bool,
+) {
+    for _ in 0..500 {
+        if fake.exchanges().iter().any(&pred) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never arrived");
+}
+
+#[tokio::test]
+async fn r23_a_cancelled_update_releases_its_lease_and_the_next_apply_converges() {
+    for (case, (point, method, suffix)) in CANCEL_POINTS.iter().enumerate() {
+        for abort in [true, false] {
+            let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+            let host = host(&server.uri());
+            let n = name(130 + case as u64);
+            let app = n.as_str().to_string();
+            let spec = prototype_spec(&n);
+            host.apply_database(&n, &spec).await.unwrap();
+            let id = fake.machines(&app)[0]["id"].as_str().unwrap().to_string();
+            let held = format!("/v1/apps/{app}{}", suffix.replace("{id}", &id));
+            let (m, h) = (method.to_string(), held.clone());
+            let once = std::sync::atomic::AtomicBool::new(false);
+            fake.set_latency(move |req| {
+                let hit = req.method.as_str() == m
+                    && req.url.path() == h
+                    && !once.swap(true, std::sync::atomic::Ordering::SeqCst);
+                if hit {
+                    Duration::from_secs(5)
+                } else {
+                    Duration::ZERO
+                }
+            });
+            fake.clear_log();
+            let second = changed(&spec);
+            let arrived =
+                |x: &providers_fly::testing::Exchange| x.method == *method && x.path == held;
+            if abort {
+                let task = {
+                    let (host, n, second) = (host.clone(), n.clone(), second.clone());
+                    tokio::spawn(async move { host.apply_database(&n, &second).await })
+                };
+                seen(&fake, point, arrived).await;
+                task.abort();
+                assert!(task.await.unwrap_err().is_cancelled());
+            } else {
+                // Drop the future itself (what a timeout or a select! does).
+                tokio::select! {
+                    r = host.apply_database(&n, &second) => panic!("{point}: finished first: {r:?}"),
+                    () = seen(&fake, point, arrived) => {}
+                }
+            }
+            let how = if abort { "abort" } else { "drop" };
+            // The release runs on a spawned task: wait for its DELETE, and prove it carried our nonce.
+            seen(&fake, "the lease release", |x| {
+                x.method == "DELETE" && x.path.ends_with("/lease")
+            })
+            .await;
+            let granted: Vec<_> = fake
+                .exchanges()
+                .into_iter()
+                .filter(|x| x.method == "POST" && x.path.ends_with("/lease"))
+                .collect();
+            assert_eq!(granted.len(), 1, "{point} ({how})");
+            let nonce = granted[0].response["nonce"].as_str().unwrap().to_string();
+            let released = fake
+                .exchanges()
+                .into_iter()
+                .find(|x| x.method == "DELETE" && x.path.ends_with("/lease"))
+                .unwrap();
+            assert_eq!(
+                (released.nonce.as_deref(), released.status),
+                (Some(nonce.as_str()), 200),
+                "{point} ({how})"
+            );
+            assert_eq!(fake.leases_held(), 0, "{point} ({how}): lease left behind");
+            // The next apply converges: one Machine, the new config, no lease.
+            retried("apply database", || host.apply_database(&n, &second))
+                .await
+                .unwrap_or_else(|e| panic!("{point} ({how}): {e}"));
+            let machines = fake.machines(&app);
+            assert_eq!(machines.len(), 1, "{point} ({how})");
+            assert_eq!(
+                machines[0]["config"]["guest"]["memory_mb"], 8192,
+                "{point} ({how})"
+            );
+            assert_eq!(fake.leases_held(), 0, "{point} ({how})");
+            check_exchanges(&fake);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn r23_a_failing_update_releases_its_lease() {
+    let (_server, fake, host, n, spec) = deployed(140).await;
+    let id = fake.machines(n.as_str())[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fake.fail_next(
+        "POST",
+        &format!("/machines/{id}"),
+        422,
+        json!({"error": "invalid guest: memory_mb"}),
+    );
+    let err = host.apply_database(&n, &changed(&spec)).await.unwrap_err();
+    assert!(
+        matches!(err, preview_core::Error::Api { status: 422, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fake.leases_held(), 0, "lease left behind");
+    let last = fake.mutating().pop().unwrap();
+    assert_eq!((last.method.as_str(), last.status), ("DELETE", 200));
+    assert!(last.path.ends_with("/lease"));
+    check_exchanges(&fake);
+}
