@@ -430,22 +430,24 @@ impl Api {
     }
 
     /// Takes a lease. Its grant is not idempotent (a second ask answers 409 while the first lease
-    /// lives), so each ask carries a description no one else uses: when the answer is lost
+    /// lives), so each ask carries a description no one else uses ([`lease_description`]): when the answer is lost
     /// (408, 5xx, a timeout after sending), the lease is looked up and, if it carries that
     /// description, it is ours and its nonce is used; the lease is never asked for blindly again.
-    pub(crate) async fn acquire_lease(&self, app: &str, id: &str, ttl: u64) -> Result<String> {
+    pub(crate) async fn acquire_lease(
+        &self,
+        app: &str,
+        id: &str,
+        ttl: u64,
+        description: &str,
+    ) -> Result<String> {
         let what = format!("lease on machine {id} of app {app}");
-        let description = lease_description();
         let sent = self
             .call(
                 Idempotency::NonIdempotent,
                 Method::POST,
                 &["v1", "apps", app, "machines", id, "lease"],
                 &[],
-                Some(&Json(&wire::CreateLease {
-                    ttl,
-                    description: &description,
-                })),
+                Some(&Json(&wire::CreateLease { ttl, description })),
                 None,
                 None,
                 &[],
@@ -457,7 +459,7 @@ impl Api {
             Err(e @ Error::RateLimited { .. }) => return Err(e),
             Err(e) if e.is_retryable(Idempotency::Idempotent) => {
                 match self.get_lease(app, id).await {
-                    Ok(Some(l)) if l.description.as_deref() == Some(description.as_str()) => {
+                    Ok(Some(l)) if l.description.as_deref() == Some(description) => {
                         tracing::info!(app, machine = id, "found the lease whose grant was lost");
                         l
                     }
@@ -475,7 +477,7 @@ impl Api {
     }
 
     /// The Machine's current lease, `None` when there is none.
-    async fn get_lease(&self, app: &str, id: &str) -> Result<Option<wire::Lease>> {
+    pub(crate) async fn get_lease(&self, app: &str, id: &str) -> Result<Option<wire::Lease>> {
         let what = format!("lease on machine {id} of app {app}");
         let a = self
             .call(
@@ -593,7 +595,7 @@ fn withhold_message(mut e: Error) -> Error {
 
 /// A lease description no other ask uses: `preview apply` and a process-wide sequence number
 /// with the time, so a lease whose grant was lost can be told from anyone else's.
-fn lease_description() -> String {
+pub(crate) fn lease_description() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);

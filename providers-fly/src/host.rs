@@ -71,24 +71,50 @@ impl fmt::Display for FlyDatabases {
     }
 }
 
-/// Releases a lease whose holder was dropped before it could release it itself.
+/// Where a lease stands, for [`LeaseGuard`].
+enum LeaseStep {
+    /// Asked for with this description; the grant may have happened without us seeing it.
+    Asking(String),
+    /// Held with this nonce.
+    Held(String),
+    /// Released, or never granted.
+    Done,
+}
+
+/// Releases a lease whose holder was dropped (cancel, SIGINT) before it could release it itself,
+/// including one granted while its answer was still on the way: that one is found by the
+/// description it was asked for with.
 struct LeaseGuard {
     api: Api,
     app: String,
     machine: String,
-    nonce: Option<String>,
+    step: LeaseStep,
 }
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        let Some(nonce) = self.nonce.take() else {
+        let step = std::mem::replace(&mut self.step, LeaseStep::Done);
+        if matches!(step, LeaseStep::Done) {
             return;
-        };
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (api, app, machine) = (self.api.clone(), self.app.clone(), self.machine.clone());
         rt.spawn(async move {
+            let nonce = match step {
+                LeaseStep::Held(nonce) => nonce,
+                LeaseStep::Asking(description) => match api.get_lease(&app, &machine).await {
+                    Ok(Some(l)) if l.description.as_deref() == Some(description.as_str()) => {
+                        match l.nonce {
+                            Some(n) => n,
+                            None => return,
+                        }
+                    }
+                    _ => return,
+                },
+                LeaseStep::Done => return,
+            };
             if let Err(e) = api.release_lease(&app, &machine, &nonce).await {
                 tracing::warn!(app, machine, error = %e, "could not release the lease after a cancel");
             }
@@ -303,15 +329,28 @@ impl FlyDatabases {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let nonce = self.api.acquire_lease(app, machine, LEASE_TTL_SECS).await?;
+        let description = crate::api::lease_description();
         let mut guard = LeaseGuard {
             api: self.api.clone(),
             app: app.to_string(),
             machine: machine.to_string(),
-            nonce: Some(nonce.clone()),
+            step: LeaseStep::Asking(description.clone()),
         };
+        let nonce = match self
+            .api
+            .acquire_lease(app, machine, LEASE_TTL_SECS, &description)
+            .await
+        {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                // Refused, or lost and already looked up by acquire_lease: nothing to release.
+                guard.step = LeaseStep::Done;
+                return Err(e);
+            }
+        };
+        guard.step = LeaseStep::Held(nonce.clone());
         let result = op(nonce.clone()).await;
-        guard.nonce = None;
+        guard.step = LeaseStep::Done;
         if let Err(e) = self.api.release_lease(app, machine, &nonce).await {
             // It expires on its own after LEASE_TTL_SECS; the operation's result matters more.
             tracing::warn!(app, machine, error = %e, "could not release the lease");
