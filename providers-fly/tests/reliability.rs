@@ -1000,7 +1000,9 @@ fn i4_hostile_app_names_never_become_environment_names() {
 // its own runtime's clock)
 
 /// Where an update is cancelled: the request held (method, path suffix after the Machine id).
-const CANCEL_POINTS: [(&str, &str, &str); 3] = [
+const CANCEL_POINTS: [(&str, &str, &str); 4] = [
+    // Granted, but the answer (with the nonce) has not reached us yet.
+    ("during acquire", "POST", "/machines/{id}/lease"),
     // The lease is ours and the secrets write (first call under it) is in flight.
     ("after acquire", "POST", "/secrets"),
     ("during the update", "POST", "/machines/{id}"),
