@@ -312,6 +312,23 @@ impl FlyDatabases {
         Ok(resp.version)
     }
 
+    /// Runs an idempotent unit (look up, then create or update what is missing) until it
+    /// succeeds, with the client's retry policy. Errors that are not transient (a conflict, a
+    /// refusal, a request that gave up on its own retries) end it at once.
+    async fn unit<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        preview_core::retry(
+            &self.api.retry,
+            what,
+            preview_core::Idempotency::Idempotent,
+            op,
+        )
+        .await
+    }
+
     fn ours<'m>(machines: &'m [wire::Machine], name: &PreviewName) -> Vec<&'m wire::Machine> {
         let mut ours: Vec<&wire::Machine> = machines
             .iter()
@@ -547,71 +564,79 @@ impl DatabaseHost for FlyDatabases {
     ) -> Result<AppliedDatabase> {
         let app = name.as_str();
         let mut changes = Vec::new();
-        let (app_outcome, marker) = self.ensure_app(app).await?;
+        // Each get-then-create unit is retried on its own (reliability.md a4): a create whose
+        // answer was lost (408, 5xx, timeout) is found by the unit's lookup on the next run, never
+        // re-sent blindly, and one unlucky create does not cost a run of the whole apply.
+        let (app_outcome, marker) = self.unit("fly app", || self.ensure_app(app)).await?;
         changes.push(ResourceChange::new(PROVIDER, "app", app, app_outcome));
-        changes.extend(self.ensure_ips(app).await?);
+        changes.extend(self.unit("fly IPs", || self.ensure_ips(app)).await?);
 
         let config = machine_config(name, spec);
-        let machines = self.api.list_machines(app).await?;
-        let ours = Self::ours(&machines, name);
-        if ours.len() > 1 {
-            tracing::warn!(
-                app,
-                count = ours.len(),
-                "more than one machine carries our marker; converging the oldest"
-            );
-        }
-        let (machine, outcome) = match ours.first() {
-            None => {
-                let secrets_version = self.write_secrets(app, name, spec, marker).await?;
-                let m = self
-                    .api
-                    .create_machine(
+        let (machine, outcome) = self
+            .unit("fly machine", || async {
+                let machines = self.api.list_machines(app).await?;
+                let ours = Self::ours(&machines, name);
+                if ours.len() > 1 {
+                    tracing::warn!(
                         app,
-                        &wire::MachineRequest {
-                            name: app,
-                            region: &spec.region,
-                            config: &config,
-                            min_secrets_version: secrets_version,
-                            current_version: None,
-                        },
-                    )
-                    .await?;
-                (m, Outcome::Created)
-            }
-            Some(m) if m.config.as_ref().is_some_and(|c| covers(c, &config)) => {
-                if marker {
-                    // Only the marker is missing (app re-claimed after a crash).
-                    self.api
-                        .update_secrets(
-                            app,
-                            &wire::UpdateSecrets {
-                                values: [(OWNER_SECRET.to_string(), name.as_str())]
-                                    .into_iter()
-                                    .collect(),
-                            },
-                        )
-                        .await?;
+                        count = ours.len(),
+                        "more than one machine carries our marker; converging the oldest"
+                    );
                 }
-                if matches!(m.state.as_str(), "stopped" | "suspended") {
-                    // Same config, but not running (stopped by hand, or exited under
-                    // restart policy `no`): start it rather than wait for nothing.
-                    self.leased(app, &m.id, |nonce| async move {
-                        self.api.start_machine(app, &m.id, &nonce).await
-                    })
-                    .await?;
-                    ((*m).clone(), Outcome::Updated)
-                } else {
-                    ((*m).clone(), Outcome::Unchanged)
-                }
-            }
-            Some(m) => {
-                let updated = self
-                    .update_leased(app, name, spec, m, &config, marker)
-                    .await?;
-                (updated, Outcome::Updated)
-            }
-        };
+                let done = match ours.first() {
+                    None => {
+                        let secrets_version = self.write_secrets(app, name, spec, marker).await?;
+                        let m = self
+                            .api
+                            .create_machine(
+                                app,
+                                &wire::MachineRequest {
+                                    name: app,
+                                    region: &spec.region,
+                                    config: &config,
+                                    min_secrets_version: secrets_version,
+                                    current_version: None,
+                                },
+                            )
+                            .await?;
+                        (m, Outcome::Created)
+                    }
+                    Some(m) if m.config.as_ref().is_some_and(|c| covers(c, &config)) => {
+                        if marker {
+                            // Only the marker is missing (app re-claimed after a crash).
+                            self.api
+                                .update_secrets(
+                                    app,
+                                    &wire::UpdateSecrets {
+                                        values: [(OWNER_SECRET.to_string(), name.as_str())]
+                                            .into_iter()
+                                            .collect(),
+                                    },
+                                )
+                                .await?;
+                        }
+                        if matches!(m.state.as_str(), "stopped" | "suspended") {
+                            // Same config, but not running (stopped by hand, or exited under
+                            // restart policy `no`): start it rather than wait for nothing.
+                            self.leased(app, &m.id, |nonce| async move {
+                                self.api.start_machine(app, &m.id, &nonce).await
+                            })
+                            .await?;
+                            ((*m).clone(), Outcome::Updated)
+                        } else {
+                            ((*m).clone(), Outcome::Unchanged)
+                        }
+                    }
+                    Some(m) => {
+                        let updated = self
+                            .update_leased(app, name, spec, m, &config, marker)
+                            .await?;
+                        (updated, Outcome::Updated)
+                    }
+                };
+                Ok(done)
+            })
+            .await?;
         changes.push(ResourceChange::new(
             PROVIDER,
             "machine",

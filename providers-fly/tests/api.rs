@@ -1052,7 +1052,7 @@ async fn name_taken_on_create_is_already_exists() {
 
 #[tokio::test]
 async fn insufficient_capacity_on_machine_create_says_so() {
-    let (_server, fake, host) = fake().await;
+    let (server, fake, _host) = fake().await;
     fake.fail_next(
         "POST",
         "/machines",
@@ -1060,7 +1060,16 @@ async fn insufficient_capacity_on_machine_create_says_so() {
         json!({"error": "no capacity in iad", "status": "insufficient_capacity"}),
     );
     let n = name(44);
-    let err = host
+    // Sent once: the default host retries the Machine unit, and one 503 would not surface.
+    let once = providers_fly::FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        .base_url(server.uri())
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    let err = once
         .apply_database(&n, &prototype_spec(&n))
         .await
         .unwrap_err();
