@@ -116,19 +116,19 @@ fn leftovers(fake: &FakeFly, app: &str) -> Vec<String> {
 }
 
 /// Deploys: apply, get, list, apply a changed spec. Returns the state after the deploy.
-async fn deploy(host: &FlyDatabases, fake: &FakeFly, n: &PreviewName, spec: &DatabaseSpec) {
+async fn deploy(host: &FlyDatabases, n: &PreviewName, spec: &DatabaseSpec, case: &str) {
     let first = retried("apply database", || host.apply_database(n, spec))
         .await
-        .unwrap_or_else(|e| panic!("first apply: {e}"));
+        .unwrap_or_else(|e| panic!("{case}: first apply: {e:?}"));
     assert_eq!(first.database.name, *n);
     let got = retried("get database", || host.get_database(n))
         .await
-        .unwrap_or_else(|e| panic!("get: {e}"))
+        .unwrap_or_else(|e| panic!("{case}: get: {e:?}"))
         .expect("the applied database is there");
     assert_eq!(got.name, *n);
     let listed = retried("list databases", || host.list_databases())
         .await
-        .unwrap_or_else(|e| panic!("list: {e}"));
+        .unwrap_or_else(|e| panic!("{case}: list: {e:?}"));
     assert_eq!(
         listed.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
         [n.as_str()]
@@ -136,14 +136,13 @@ async fn deploy(host: &FlyDatabases, fake: &FakeFly, n: &PreviewName, spec: &Dat
     let second = changed(spec);
     retried("apply database", || host.apply_database(n, &second))
         .await
-        .unwrap_or_else(|e| panic!("second apply: {e}"));
-    let _ = fake;
+        .unwrap_or_else(|e| panic!("{case}: second apply: {e:?}"));
 }
 
 async fn teardown(host: &FlyDatabases, n: &PreviewName) -> Deleted {
     retried("delete database", || host.delete_database(n))
         .await
-        .unwrap_or_else(|e| panic!("delete: {e}"))
+        .unwrap_or_else(|e| panic!("delete of {n}: {e:?}"))
 }
 
 /// R1 + R2 + R3 for one seed (or none): the deployed state, and the counts seen.
@@ -159,7 +158,7 @@ async fn life_cycle(seed: Option<u64>) -> (Json, usize, u32) {
     if let Some(c) = chaos(0) {
         fake.chaos(c);
     }
-    deploy(&host, &fake, &n, &spec).await;
+    deploy(&host, &n, &spec, &format!("seed {seed:?}")).await;
     fake.calm();
     let deployed = snapshot(&fake, &app);
     // R3: a second deploy changes nothing.
