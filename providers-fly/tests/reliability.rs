@@ -1130,3 +1130,34 @@ async fn r23_a_failing_update_releases_its_lease() {
     assert!(last.path.ends_with("/lease"));
     check_exchanges(&fake);
 }
+
+/// The plan's latency holds answers (a sleep on the fake's runtime, so on the real clock) without
+/// faulting them.
+#[tokio::test]
+async fn chaos_latency_holds_answers_without_faults() {
+    let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+    let client = reqwest::Client::new();
+    let get = || {
+        client
+            .get(format!("{}/v1/apps/pr-1-agents", server.uri()))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let start = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(get().await.unwrap().status().as_u16(), 404);
+    }
+    let calm = start.elapsed();
+    fake.chaos(HttpChaos::new(5, 0.0).latency(1.0, Duration::from_millis(200)));
+    let start = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(get().await.unwrap().status().as_u16(), 404);
+    }
+    let held = start.elapsed();
+    assert_eq!(fake.injected_faults(), 0);
+    assert!(
+        held > calm + Duration::from_millis(100),
+        "calm {calm:?}, with latency {held:?}"
+    );
+    assert!(held < Duration::from_millis(1000) + calm, "{held:?}");
+}
