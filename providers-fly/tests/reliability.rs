@@ -1161,3 +1161,44 @@ async fn chaos_latency_holds_answers_without_faults() {
     );
     assert!(held < Duration::from_millis(1000) + calm, "{held:?}");
 }
+
+/// A list cursor (chosen by the API) goes back in the query exactly as it came.
+#[tokio::test(start_paused = true)]
+async fn i4_list_cursors_from_the_api_reach_the_query_intact() {
+    use wiremock::matchers::{method, path, query_param_is_missing};
+    let cursors = hostile_named()
+        .into_iter()
+        .chain(hostile_random(10, 100))
+        .filter(|c| !c.is_empty());
+    for cursor in cursors {
+        let server = wiremock::MockServer::start().await;
+        let first = json!({"apps": [], "total_apps": 0, "next_cursor": cursor});
+        wiremock::Mock::given(method("GET"))
+            .and(path("/v1/apps"))
+            .and(query_param_is_missing("cursor"))
+            .respond_with(respond("GET", "/v1/apps", 200, first))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(respond(
+                "GET",
+                "/v1/apps",
+                200,
+                json!({"apps": [], "total_apps": 0}),
+            ))
+            .mount(&server)
+            .await;
+        let host = paused_host(&server.uri());
+        host.list_databases()
+            .await
+            .unwrap_or_else(|e| panic!("{cursor:?}: {e}"));
+        let reqs = server.received_requests().await.unwrap();
+        assert_eq!(reqs.len(), 2, "{cursor:?}");
+        assert_eq!(reqs[1].url.path(), "/v1/apps", "{cursor:?}");
+        let q: Vec<(String, String)> = reqs[1].url.query_pairs().into_owned().collect();
+        let keys: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["org_slug", "limit", "cursor"], "{cursor:?}");
+        assert_eq!(q[2].1, cursor, "{cursor:?}");
+    }
+}
