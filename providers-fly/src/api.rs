@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use preview_core::http::transport_error;
-use preview_core::{Error, Result};
+use preview_core::{Error, Idempotency, Result, RetryConfig, retry};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -39,6 +39,11 @@ impl Answer {
         errors::map(self.status.as_u16(), &self.headers, &self.body, what)
     }
 
+    /// The `fly-request-id` of the answer.
+    pub(crate) fn request_id(&self) -> Option<String> {
+        preview_core::http::header(&self.headers, errors::REQUEST_ID).map(str::to_string)
+    }
+
     pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
         // serde's message can quote the body; keep only where it broke.
         serde_json::from_str(&self.body).map_err(|e| Error::Api {
@@ -62,27 +67,86 @@ pub(crate) struct Api {
     pub(crate) client: reqwest::Client,
     pub(crate) base: String,
     pub(crate) auth: HeaderValue,
+    /// Whether requests get timeouts (off only for paused-clock tests).
+    pub(crate) timeouts: bool,
+    /// How a request is re-sent after a transient failure.
+    pub(crate) retry: RetryConfig,
 }
 
-/// Percent-encodes one path segment (names are DNS labels, but a machine id or IP comes from the API).
-fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// The URL of `segments` under `base`, each segment percent-encoded by the `url` crate, so no
+/// text can add a segment, a query or a fragment.
+///
+/// # Errors
+/// [`Error::Api`] for a segment no URL can carry: empty, `.` or `..` (URL parsers drop or
+/// resolve them, which would address another route), or with a tab or line break (URL parsers
+/// drop those characters, which would address another resource); nothing is sent then.
+fn url(base: &str, segments: &[&str]) -> Result<reqwest::Url> {
+    let bad = |why: String| Error::Api {
+        provider: PROVIDER,
+        status: 0,
+        message: why,
+        request_id: None,
+    };
+    let unaddressable = |s: &str| matches!(s, "" | "." | "..") || s.contains(['\t', '\n', '\r']);
+    if let Some(s) = segments.iter().find(|s| unaddressable(s)) {
+        return Err(bad(format!(
+            "cannot address {s:?} in a URL path (an id from the API, or a name?)"
+        )));
     }
-    out
+    let mut url =
+        reqwest::Url::parse(base).map_err(|e| bad(format!("the base URL is invalid: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| bad("the base URL cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    /// Sends one request, re-sending it on a transient failure (408, 429, 5xx, transport) as far
+    /// as `idempotency` allows (reliability.md a4): reads, deletes and set-like writes are re-sent;
+    /// creates and leased mutations only when the request was refused outright (429) or never left,
+    /// so an ambiguous failure goes back to the caller, whose retry looks the resource up first.
+    /// Statuses in `answers` are answers, not failures (`/wait` answers 408 when it timed out).
+    ///
+    /// Why here and not only in the pipeline: one trait operation is a dozen requests; retried only
+    /// as a whole it succeeds only if every request does at once. Giving up here is
+    /// `RetriesExhausted`, which the pipeline does not retry again, so attempts do not multiply.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
+        idempotency: Idempotency,
         method: Method,
-        path: &str,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Option<&(dyn erased::Body + Sync)>,
+        nonce: Option<&str>,
+        timeout: Option<Duration>,
+        answers: &[StatusCode],
+    ) -> Result<Answer> {
+        let url = url(&self.base, path)?;
+        let what = format!("fly {method} {}", url.path());
+        retry(&self.retry, &what, idempotency, || async {
+            let a = self
+                .send_once(method.clone(), url.clone(), query, body, nonce, timeout)
+                .await?;
+            let transient = a.status == StatusCode::REQUEST_TIMEOUT
+                || a.status == StatusCode::TOO_MANY_REQUESTS
+                || a.status.is_server_error();
+            if transient && !answers.contains(&a.status) {
+                Err(a.error(&what))
+            } else {
+                Ok(a)
+            }
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(method = %method, path = %url.path()))]
+    async fn send_once(
+        &self,
+        method: Method,
+        url: reqwest::Url,
         query: &[(&str, String)],
         body: Option<&(dyn erased::Body + Sync)>,
         nonce: Option<&str>,
@@ -90,7 +154,7 @@ impl Api {
     ) -> Result<Answer> {
         let mut req = self
             .client
-            .request(method, format!("{}{}", self.base, path))
+            .request(method, url)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         if !query.is_empty() {
@@ -104,7 +168,7 @@ impl Api {
         if let Some(n) = nonce {
             req = req.header(NONCE, n);
         }
-        if let Some(t) = timeout {
+        if let Some(t) = timeout.filter(|_| self.timeouts) {
             req = req.timeout(t);
         }
         let resp = req.send().await.map_err(|e| transport_error(PROVIDER, e))?;
@@ -126,29 +190,42 @@ impl Api {
 
     pub(crate) async fn get_app(&self, app: &str) -> Result<Answer> {
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}", seg(app)),
+            &["v1", "apps", app],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await
     }
 
     pub(crate) async fn create_app(&self, req: &wire::CreateApp<'_>) -> Result<Answer> {
-        self.call(Method::POST, "/v1/apps", &[], Some(&Json(req)), None, None)
-            .await
+        self.call(
+            Idempotency::NonIdempotent,
+            Method::POST,
+            &["v1", "apps"],
+            &[],
+            Some(&Json(req)),
+            None,
+            None,
+            &[],
+        )
+        .await
     }
 
     pub(crate) async fn delete_app(&self, app: &str) -> Result<Answer> {
         self.call(
+            Idempotency::Idempotent,
             Method::DELETE,
-            &format!("/v1/apps/{}", seg(app)),
+            &["v1", "apps", app],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await
     }
@@ -163,10 +240,19 @@ impl Api {
         if let Some(c) = cursor {
             q.push(("cursor", c.to_string()));
         }
-        self.call(Method::GET, "/v1/apps", &q, None, None, None)
-            .await?
-            .ok("apps")?
-            .json("apps")
+        self.call(
+            Idempotency::Idempotent,
+            Method::GET,
+            &["v1", "apps"],
+            &q,
+            None,
+            None,
+            None,
+            &[],
+        )
+        .await?
+        .ok("apps")?
+        .json("apps")
     }
 
     // ---- secrets
@@ -174,12 +260,14 @@ impl Api {
     pub(crate) async fn list_secrets(&self, app: &str) -> Result<wire::AppSecrets> {
         let what = format!("secrets of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/secrets", seg(app)),
+            &["v1", "apps", app, "secrets"],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -193,16 +281,19 @@ impl Api {
     ) -> Result<wire::UpdateSecretsResp> {
         let what = format!("secrets of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::POST,
-            &format!("/v1/apps/{}/secrets", seg(app)),
+            &["v1", "apps", app, "secrets"],
             &[],
             Some(&Json(req)),
             None,
             None,
+            &[],
         )
-        .await?
-        .ok(&what)?
-        .json(&what)
+        .await
+        .and_then(|a| a.ok(&what))
+        .and_then(|a| a.json(&what))
+        .map_err(withhold_message)
     }
 
     // ---- IPs
@@ -210,12 +301,14 @@ impl Api {
     pub(crate) async fn list_ips(&self, app: &str) -> Result<wire::IpAssignments> {
         let what = format!("IP assignments of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &["v1", "apps", app, "ip_assignments"],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -225,12 +318,14 @@ impl Api {
     pub(crate) async fn assign_ip(&self, app: &str, kind: &str) -> Result<()> {
         let what = format!("{kind} IP of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/ip_assignments", seg(app)),
+            &["v1", "apps", app, "ip_assignments"],
             &[],
             Some(&Json(&wire::AssignIp { kind })),
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?;
@@ -242,12 +337,14 @@ impl Api {
     pub(crate) async fn list_machines(&self, app: &str) -> Result<Vec<wire::Machine>> {
         let what = format!("machines of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines", seg(app)),
+            &["v1", "apps", app, "machines"],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -257,12 +354,14 @@ impl Api {
     pub(crate) async fn get_machine(&self, app: &str, id: &str) -> Result<wire::Machine> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id],
             &[],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -276,12 +375,14 @@ impl Api {
     ) -> Result<wire::Machine> {
         let what = format!("machine of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines", seg(app)),
+            &["v1", "apps", app, "machines"],
             &[],
             Some(&Json(req)),
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -297,12 +398,14 @@ impl Api {
     ) -> Result<wire::Machine> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines/{}", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id],
             &[],
             Some(&Json(req)),
             Some(nonce),
             None,
+            &[],
         )
         .await?
         .ok(&what)?
@@ -312,35 +415,59 @@ impl Api {
     pub(crate) async fn start_machine(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
         let what = format!("machine {id} of app {app}");
         self.call(
+            Idempotency::NonIdempotent,
             Method::POST,
-            &format!("/v1/apps/{}/machines/{}/start", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id, "start"],
             &[],
             None,
             Some(nonce),
             None,
+            &[],
         )
         .await?
         .ok(&what)?;
         Ok(())
     }
 
-    pub(crate) async fn acquire_lease(&self, app: &str, id: &str, ttl: u64) -> Result<String> {
+    /// Takes a lease. Its grant is not idempotent (a second ask answers 409 while the first lease
+    /// lives), so each ask carries a description no one else uses ([`lease_description`]): when the answer is lost
+    /// (408, 5xx, a timeout after sending), the lease is looked up and, if it carries that
+    /// description, it is ours and its nonce is used; the lease is never asked for blindly again.
+    pub(crate) async fn acquire_lease(
+        &self,
+        app: &str,
+        id: &str,
+        ttl: u64,
+        description: &str,
+    ) -> Result<String> {
         let what = format!("lease on machine {id} of app {app}");
-        let lease: wire::Lease = self
+        let sent = self
             .call(
+                Idempotency::NonIdempotent,
                 Method::POST,
-                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "lease"],
                 &[],
-                Some(&Json(&wire::CreateLease {
-                    ttl,
-                    description: "preview apply",
-                })),
+                Some(&Json(&wire::CreateLease { ttl, description })),
                 None,
                 None,
+                &[],
             )
-            .await?
-            .ok(&what)?
-            .json(&what)?;
+            .await;
+        let lease: wire::Lease = match sent {
+            Ok(a) => a.ok(&what)?.json(&what)?,
+            // Refused outright: nothing was granted.
+            Err(e @ Error::RateLimited { .. }) => return Err(e),
+            Err(e) if e.is_retryable(Idempotency::Idempotent) => {
+                match self.get_lease(app, id).await {
+                    Ok(Some(l)) if l.description.as_deref() == Some(description) => {
+                        tracing::info!(app, machine = id, "found the lease whose grant was lost");
+                        l
+                    }
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         lease.nonce.ok_or_else(|| Error::Api {
             provider: PROVIDER,
             status: 201,
@@ -349,16 +476,39 @@ impl Api {
         })
     }
 
+    /// The Machine's current lease, `None` when there is none.
+    pub(crate) async fn get_lease(&self, app: &str, id: &str) -> Result<Option<wire::Lease>> {
+        let what = format!("lease on machine {id} of app {app}");
+        let a = self
+            .call(
+                Idempotency::Idempotent,
+                Method::GET,
+                &["v1", "apps", app, "machines", id, "lease"],
+                &[],
+                None,
+                None,
+                None,
+                &[],
+            )
+            .await?;
+        if a.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(a.ok(&what)?.json(&what)?))
+    }
+
     pub(crate) async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
         let what = format!("lease on machine {id} of app {app}");
         let a = self
             .call(
+                Idempotency::Idempotent,
                 Method::DELETE,
-                &format!("/v1/apps/{}/machines/{}/lease", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "lease"],
                 &[],
                 None,
                 Some(nonce),
                 None,
+                &[],
             )
             .await?;
         // A lease that already expired is released.
@@ -389,13 +539,15 @@ impl Api {
         }
         let a = self
             .call(
+                Idempotency::Idempotent,
                 Method::GET,
-                &format!("/v1/apps/{}/machines/{}/wait", seg(app), seg(id)),
+                &["v1", "apps", app, "machines", id, "wait"],
                 &q,
                 None,
                 None,
                 // The server holds the request for up to `timeout`; give the answer room to arrive.
                 Some(Duration::from_secs(timeout_secs + 15)),
+                &[StatusCode::REQUEST_TIMEOUT],
             )
             .await?;
         if a.status == StatusCode::REQUEST_TIMEOUT {
@@ -408,17 +560,49 @@ impl Api {
     pub(crate) async fn events(&self, app: &str, id: &str) -> Result<Vec<wire::MachineEvent>> {
         let what = format!("events of machine {id} of app {app}");
         self.call(
+            Idempotency::Idempotent,
             Method::GET,
-            &format!("/v1/apps/{}/machines/{}/events", seg(app), seg(id)),
+            &["v1", "apps", app, "machines", id, "events"],
             &[("limit", "10".to_string())],
             None,
             None,
             None,
+            &[],
         )
         .await?
         .ok(&what)?
         .json(&what)
     }
+}
+
+/// Drops the provider's message from an error about a request that carried secret values: an
+/// API that echoes the rejected value (`invalid value <secret> for …`) would otherwise put it in
+/// our error, and from there in logs. Status, code-derived kind and request id stay.
+fn withhold_message(mut e: Error) -> Error {
+    const WITHHELD: &str = "the provider's message is withheld: the request carried secret values";
+    match &mut e {
+        Error::Api { message, .. }
+        | Error::Unauthorized { message, .. }
+        | Error::Conflict { message, .. } => *message = WITHHELD.to_string(),
+        Error::RetriesExhausted { last, .. } => {
+            let inner = std::mem::replace(&mut **last, Error::config(""));
+            **last = withhold_message(inner);
+        }
+        _ => {}
+    }
+    e
+}
+
+/// A lease description no other ask uses: `preview apply` and a process-wide sequence number
+/// with the time, so a lease whose grant was lost can be told from anyone else's.
+pub(crate) fn lease_description() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "preview apply {}-{n}",
+        jiff::Timestamp::now().as_nanosecond()
+    )
 }
 
 /// A body serialised at the call (keeps `call` non-generic).
@@ -439,12 +623,19 @@ impl<T: Serialize> erased::Body for Json<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::seg;
+    use super::url;
 
     #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(seg("pr-1-agents"), "pr-1-agents");
-        assert_eq!(seg("2a09:8280::1"), "2a09:8280::1");
-        assert_eq!(seg("a/b?c"), "a%2Fb%3Fc");
+    fn path_segments_are_encoded_and_dot_segments_refused() {
+        let u = |segs: &[&str]| url("http://x:1/base/", segs).map(|u| u.to_string());
+        assert_eq!(
+            u(&["v1", "apps", "pr-1-agents"]).unwrap(),
+            "http://x:1/base/v1/apps/pr-1-agents"
+        );
+        assert_eq!(u(&["a/b?c#d"]).unwrap(), "http://x:1/base/a%2Fb%3Fc%23d");
+        assert_eq!(u(&["%2e%2e"]).unwrap(), "http://x:1/base/%252e%252e");
+        for bad in ["", ".", "..", "a\tb", "a\nb", "\r"] {
+            assert!(u(&["v1", bad]).is_err(), "{bad:?}");
+        }
     }
 }

@@ -32,12 +32,14 @@ pub struct FlyDatabasesBuilder {
     org: Option<String>,
     naming: Option<Naming>,
     base_url: String,
-    timeout: Duration,
+    /// `None`: no client timeouts at all (paused-clock tests only).
+    timeout: Option<Duration>,
     flyctl: PathBuf,
     wait_call: Duration,
     delete_timeout: Duration,
     tunnel_timeout: Duration,
     poll_interval: Duration,
+    retry: preview_core::RetryConfig,
 }
 
 impl fmt::Debug for FlyDatabasesBuilder {
@@ -60,12 +62,13 @@ impl Default for FlyDatabasesBuilder {
             org: None,
             naming: None,
             base_url: DEFAULT_BASE_URL.to_string(),
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             flyctl: PathBuf::from("flyctl"),
             wait_call: Duration::from_secs(60),
             delete_timeout: Duration::from_secs(300),
             tunnel_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(2),
+            retry: preview_core::RetryConfig::default(),
         }
     }
 }
@@ -124,7 +127,15 @@ impl FlyDatabasesBuilder {
 
     /// Per-request timeout (the `/wait` long-poll gets its own, longer one).
     pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = timeout.into();
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
+    /// advances time to the next timer whenever it waits for the network, so a client timeout
+    /// would fire while a local fake is still answering. Never use it against Fly.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -155,6 +166,13 @@ impl FlyDatabasesBuilder {
     /// Pause between polls (health checks, deletion, tunnel probes).
     pub fn poll_interval(mut self, d: impl Into<Duration>) -> Self {
         self.poll_interval = d.into();
+        self
+    }
+
+    /// How one request is re-sent after a transient failure (default: `RetryConfig::default()`;
+    /// `RetryConfig::none()` sends every request once and leaves retries to the caller).
+    pub fn retry(mut self, retry: preview_core::RetryConfig) -> Self {
+        self.retry = retry;
         self
     }
 
@@ -197,9 +215,27 @@ impl FlyDatabasesBuilder {
             return Err(Error::config("fly: the API token is empty"));
         }
         let auth = preview_core::http::auth_header(scheme, &bare, "fly")?;
-        let client = preview_core::http::client(self.timeout)?;
+        let client = match self.timeout {
+            Some(timeout) => preview_core::http::client(timeout)?,
+            // Only for paused-clock tests (see `without_timeouts`): no timer at all while a
+            // request is in flight, not even the idle-connection reaper, so virtual time only
+            // moves for our own waits.
+            None => reqwest::Client::builder()
+                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(None)
+                .build()
+                .map_err(|e| {
+                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
+                })?,
+        };
         Ok(FlyDatabases {
-            api: Api { client, base, auth },
+            api: Api {
+                client,
+                base,
+                auth,
+                timeouts: self.timeout.is_some(),
+                retry: self.retry,
+            },
             token: bare,
             org,
             naming,

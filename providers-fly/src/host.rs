@@ -71,24 +71,50 @@ impl fmt::Display for FlyDatabases {
     }
 }
 
-/// Releases a lease whose holder was dropped before it could release it itself.
+/// Where a lease stands, for [`LeaseGuard`].
+enum LeaseStep {
+    /// Asked for with this description; the grant may have happened without us seeing it.
+    Asking(String),
+    /// Held with this nonce.
+    Held(String),
+    /// Released, or never granted.
+    Done,
+}
+
+/// Releases a lease whose holder was dropped (cancel, SIGINT) before it could release it itself,
+/// including one granted while its answer was still on the way: that one is found by the
+/// description it was asked for with.
 struct LeaseGuard {
     api: Api,
     app: String,
     machine: String,
-    nonce: Option<String>,
+    step: LeaseStep,
 }
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        let Some(nonce) = self.nonce.take() else {
+        let step = std::mem::replace(&mut self.step, LeaseStep::Done);
+        if matches!(step, LeaseStep::Done) {
             return;
-        };
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (api, app, machine) = (self.api.clone(), self.app.clone(), self.machine.clone());
         rt.spawn(async move {
+            let nonce = match step {
+                LeaseStep::Held(nonce) => nonce,
+                LeaseStep::Asking(description) => match api.get_lease(&app, &machine).await {
+                    Ok(Some(l)) if l.description.as_deref() == Some(description.as_str()) => {
+                        match l.nonce {
+                            Some(n) => n,
+                            None => return,
+                        }
+                    }
+                    _ => return,
+                },
+                LeaseStep::Done => return,
+            };
             if let Err(e) = api.release_lease(&app, &machine, &nonce).await {
                 tracing::warn!(app, machine, error = %e, "could not release the lease after a cancel");
             }
@@ -102,8 +128,8 @@ enum AppState {
     Ours,
     /// In our organisation, without the marker (maybe ours after a crash, maybe not).
     Unmarked,
-    /// Not ours; why.
-    Foreign(String),
+    /// Not ours; why, and the request id of the answer that showed it.
+    Foreign(String, Option<String>),
 }
 
 /// Pauses between polls: `first`, doubling up to `max` (never a fixed period).
@@ -127,12 +153,19 @@ impl Backoff {
     }
 }
 
-fn owned_by_other(app: &str, why: &str) -> Error {
+fn owned_by_other(app: &str, why: &str, request_id: Option<String>) -> Error {
     Error::AlreadyExists {
         provider: PROVIDER,
         what: format!("app {app} ({why}; it is not ours and was left untouched)"),
-        request_id: None,
+        request_id,
     }
+}
+
+/// What a create of the app answered.
+enum Created {
+    Yes,
+    /// `name_taken`: someone else's app; the request id of that answer.
+    Taken(Option<String>),
 }
 
 impl FlyDatabases {
@@ -163,17 +196,20 @@ impl FlyDatabases {
             StatusCode::FORBIDDEN => {
                 return Ok(AppState::Foreign(
                     "the name is held by another organization".into(),
+                    a.request_id(),
                 ));
             }
             _ => {}
         }
         let what = format!("app {app}");
+        let request_id = a.request_id();
         let found: wire::App = a.ok(&what)?.json(&what)?;
         if let Some(slug) = found.organization.and_then(|o| o.slug) {
             if slug != self.org {
-                return Ok(AppState::Foreign(format!(
-                    "it belongs to organization {slug}"
-                )));
+                return Ok(AppState::Foreign(
+                    format!("it belongs to organization {slug}"),
+                    request_id,
+                ));
             }
         }
         let secrets = self.api.list_secrets(app).await?;
@@ -184,8 +220,8 @@ impl FlyDatabases {
         }
     }
 
-    /// Creates the app; `Ok(false)` when the name is taken by someone else.
-    async fn create_app(&self, app: &str) -> Result<bool> {
+    /// Creates the app, or learns that the name is taken by someone else.
+    async fn create_app(&self, app: &str) -> Result<Created> {
         let a = self
             .api
             .create_app(&wire::CreateApp {
@@ -195,10 +231,10 @@ impl FlyDatabases {
             })
             .await?;
         if a.status.is_success() {
-            return Ok(true);
+            return Ok(Created::Yes);
         }
         match a.error(&format!("app {app}")) {
-            Error::AlreadyExists { .. } => Ok(false),
+            Error::AlreadyExists { request_id, .. } => Ok(Created::Taken(request_id)),
             e => Err(e),
         }
     }
@@ -207,22 +243,20 @@ impl FlyDatabases {
     async fn ensure_app(&self, app: &str) -> Result<(Outcome, bool)> {
         match self.app_state(app).await? {
             AppState::Ours => Ok((Outcome::Unchanged, false)),
-            AppState::Missing => {
-                if self.create_app(app).await? {
-                    Ok((Outcome::Created, true))
-                } else {
-                    Err(owned_by_other(app, "the name is taken"))
-                }
-            }
-            AppState::Unmarked => {
-                if self.create_app(app).await? {
+            AppState::Missing => match self.create_app(app).await? {
+                Created::Yes => Ok((Outcome::Created, true)),
+                Created::Taken(rid) => Err(owned_by_other(app, "the name is taken", rid)),
+            },
+            AppState::Unmarked => match self.create_app(app).await? {
+                Created::Yes => {
                     tracing::info!(app, "unmarked app proven ours by its idempotency key");
                     Ok((Outcome::Updated, true))
-                } else {
-                    Err(owned_by_other(app, "it carries no ownership marker"))
                 }
-            }
-            AppState::Foreign(why) => Err(owned_by_other(app, &why)),
+                Created::Taken(rid) => {
+                    Err(owned_by_other(app, "it carries no ownership marker", rid))
+                }
+            },
+            AppState::Foreign(why, rid) => Err(owned_by_other(app, &why, rid)),
         }
     }
 
@@ -278,6 +312,23 @@ impl FlyDatabases {
         Ok(resp.version)
     }
 
+    /// Runs an idempotent unit (look up, then create or update what is missing) until it
+    /// succeeds, with the client's retry policy. Errors that are not transient (a conflict, a
+    /// refusal, a request that gave up on its own retries) end it at once.
+    async fn unit<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        preview_core::retry(
+            &self.api.retry,
+            what,
+            preview_core::Idempotency::Idempotent,
+            op,
+        )
+        .await
+    }
+
     fn ours<'m>(machines: &'m [wire::Machine], name: &PreviewName) -> Vec<&'m wire::Machine> {
         let mut ours: Vec<&wire::Machine> = machines
             .iter()
@@ -295,15 +346,28 @@ impl FlyDatabases {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let nonce = self.api.acquire_lease(app, machine, LEASE_TTL_SECS).await?;
+        let description = crate::api::lease_description();
         let mut guard = LeaseGuard {
             api: self.api.clone(),
             app: app.to_string(),
             machine: machine.to_string(),
-            nonce: Some(nonce.clone()),
+            step: LeaseStep::Asking(description.clone()),
         };
+        let nonce = match self
+            .api
+            .acquire_lease(app, machine, LEASE_TTL_SECS, &description)
+            .await
+        {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                // Refused, or lost and already looked up by acquire_lease: nothing to release.
+                guard.step = LeaseStep::Done;
+                return Err(e);
+            }
+        };
+        guard.step = LeaseStep::Held(nonce.clone());
         let result = op(nonce.clone()).await;
-        guard.nonce = None;
+        guard.step = LeaseStep::Done;
         if let Err(e) = self.api.release_lease(app, machine, &nonce).await {
             // It expires on its own after LEASE_TTL_SECS; the operation's result matters more.
             tracing::warn!(app, machine, error = %e, "could not release the lease");
@@ -500,71 +564,79 @@ impl DatabaseHost for FlyDatabases {
     ) -> Result<AppliedDatabase> {
         let app = name.as_str();
         let mut changes = Vec::new();
-        let (app_outcome, marker) = self.ensure_app(app).await?;
+        // Each get-then-create unit is retried on its own (reliability.md a4): a create whose
+        // answer was lost (408, 5xx, timeout) is found by the unit's lookup on the next run, never
+        // re-sent blindly, and one unlucky create does not cost a run of the whole apply.
+        let (app_outcome, marker) = self.unit("fly app", || self.ensure_app(app)).await?;
         changes.push(ResourceChange::new(PROVIDER, "app", app, app_outcome));
-        changes.extend(self.ensure_ips(app).await?);
+        changes.extend(self.unit("fly IPs", || self.ensure_ips(app)).await?);
 
         let config = machine_config(name, spec);
-        let machines = self.api.list_machines(app).await?;
-        let ours = Self::ours(&machines, name);
-        if ours.len() > 1 {
-            tracing::warn!(
-                app,
-                count = ours.len(),
-                "more than one machine carries our marker; converging the oldest"
-            );
-        }
-        let (machine, outcome) = match ours.first() {
-            None => {
-                let secrets_version = self.write_secrets(app, name, spec, marker).await?;
-                let m = self
-                    .api
-                    .create_machine(
+        let (machine, outcome) = self
+            .unit("fly machine", || async {
+                let machines = self.api.list_machines(app).await?;
+                let ours = Self::ours(&machines, name);
+                if ours.len() > 1 {
+                    tracing::warn!(
                         app,
-                        &wire::MachineRequest {
-                            name: app,
-                            region: &spec.region,
-                            config: &config,
-                            min_secrets_version: secrets_version,
-                            current_version: None,
-                        },
-                    )
-                    .await?;
-                (m, Outcome::Created)
-            }
-            Some(m) if m.config.as_ref().is_some_and(|c| covers(c, &config)) => {
-                if marker {
-                    // Only the marker is missing (app re-claimed after a crash).
-                    self.api
-                        .update_secrets(
-                            app,
-                            &wire::UpdateSecrets {
-                                values: [(OWNER_SECRET.to_string(), name.as_str())]
-                                    .into_iter()
-                                    .collect(),
-                            },
-                        )
-                        .await?;
+                        count = ours.len(),
+                        "more than one machine carries our marker; converging the oldest"
+                    );
                 }
-                if matches!(m.state.as_str(), "stopped" | "suspended") {
-                    // Same config, but not running (stopped by hand, or exited under
-                    // restart policy `no`): start it rather than wait for nothing.
-                    self.leased(app, &m.id, |nonce| async move {
-                        self.api.start_machine(app, &m.id, &nonce).await
-                    })
-                    .await?;
-                    ((*m).clone(), Outcome::Updated)
-                } else {
-                    ((*m).clone(), Outcome::Unchanged)
-                }
-            }
-            Some(m) => {
-                let updated = self
-                    .update_leased(app, name, spec, m, &config, marker)
-                    .await?;
-                (updated, Outcome::Updated)
-            }
-        };
+                let done = match ours.first() {
+                    None => {
+                        let secrets_version = self.write_secrets(app, name, spec, marker).await?;
+                        let m = self
+                            .api
+                            .create_machine(
+                                app,
+                                &wire::MachineRequest {
+                                    name: app,
+                                    region: &spec.region,
+                                    config: &config,
+                                    min_secrets_version: secrets_version,
+                                    current_version: None,
+                                },
+                            )
+                            .await?;
+                        (m, Outcome::Created)
+                    }
+                    Some(m) if m.config.as_ref().is_some_and(|c| covers(c, &config)) => {
+                        if marker {
+                            // Only the marker is missing (app re-claimed after a crash).
+                            self.api
+                                .update_secrets(
+                                    app,
+                                    &wire::UpdateSecrets {
+                                        values: [(OWNER_SECRET.to_string(), name.as_str())]
+                                            .into_iter()
+                                            .collect(),
+                                    },
+                                )
+                                .await?;
+                        }
+                        if matches!(m.state.as_str(), "stopped" | "suspended") {
+                            // Same config, but not running (stopped by hand, or exited under
+                            // restart policy `no`): start it rather than wait for nothing.
+                            self.leased(app, &m.id, |nonce| async move {
+                                self.api.start_machine(app, &m.id, &nonce).await
+                            })
+                            .await?;
+                            ((*m).clone(), Outcome::Updated)
+                        } else {
+                            ((*m).clone(), Outcome::Unchanged)
+                        }
+                    }
+                    Some(m) => {
+                        let updated = self
+                            .update_leased(app, name, spec, m, &config, marker)
+                            .await?;
+                        (updated, Outcome::Updated)
+                    }
+                };
+                Ok(done)
+            })
+            .await?;
         changes.push(ResourceChange::new(
             PROVIDER,
             "machine",
@@ -585,7 +657,7 @@ impl DatabaseHost for FlyDatabases {
             AppState::Missing => return Ok(Deleted::AlreadyGone),
             AppState::Ours => {}
             AppState::Unmarked => {
-                if !self.create_app(app).await? {
+                if let Created::Taken(_) = self.create_app(app).await? {
                     tracing::warn!(
                         app,
                         "an app of our name exists without our marker; left untouched"
@@ -593,7 +665,7 @@ impl DatabaseHost for FlyDatabases {
                     return Ok(Deleted::AlreadyGone);
                 }
             }
-            AppState::Foreign(why) => {
+            AppState::Foreign(why, _) => {
                 tracing::warn!(app, why, "an app of our name is not ours; left untouched");
                 return Ok(Deleted::AlreadyGone);
             }

@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -40,6 +41,8 @@ pub struct Exchange {
     pub status: u16,
     /// Response body as JSON (`Null` when empty).
     pub response: Json,
+    /// The `fly-request-id` the fake answered with.
+    pub request_id: String,
 }
 
 impl Exchange {
@@ -70,6 +73,8 @@ struct FakeApp {
     machines: Vec<Json>,
     events: BTreeMap<String, Vec<Json>>,
     leases: BTreeMap<String, String>,
+    /// The description each lease was taken with, by Machine id.
+    lease_descriptions: BTreeMap<String, String>,
     /// GETs that still see the app after a DELETE (deletion is asynchronous).
     deleting: Option<u32>,
 }
@@ -93,6 +98,10 @@ struct State {
     buckets: BTreeMap<(String, String), (f64, Instant)>,
     app_deletes: VecDeque<Instant>,
     violations: u64,
+    /// Seeded faults drawn for every request (after the one-shot faults).
+    chaos: Option<HttpChaosState>,
+    /// Totals of chaos plans already ended by [`FakeFly::calm`].
+    calmed: (usize, u32),
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeFly::set_latency`].
@@ -228,6 +237,37 @@ impl FakeFly {
         });
     }
 
+    /// Draws a fault from `chaos` for every request from now on (a one-shot fault queued with
+    /// [`fail_next`](Self::fail_next) or [`lose_next_response`](Self::lose_next_response) takes
+    /// precedence): [`HttpFault::Reject`] answers its status (an `ErrorResponse`, with
+    /// `Retry-After` when the plan gives one) without acting, [`HttpFault::Lose`] acts and then
+    /// answers its status; the plan's latency holds the answer (a tokio sleep on the server).
+    pub fn chaos(&self, chaos: HttpChaos) {
+        let mut s = self.lock();
+        s.calm_down();
+        s.chaos = Some(chaos.start());
+    }
+
+    /// Stops injecting seeded faults (the counts so far are kept).
+    pub fn calm(&self) {
+        self.lock().calm_down();
+    }
+
+    /// Seeded faults injected so far (over every plan since the fake started).
+    pub fn injected_faults(&self) -> usize {
+        let s = self.lock();
+        s.calmed.0 + s.chaos.as_ref().map_or(0, HttpChaosState::injected)
+    }
+
+    /// The most attempts one request (method and path) took under the seeded faults: the faulted
+    /// ones plus the one that got through.
+    pub fn max_attempts(&self) -> u32 {
+        let s = self.lock();
+        s.calmed
+            .1
+            .max(s.chaos.as_ref().map_or(0, HttpChaosState::max_attempts))
+    }
+
     /// How many GETs still see an app after its DELETE (default 1).
     pub fn set_delete_polls(&self, n: u32) {
         self.lock().delete_polls = n;
@@ -293,6 +333,20 @@ impl FakeFly {
         self.lock().apps.keys().cloned().collect()
     }
 
+    /// The IP assignments of an app, as the API would return them.
+    pub fn ips(&self, app: &str) -> Vec<Json> {
+        self.lock()
+            .apps
+            .get(app)
+            .map(|a| a.ips.clone())
+            .unwrap_or_default()
+    }
+
+    /// Leases held on the Machines of `app`.
+    pub fn leases_of(&self, app: &str) -> usize {
+        self.lock().apps.get(app).map_or(0, |a| a.leases.len())
+    }
+
     /// The Machines of an app, as the API would return them.
     pub fn machines(&self, app: &str) -> Vec<Json> {
         self.lock()
@@ -334,7 +388,8 @@ impl FakeFly {
                 .filter_map(|m| m["id"].as_str().map(str::to_string))
                 .collect();
             for id in ids {
-                a.leases.insert(id, "foreign-nonce".into());
+                a.leases.insert(id.clone(), "foreign-nonce".into());
+                a.lease_descriptions.insert(id, "flyctl deploy".into());
             }
         }
     }
@@ -344,6 +399,20 @@ impl FakeFly {
         if let Some(a) = self.lock().apps.get_mut(app) {
             for m in &mut a.machines {
                 edit(&mut m["config"]);
+            }
+        }
+    }
+
+    /// Gives the Machines of `app` the id `id` (as if the API had chosen it), for URL-safety tests.
+    pub fn set_machine_id(&self, app: &str, id: &str) {
+        let mut s = self.lock();
+        if let Some(a) = s.apps.get_mut(app) {
+            for m in &mut a.machines {
+                let old = m["id"].as_str().unwrap_or_default().to_string();
+                m["id"] = json!(id);
+                if let Some(ev) = a.events.remove(&old) {
+                    a.events.insert(id.to_string(), ev);
+                }
             }
         }
     }
@@ -422,7 +491,14 @@ impl FakeFly {
             .get("fly-machine-lease-nonce")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Route on decoded segments, as a real router does: an id with `/` or `?` in it arrives
+        // percent-encoded.
+        let decoded: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let boot = s.boot_state.clone();
         let check = s.check_status.clone();
         let (status, mut out) = match (method.as_str(), segs.as_slice()) {
@@ -545,13 +621,31 @@ impl FakeFly {
                 })
             }
             ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {
-                s.with_machine(app, id, |leases, m, n| {
+                let description = body.get("description").and_then(Json::as_str).unwrap_or("").to_string();
+                let (status, out) = s.with_machine(app, id, |leases, m, n| {
                     if leases.contains_key(*id) {
                         return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
                     }
                     let nonce = format!("nonce{n:06}");
                     leases.insert(id.to_string(), nonce.clone());
-                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": body.get("description").cloned().unwrap_or(json!("")), "version": m["version"].clone()}))
+                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()}))
+                });
+                if status == 201 {
+                    if let Some(a) = s.apps.get_mut(*app) {
+                        a.lease_descriptions.insert(id.to_string(), description);
+                    }
+                }
+                (status, out)
+            }
+            ("GET", ["v1", "apps", app, "machines", id, "lease"]) => {
+                let description = s
+                    .apps
+                    .get(*app)
+                    .and_then(|a| a.lease_descriptions.get(*id).cloned())
+                    .unwrap_or_default();
+                s.with_machine(app, id, |leases, m, _| match leases.get(*id) {
+                    None => error(404, "no lease"),
+                    Some(nonce) => (200, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()})),
                 })
             }
             ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => {
@@ -596,6 +690,26 @@ impl FakeFly {
     }
 }
 
+/// `%XX` to bytes (invalid escapes kept as they are), then UTF-8 (lossy).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn exit_event() -> Json {
     json!({"id": "ev-exit", "type": "exit", "status": "failed", "source": "flyd",
            "timestamp": 1_763_800_000_200i64,
@@ -621,6 +735,20 @@ fn checks_of(config: &Json, status: &str) -> Json {
 }
 
 impl State {
+    fn calm_down(&mut self) {
+        if let Some(c) = self.chaos.take() {
+            self.calmed.0 += c.injected();
+            self.calmed.1 = self.calmed.1.max(c.max_attempts());
+        }
+    }
+
+    /// Whether a one-shot fault is queued for this request.
+    fn one_shot_for(&self, method: &str, path: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.method == method && path.ends_with(&f.path_suffix))
+    }
+
     /// Counts the request against the rate limits; `false` when it is over one.
     fn admit(&mut self, method: &str, path: &str) -> bool {
         let Some(limits) = self.limits else {
@@ -888,16 +1016,44 @@ impl State {
 
 impl Respond for FakeFly {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let latency = self.lock().latency.clone();
-        let base = latency.map(|f| f(req)).unwrap_or_default();
-        let (status, body, hold) = self.answer(req);
+        let method = req.method.as_str().to_string();
+        let path = req.url.path().to_string();
+        let (latency, fault, chaos_delay) = {
+            let mut s = self.lock();
+            let (fault, delay) = if s.one_shot_for(&method, &path) {
+                (None, None)
+            } else {
+                match s.chaos.as_mut() {
+                    Some(c) => (c.draw(&method, &path), c.latency()),
+                    None => (None, None),
+                }
+            };
+            (s.latency.clone(), fault, delay)
+        };
+        let base = latency.map(|f| f(req)).unwrap_or_default() + chaos_delay.unwrap_or_default();
+        let mut retry_after = None;
+        let (status, body, hold) = match &fault {
+            None => self.answer(req),
+            Some(HttpFault::Reject {
+                status,
+                retry_after: hint,
+            }) => {
+                retry_after = hint.as_ref().map(|h| h.header_value());
+                (*status, injected_body(*status), Duration::ZERO)
+            }
+            Some(HttpFault::Lose { status }) => {
+                // Carry the request out, then lose its answer.
+                let _ = self.answer(req);
+                (*status, injected_body(*status), Duration::ZERO)
+            }
+        };
         let mut s = self.lock();
         let delay = base + hold;
         s.counter += 1;
         let rid = format!("01FAKEREQ{:08}", s.counter);
         s.log.push(Exchange {
-            method: req.method.as_str().to_string(),
-            path: req.url.path().to_string(),
+            method,
+            path,
             query: req.url.query().map(str::to_string),
             request: serde_json::from_slice(&req.body).unwrap_or(Json::Null),
             nonce: req
@@ -907,14 +1063,32 @@ impl Respond for FakeFly {
                 .map(str::to_string),
             status,
             response: body.clone(),
+            request_id: rid.clone(),
         });
-        let t = ResponseTemplate::new(status)
+        let mut t = ResponseTemplate::new(status)
             .insert_header("fly-request-id", rid.as_str())
             .set_delay(delay);
+        if let Some(v) = retry_after {
+            t = t.insert_header("retry-after", v.as_str());
+        }
         if body.is_null() {
             t
         } else {
             t.set_body_json(body)
         }
     }
+}
+
+/// The `ErrorResponse` of an injected fault, worded like the API's own.
+fn injected_body(status: u16) -> Json {
+    let text = match status {
+        408 => "request timed out",
+        429 => "rate limit exceeded",
+        500 => "internal server error",
+        502 => "bad gateway",
+        503 => "service unavailable",
+        504 => "gateway timeout",
+        _ => "injected fault",
+    };
+    json!({"error": text, "status": "unknown"})
 }

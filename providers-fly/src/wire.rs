@@ -162,6 +162,8 @@ pub(crate) struct CreateLease<'a> {
 pub(crate) struct Lease {
     #[serde(default)]
     pub(crate) nonce: Option<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
 }
 
 /// `WaitMachineResponse`.

@@ -301,9 +301,19 @@ async fn a_crash_between_app_create_and_marker_is_recovered_by_the_idempotency_k
     let (server, fake, host) = fake().await;
     let n = name(9);
     let spec = prototype_spec(&n);
-    // First run: the secrets write (which carries the marker) fails after the app was created.
+    // First run: the secrets write (which carries the marker) fails after the app was created
+    // and the run dies there (a host that sends each request once; the default one would re-send
+    // the idempotent secrets write).
+    let once = providers_fly::FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        .base_url(server.uri())
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
     fake.fail_next("POST", "/secrets", 503, json!({"error": "unavailable"}));
-    let err = host.apply_database(&n, &spec).await.unwrap_err();
+    let err = once.apply_database(&n, &spec).await.unwrap_err();
     assert!(matches!(err, Error::Api { status: 503, .. }), "{err:?}");
     assert!(fake.secret_names("pr-9-agents").is_empty());
     // Second run adopts it (the API hands back the app for our key) and finishes.
@@ -1042,7 +1052,7 @@ async fn name_taken_on_create_is_already_exists() {
 
 #[tokio::test]
 async fn insufficient_capacity_on_machine_create_says_so() {
-    let (_server, fake, host) = fake().await;
+    let (server, fake, _host) = fake().await;
     fake.fail_next(
         "POST",
         "/machines",
@@ -1050,7 +1060,16 @@ async fn insufficient_capacity_on_machine_create_says_so() {
         json!({"error": "no capacity in iad", "status": "insufficient_capacity"}),
     );
     let n = name(44);
-    let err = host
+    // Sent once: the default host retries the Machine unit, and one 503 would not surface.
+    let once = providers_fly::FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        .base_url(server.uri())
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    let err = once
         .apply_database(&n, &prototype_spec(&n))
         .await
         .unwrap_err();

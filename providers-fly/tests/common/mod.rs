@@ -240,3 +240,26 @@ pub fn check_exchanges(fake: &FakeFly) {
         }
     }
 }
+
+/// A host for tests on a paused tokio clock: no client timeouts (they would fire while the local
+/// fake is still answering, see `FlyDatabasesBuilder::without_timeouts`), production poll pacing.
+pub fn paused_host(uri: &str) -> FlyDatabases {
+    FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        .base_url(uri)
+        .without_timeouts()
+        .build()
+        .expect("valid host")
+}
+
+/// `PREVIEW_RELIABILITY_FULL=1` runs the reliability suites at their full counts.
+pub fn full() -> bool {
+    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
+}
+
+/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
+pub fn cases(small: u64, big: u64) -> u64 {
+    if full() { big } else { small }
+}
