@@ -389,6 +389,17 @@ impl VercelApps {
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<T> {
+        self.call_with_id(method, url, body).await.map(|(v, _)| v)
+    }
+
+    /// Like [`call`](Self::call), also returning the response's request id (`x-vercel-id`), for
+    /// errors that a 2xx body reports (env `failed[]`).
+    async fn call_with_id<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<(T, Option<String>)> {
         let path = url.path().to_string();
         let mut req = self
             .http
@@ -418,7 +429,7 @@ impl VercelApps {
         }
         let bytes = if bytes.is_empty() { &b"{}"[..] } else { &bytes };
         // The decode error's position is enough; its text could quote the body.
-        serde_json::from_slice(bytes).map_err(|e| Error::Api {
+        let value = serde_json::from_slice(bytes).map_err(|e| Error::Api {
             provider: PROVIDER,
             status,
             message: format!(
@@ -428,7 +439,8 @@ impl VercelApps {
                 e.column()
             ),
             request_id: errors::request_id(&headers),
-        })
+        })?;
+        Ok((value, errors::request_id(&headers)))
     }
 
     async fn call_opt<T: DeserializeOwned>(
@@ -799,7 +811,8 @@ impl AppHost for VercelApps {
             let body = serde_json::to_value(&writes)
                 .map_err(|e| Error::failed("vercel: encode env vars", e.to_string()))?;
             let url = self.url(&["v10", "projects", project, "env"], &[("upsert", "true")])?;
-            let created: wire::EnvCreated = self.call(Method::POST, url, Some(body)).await?;
+            let (created, request_id): (wire::EnvCreated, _) =
+                self.call_with_id(Method::POST, url, Some(body)).await?;
             if !created.failed.is_empty() {
                 let failed: Vec<String> = created
                     .failed
@@ -822,7 +835,7 @@ impl AppHost for VercelApps {
                         "env vars not written on project {project}: {}",
                         failed.join(", ")
                     ),
-                    request_id: None,
+                    request_id,
                 });
             }
         }
