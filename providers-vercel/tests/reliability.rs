@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use preview_core::testing::HttpChaos;
-use preview_core::{AppHost, AppSpec, Idempotency, PreviewName, Result, RetryConfig, retry};
+use preview_core::{AppHost, AppSpec, Error, Idempotency, PreviewName, Result, RetryConfig, retry};
 use providers_vercel::MARKER;
 use providers_vercel::testing::{BuildOutcome, Exchange, FakeVercel};
 use tokio::time::Instant;
@@ -493,4 +493,285 @@ async fn r4_the_fake_upserts_idempotently_and_refuses_a_second_domain_post() {
     assert_eq!(statuses, [200, 400]);
     assert_eq!(fake.domains(API).len(), 1);
     check_exchanges(&fake.exchanges());
+}
+
+// ---------------------------------------------------------------------------------------------
+// R7: terminal errors fail fast.
+
+/// How a terminal answer is produced.
+enum Terminal {
+    /// The env upsert is answered with this status and body.
+    Status(u16, serde_json::Value),
+    /// The env upsert answers 201 with this key in `failed[]` (the item echoes its value).
+    FailedItem(&'static str, &'static str),
+}
+
+fn vercel_error(code: &str, message: &str) -> serde_json::Value {
+    // `value` as Vercel's env errors may carry it: it must never reach a message.
+    serde_json::json!({"error": {"code": code, "message": message, "value": SECRET}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn r7_terminal_errors_are_sent_once_and_fail_fast_naming_the_request_id() {
+    let cases: Vec<(&str, Terminal)> = vec![
+        (
+            "400 bad_request",
+            Terminal::Status(400, vercel_error("bad_request", "Invalid request")),
+        ),
+        (
+            "401",
+            Terminal::Status(401, vercel_error("forbidden", "Not authorized")),
+        ),
+        (
+            "plain 403",
+            Terminal::Status(403, vercel_error("forbidden", "You don't have permission")),
+        ),
+        (
+            "422",
+            Terminal::Status(422, vercel_error("invalid_value", "Unprocessable")),
+        ),
+        (
+            "400 ENV_CONFLICT on a var we do not own",
+            Terminal::Status(
+                400,
+                serde_json::json!({"error": {
+                    "code": "ENV_CONFLICT",
+                    "message": "A variable with the name BETTER_AUTH_SECRET already exists",
+                    "key": "BETTER_AUTH_SECRET", "envVarKey": "BETTER_AUTH_SECRET",
+                    "target": ["preview"], "gitBranch": BRANCH, "value": SECRET,
+                }}),
+            ),
+        ),
+        (
+            "`err` instead of `error`",
+            Terminal::Status(
+                400,
+                serde_json::json!({"err": {"code": "bad_request", "message": "Invalid request", "value": SECRET}}),
+            ),
+        ),
+        (
+            "2xx with failed[] echoing the value",
+            Terminal::FailedItem("BETTER_AUTH_SECRET", "ENV_CONFLICT"),
+        ),
+    ];
+    for (label, case) in cases {
+        let fake = fake();
+        match &case {
+            Terminal::Status(status, body) => {
+                fake.fail_next(Some("POST"), *status, body.clone(), None)
+            }
+            Terminal::FailedItem(key, code) => fake.reject_key(key, code),
+        }
+        let server = fake.start().await;
+        let host = paused_host(&server);
+        let spec = life_spec("false");
+        let n = name(42);
+        let start = Instant::now();
+        let err = retried("apply app", || host.apply_app(&n, &spec))
+            .await
+            .expect_err(label);
+        let elapsed = start.elapsed();
+        let log = fake.exchanges();
+        let posts: Vec<&Exchange> = log
+            .iter()
+            .filter(|x| x.method == "POST" && x.path == "/v10/projects/prj_api/env")
+            .collect();
+        assert_eq!(posts.len(), 1, "{label}: sent {} times", posts.len());
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{label}: {elapsed:?} of virtual time"
+        );
+        assert!(
+            !matches!(err, Error::RetriesExhausted { .. }),
+            "{label}: retried: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("vercel: "), "{label}: {text}");
+        assert!(
+            text.contains(&posts[0].request_id),
+            "{label}: request id {} missing from: {text}",
+            posts[0].request_id
+        );
+        let request = posts[0].request.as_ref().expect("a body").to_string();
+        let shown = format!("{err} {err:#} {err:?}");
+        for secret in [SECRET, "sk-test-SENTINEL", TOKEN] {
+            assert!(
+                request.contains(secret) || secret == TOKEN,
+                "{label}: the request should carry {secret}"
+            );
+            assert!(!shown.contains(secret), "{label}: leaked {secret}: {shown}");
+        }
+        if let Terminal::FailedItem(key, code) = case {
+            assert!(posts[0].status < 300, "{label}");
+            assert!(
+                posts[0].response.to_string().contains(SECRET),
+                "{label}: the fake echoes the value"
+            );
+            assert!(
+                text.contains(key) && text.contains(code),
+                "{label}: key and code: {text}"
+            );
+        }
+        // The `err` body is Vercel's documented quirk, not the spec's error shape.
+        let checked: Vec<Exchange> = log
+            .into_iter()
+            .filter(|x| x.response.get("err").is_none())
+            .collect();
+        check_exchanges(&checked);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// R8: back-off contract over HTTP.
+
+/// Runs `get_app` under the default retry after `setup` scripted the fake; returns the virtual
+/// instants each attempt started at (the client sends the first request of an attempt at once:
+/// nothing else moves virtual time here), and the result.
+async fn attempts_of_get_app(
+    setup: impl FnOnce(&FakeVercel),
+) -> (
+    Vec<Duration>,
+    Result<Option<preview_core::AppStatus>>,
+    FakeVercel,
+) {
+    let fake = fake();
+    let server = fake.start().await;
+    let host = paused_host(&server);
+    let spec = life_spec("false");
+    let n = name(42);
+    host.apply_app(&n, &spec).await.expect("apply");
+    setup(&fake);
+    let start = Instant::now();
+    let stamps = std::sync::Mutex::new(Vec::new());
+    let result = retried("get app", || {
+        stamps.lock().expect("not poisoned").push(start.elapsed());
+        host.get_app(&n, &spec.target)
+    })
+    .await;
+    check_exchanges(&fake.exchanges());
+    (stamps.into_inner().expect("not poisoned"), result, fake)
+}
+
+fn gaps(stamps: &[Duration]) -> Vec<Duration> {
+    stamps.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+fn rate_limited() -> serde_json::Value {
+    serde_json::json!({"error": {"code": "rate_limited", "message": "Rate limit exceeded"}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_retry_after_in_seconds_is_waited_out() {
+    let (stamps, result, _) =
+        attempts_of_get_app(|f| f.fail_next(Some("GET"), 429, rate_limited(), Some("3"))).await;
+    result.expect("succeeds after the wait");
+    let g = gaps(&stamps);
+    assert_eq!(g.len(), 1, "{stamps:?}");
+    // The hint wins over the (smaller) back-off: exactly the hint.
+    assert_eq!(g[0], Duration::from_secs(3), "{g:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_retry_after_as_an_http_date_is_waited_out() {
+    let date = preview_core::testing::RetryAfter::Date(4).header_value();
+    let (stamps, result, _) =
+        attempts_of_get_app(|f| f.fail_next(Some("GET"), 429, rate_limited(), Some(&date))).await;
+    result.expect("succeeds after the wait");
+    let g = gaps(&stamps);
+    assert_eq!(g.len(), 1, "{stamps:?}");
+    // The date is whole seconds, rounded up by the plan: 4 to 5 s from now.
+    assert!(
+        g[0] >= Duration::from_secs(4) && g[0] <= Duration::from_secs(6),
+        "{date}: waited {g:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_a_past_retry_after_date_means_the_normal_back_off() {
+    let (stamps, result, _) = attempts_of_get_app(|f| {
+        f.fail_next(
+            Some("GET"),
+            429,
+            rate_limited(),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+        )
+    })
+    .await;
+    result.expect("succeeds");
+    let g = gaps(&stamps);
+    // The first back-off of the default policy: 250 ms with equal jitter.
+    assert_eq!(g.len(), 1, "{stamps:?}");
+    assert!(
+        g[0] >= Duration::from_millis(125) && g[0] <= Duration::from_millis(250),
+        "{g:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_without_a_hint_back_off_grows_and_stays_under_the_cap() {
+    let defaults = RetryConfig::default();
+    assert_eq!(
+        (
+            defaults.max_retries,
+            defaults.initial_backoff,
+            defaults.max_backoff,
+            defaults.budget
+        ),
+        (
+            7,
+            Duration::from_millis(250),
+            Duration::from_secs(20),
+            Duration::from_secs(120)
+        ),
+        "the contract below is written for these defaults"
+    );
+    let unavailable =
+        serde_json::json!({"error": {"code": "service_unavailable", "message": "Try again"}});
+    let (stamps, result, fake) = attempts_of_get_app(|f| {
+        for _ in 0..7 {
+            f.fail_next(Some("GET"), 503, unavailable.clone(), None);
+        }
+    })
+    .await;
+    result.expect("the eighth attempt succeeds");
+    let g = gaps(&stamps);
+    assert_eq!(g.len(), 7, "{stamps:?}");
+    for (i, gap) in g.iter().enumerate() {
+        let ceiling = (defaults.initial_backoff * 2u32.pow(i as u32)).min(defaults.max_backoff);
+        assert!(
+            *gap >= ceiling / 2 && *gap <= ceiling,
+            "retry {i}: {gap:?} outside [{:?}, {ceiling:?}]",
+            ceiling / 2
+        );
+    }
+    assert!(g[6] <= defaults.max_backoff, "{g:?}");
+    assert_eq!(
+        fake.exchanges().iter().filter(|x| x.injected).count(),
+        7,
+        "every fault was a request"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn r8_a_hint_beyond_the_budget_fails_at_once_saying_how_long() {
+    let (stamps, result, fake) =
+        attempts_of_get_app(|f| f.fail_next(Some("GET"), 429, rate_limited(), Some("3600"))).await;
+    let err = result.expect_err("no hour-long sleep");
+    assert_eq!(stamps.len(), 1, "no second attempt");
+    let elapsed = *stamps.last().expect("one attempt");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    let Error::RetriesExhausted {
+        would_wait: Some(wait),
+        ref last,
+        ..
+    } = err
+    else {
+        panic!("not a budget failure: {err:?}");
+    };
+    assert_eq!(wait, Duration::from_secs(3600));
+    let text = err.to_string();
+    assert!(text.contains("would have waited 3600s"), "{text}");
+    let log = fake.exchanges();
+    let id = &log.last().expect("one request").request_id;
+    assert!(last.to_string().contains(id.as_str()), "{last}");
 }
