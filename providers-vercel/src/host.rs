@@ -361,7 +361,17 @@ impl VercelApps {
     }
 
     /// Builds a URL from path segments (each percent-encoded) and query pairs; adds `teamId`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a segment that is empty, `.` or `..`: percent-encoding leaves those
+    /// as they are and URL parsing resolves them (`/v10/projects/../env` is `/v10/env`), so a
+    /// project or deployment id spelled that way would change the route.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url> {
+        if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            return Err(Error::config(format!(
+                "{bad:?} cannot be a Vercel project or deployment id: it would change the request's path"
+            )));
+        }
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::config("the Vercel base URL cannot carry a path"))?
@@ -1220,6 +1230,12 @@ mod tests {
             )
             .expect("url");
         assert_eq!(u.path(), "/v9/projects/p%2F..%2Fx/domains/a.b");
+        for dots in ["..", ".", ""] {
+            let err = v
+                .url(&["v10", "projects", dots, "env"], &[])
+                .expect_err("a dot segment would change the route");
+            assert!(err.is_config(), "{err}");
+        }
         let pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
         assert_eq!(
             pairs,
