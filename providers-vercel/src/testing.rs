@@ -553,6 +553,14 @@ impl FakeVercel {
             .unwrap_or_default()
     }
 
+    /// Seeds a deployment as given (any id, state, branch and `meta`); its creation time is set
+    /// when added.
+    pub fn add_deployment(&self, mut deployment: FakeDeployment) {
+        let mut s = self.lock();
+        deployment.created_at = s.tick();
+        s.deployments.push(deployment);
+    }
+
     /// Every deployment.
     pub fn deployments(&self) -> Vec<FakeDeployment> {
         self.lock().deployments.clone()

