@@ -164,7 +164,10 @@ async fn life_cycle(chaos: Option<(u64, f64)>) -> (FakeVercel, Run) {
     let n = name(42);
     let plan = |salt: u64| {
         chaos.map(|(seed, p)| {
-            HttpChaos::new(seed.wrapping_mul(31).wrapping_add(salt), p).max_consecutive(7)
+            HttpChaos::new(seed.wrapping_mul(31).wrapping_add(salt), p)
+                .max_consecutive(7)
+                // Held on the fake's own runtime (real time): a little, to shuffle timing only.
+                .latency(0.05, Duration::from_millis(3))
         })
     };
     let start = Instant::now();
@@ -318,6 +321,83 @@ async fn r1_r2_r3_life_cycle_converges_under_seeded_faults() {
         injected as u64 >= seeds * 3,
         "the plan injected only {injected} faults over {seeds} seeds"
     );
+}
+
+/// The fault switch itself: every request draws from the plan (replayed here from the same
+/// seed); a rejection is answered without acting, with `Retry-After` on a 429; a lost response
+/// acts first; a one-shot fault takes precedence without drawing; `calm()` ends the plan and
+/// keeps the counts.
+#[tokio::test]
+async fn r1_the_fakes_fault_plan_rejects_without_acting_and_loses_after_acting() {
+    use preview_core::testing::HttpFault;
+    let fake = fake();
+    let server = fake.start().await;
+    let http = reqwest::Client::new();
+    let path = "/v10/projects/prj_api/env";
+    let post = |key: String| {
+        let body = serde_json::json!([{
+            "key": key, "value": "v", "type": "encrypted", "target": ["preview"],
+            "gitBranch": BRANCH, "comment": "managed-by:preview env=pr-42-agents pr=42 fp=00",
+        }]);
+        check_request("POST", path, &body);
+        http.post(format!("{}{path}?upsert=true&teamId={TEAM}", server.uri()))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    fake.chaos(HttpChaos::new(3, 1.0));
+    let mut replay = HttpChaos::new(3, 1.0).start();
+    let (mut rejected, mut lost) = (0, 0);
+    for i in 0..40 {
+        let key = format!("K{i}");
+        let answer = post(key.clone()).await.expect("sent");
+        let fault = replay.draw("POST", path).expect("p = 1");
+        assert_eq!(answer.status().as_u16(), fault.status(), "{key}");
+        let retry_after = answer
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("text").to_string());
+        let kept = fake.envs(API).iter().any(|e| e.key == key);
+        match fault {
+            HttpFault::Reject {
+                retry_after: hint, ..
+            } => {
+                rejected += 1;
+                assert!(!kept, "{key}: a rejection must not act");
+                assert_eq!(retry_after.is_some(), hint.is_some(), "{key}");
+            }
+            HttpFault::Lose { .. } => {
+                lost += 1;
+                assert!(kept, "{key}: a lost response acts first");
+            }
+        }
+    }
+    assert!(rejected > 0 && lost > 0, "{rejected} {lost}");
+    assert_eq!(fake.injected_faults(), 40);
+    assert_eq!(fake.max_attempts(), 40, "one request, 40 attempts in a row");
+
+    fake.fail_next(
+        Some("POST"),
+        400,
+        serde_json::json!({"error": {"code": "bad_request", "message": "scripted"}}),
+        None,
+    );
+    let answer = post("ONE_SHOT".into()).await.expect("sent");
+    assert_eq!(answer.status().as_u16(), 400, "the one-shot fault wins");
+    assert_eq!(fake.injected_faults(), 40, "and the plan did not draw");
+
+    fake.calm();
+    let answer = post("CALM".into()).await.expect("sent");
+    assert_eq!(answer.status().as_u16(), 201);
+    assert!(fake.envs(API).iter().any(|e| e.key == "CALM"));
+    assert_eq!(
+        (fake.injected_faults(), fake.max_attempts()),
+        (40, 40),
+        "counts survive calm()"
+    );
+    let log = fake.exchanges();
+    assert_eq!(log.iter().filter(|x| x.injected).count(), 41);
+    check_exchanges(&log);
 }
 
 // ---------------------------------------------------------------------------------------------
