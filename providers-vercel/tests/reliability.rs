@@ -1048,8 +1048,9 @@ async fn life_cycle_with(
     };
     let n = name(42);
     let label = format!("project {project:?} branch {branch:?}");
-    if matches!(project, "." | "..") {
-        // A dot segment would be resolved away by URL parsing: refused before any request.
+    if matches!(project, "." | "..") || project.trim().is_empty() {
+        // A dot segment would be resolved away by URL parsing, a blank project is no project:
+        // both are refused before any request.
         let before = fake.exchanges().len();
         let err = host.apply_app(&n, &s).await.expect_err(&label);
         assert!(err.is_config(), "{label}: {err}");
