@@ -30,7 +30,8 @@ pub struct VercelAppsBuilder {
     pub(crate) token: Option<SecretString>,
     pub(crate) team_id: Option<String>,
     pub(crate) base_url: Option<String>,
-    pub(crate) timeout: Duration,
+    /// `None`: no client timeouts at all ([`VercelAppsBuilder::without_timeouts`]).
+    pub(crate) timeout: Option<Duration>,
     pub(crate) waits: crate::host::Waits,
     pub(crate) poll_unit: Duration,
 }
@@ -52,7 +53,7 @@ impl Default for VercelAppsBuilder {
             token: None,
             team_id: None,
             base_url: None,
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             waits: crate::host::Waits::Tokio,
             poll_unit: Duration::from_secs(1),
         }
@@ -107,7 +108,15 @@ impl VercelAppsBuilder {
     /// Per-request timeout (default 30 s). Deployment waits are bounded by the app's
     /// `deploy_timeout` instead.
     pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = timeout.into();
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
+    /// advances time to the next timer whenever it waits for the network, so a client timeout
+    /// would fire while a local fake is still answering. Never use it against Vercel.
+    pub fn without_timeouts(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -154,13 +163,25 @@ impl VercelAppsBuilder {
                 "VERCEL_TEAM_ID {team:?} is invalid: expected a team id such as team_1a2b3c"
             )));
         }
-        if self.timeout.is_zero() {
+        if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::config("the Vercel request timeout must be positive"));
         }
         if self.poll_unit.is_zero() {
             return Err(Error::config("the Vercel poll unit must be positive"));
         }
-        let http = preview_core::http::client(self.timeout)?;
+        let http = match self.timeout {
+            Some(timeout) => preview_core::http::client(timeout)?,
+            // Only for paused-clock tests (see `without_timeouts`): no timer at all while a
+            // request is in flight, not even the idle-connection reaper, so virtual time only
+            // moves for our own waits.
+            None => reqwest::Client::builder()
+                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(None)
+                .build()
+                .map_err(|e| {
+                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
+                })?,
+        };
         let auth = preview_core::http::auth_header("Bearer", &token, "vercel")?;
         Ok(VercelApps::new(
             http,

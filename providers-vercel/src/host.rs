@@ -361,7 +361,17 @@ impl VercelApps {
     }
 
     /// Builds a URL from path segments (each percent-encoded) and query pairs; adds `teamId`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a segment that is empty, `.` or `..`: percent-encoding leaves those
+    /// as they are and URL parsing resolves them (`/v10/projects/../env` is `/v10/env`), so a
+    /// project or deployment id spelled that way would change the route.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url> {
+        if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            return Err(Error::config(format!(
+                "{bad:?} cannot be a Vercel project or deployment id: it would change the request's path"
+            )));
+        }
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::config("the Vercel base URL cannot carry a path"))?
@@ -389,6 +399,17 @@ impl VercelApps {
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<T> {
+        self.call_with_id(method, url, body).await.map(|(v, _)| v)
+    }
+
+    /// Like [`call`](Self::call), also returning the response's request id (`x-vercel-id`), for
+    /// errors that a 2xx body reports (env `failed[]`).
+    async fn call_with_id<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<(T, Option<String>)> {
         let path = url.path().to_string();
         let mut req = self
             .http
@@ -418,7 +439,7 @@ impl VercelApps {
         }
         let bytes = if bytes.is_empty() { &b"{}"[..] } else { &bytes };
         // The decode error's position is enough; its text could quote the body.
-        serde_json::from_slice(bytes).map_err(|e| Error::Api {
+        let value = serde_json::from_slice(bytes).map_err(|e| Error::Api {
             provider: PROVIDER,
             status,
             message: format!(
@@ -428,7 +449,8 @@ impl VercelApps {
                 e.column()
             ),
             request_id: errors::request_id(&headers),
-        })
+        })?;
+        Ok((value, errors::request_id(&headers)))
     }
 
     async fn call_opt<T: DeserializeOwned>(
@@ -799,7 +821,8 @@ impl AppHost for VercelApps {
             let body = serde_json::to_value(&writes)
                 .map_err(|e| Error::failed("vercel: encode env vars", e.to_string()))?;
             let url = self.url(&["v10", "projects", project, "env"], &[("upsert", "true")])?;
-            let created: wire::EnvCreated = self.call(Method::POST, url, Some(body)).await?;
+            let (created, request_id): (wire::EnvCreated, _) =
+                self.call_with_id(Method::POST, url, Some(body)).await?;
             if !created.failed.is_empty() {
                 let failed: Vec<String> = created
                     .failed
@@ -822,7 +845,7 @@ impl AppHost for VercelApps {
                         "env vars not written on project {project}: {}",
                         failed.join(", ")
                     ),
-                    request_id: None,
+                    request_id,
                 });
             }
         }
@@ -1207,6 +1230,12 @@ mod tests {
             )
             .expect("url");
         assert_eq!(u.path(), "/v9/projects/p%2F..%2Fx/domains/a.b");
+        for dots in ["..", ".", ""] {
+            let err = v
+                .url(&["v10", "projects", dots, "env"], &[])
+                .expect_err("a dot segment would change the route");
+            assert!(err.is_config(), "{err}");
+        }
         let pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
         assert_eq!(
             pairs,

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
@@ -185,14 +186,20 @@ pub enum BuildOutcome {
 pub struct Exchange {
     /// HTTP method.
     pub method: String,
-    /// URL path.
+    /// URL path (as sent, percent-encoded).
     pub path: String,
+    /// The query as sent (percent-encoded), when there was one.
+    pub query: Option<String>,
     /// The request body, when there was one.
     pub request: Option<Value>,
     /// Status answered.
     pub status: u16,
     /// Body answered.
     pub response: Value,
+    /// The `x-vercel-id` answered (unique per request).
+    pub request_id: String,
+    /// The answer was an injected fault (one-shot or [`HttpChaos`]), not the API's.
+    pub injected: bool,
 }
 
 #[derive(Clone)]
@@ -230,6 +237,14 @@ struct State {
     build_time: Option<Duration>,
     /// When each deployment created under a build time may first be seen `READY` (wall clock).
     ready_at: BTreeMap<String, std::time::Instant>,
+    /// Seeded random faults on every request ([`FakeVercel::chaos`]).
+    chaos: Option<HttpChaosState>,
+    /// Faults the chaos plan injected, kept across [`FakeVercel::calm`].
+    injected: usize,
+    /// Most attempts one request took under chaos, kept across [`FakeVercel::calm`].
+    max_attempts: u32,
+    /// Requests answered so far (numbers the `x-vercel-id`).
+    requests: u64,
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeVercel::set_latency`].
@@ -443,6 +458,10 @@ impl FakeVercel {
                 latency: None,
                 build_time: None,
                 ready_at: BTreeMap::new(),
+                chaos: None,
+                injected: 0,
+                max_attempts: 0,
+                requests: 0,
             })),
         }
     }
@@ -534,6 +553,14 @@ impl FakeVercel {
             .unwrap_or_default()
     }
 
+    /// Seeds a deployment as given (any id, state, branch and `meta`); its creation time is set
+    /// when added.
+    pub fn add_deployment(&self, mut deployment: FakeDeployment) {
+        let mut s = self.lock();
+        deployment.created_at = s.tick();
+        s.deployments.push(deployment);
+    }
+
     /// Every deployment.
     pub fn deployments(&self) -> Vec<FakeDeployment> {
         self.lock().deployments.clone()
@@ -593,6 +620,40 @@ impl FakeVercel {
     /// Makes env writes of `key` land in `failed[]` with `code` (echoing the value, as Vercel may).
     pub fn reject_key(&self, key: &str, code: &str) {
         self.lock().rejected_keys.insert(key.into(), code.into());
+    }
+
+    /// Applies a seeded fault plan to every request from now on: a
+    /// [`HttpFault::Reject`] is answered with its status (and `Retry-After`) in Vercel's error
+    /// format without acting; a [`HttpFault::Lose`] is carried out, then answered with its status
+    /// (a "silent success"); latency holds the answer (on the fake's own runtime, so real time:
+    /// keep it small). One-shot faults ([`fail_next`](Self::fail_next),
+    /// [`lose_next_response`](Self::lose_next_response)) take precedence.
+    pub fn chaos(&self, plan: HttpChaos) {
+        self.lock().chaos = Some(plan.start());
+    }
+
+    /// Ends the fault plan: requests are answered as the API would again. The counts of
+    /// [`injected_faults`](Self::injected_faults) and [`max_attempts`](Self::max_attempts) stay.
+    pub fn calm(&self) {
+        let mut s = self.lock();
+        if let Some(c) = s.chaos.take() {
+            s.injected += c.injected();
+            s.max_attempts = s.max_attempts.max(c.max_attempts());
+        }
+    }
+
+    /// Faults injected by fault plans so far.
+    pub fn injected_faults(&self) -> usize {
+        let s = self.lock();
+        s.injected + s.chaos.as_ref().map_or(0, HttpChaosState::injected)
+    }
+
+    /// The most attempts one request (method and path) took under fault plans: faulted ones plus
+    /// the one that got through.
+    pub fn max_attempts(&self) -> u32 {
+        let s = self.lock();
+        s.max_attempts
+            .max(s.chaos.as_ref().map_or(0, HttpChaosState::max_attempts))
     }
 
     /// Every request answered so far, with the answer.
@@ -1043,6 +1104,8 @@ impl Respond for FakeVercel {
             serde_json::from_slice(&req.body).ok()
         };
         let mut s = self.lock();
+        s.requests += 1;
+        let request_id = format!("iad1::fake-{:06}", s.requests);
         let fault_at = s.faults.iter().position(|f| {
             f.method
                 .as_deref()
@@ -1051,14 +1114,37 @@ impl Respond for FakeVercel {
                     .as_deref()
                     .is_none_or(|p| req.url.path().ends_with(p))
         });
-        let (status, response, retry_after) = match fault_at.and_then(|i| s.faults.remove(i)) {
-            Some(f) => {
+        let one_shot = fault_at.and_then(|i| s.faults.remove(i));
+        // One-shot faults take precedence; the plan is not consulted for those requests.
+        let planned = match (&one_shot, s.chaos.as_mut()) {
+            (None, Some(c)) => c.draw(req.method.as_str(), req.url.path()),
+            _ => None,
+        };
+        let latency = s.chaos.as_mut().and_then(HttpChaosState::latency);
+        let injected = one_shot.is_some() || planned.is_some();
+        let (status, response, retry_after) = match (one_shot, planned) {
+            (Some(f), _) => {
                 if f.after {
                     let _ = self.handle(&mut s, req, &body);
                 }
                 (f.status, f.body, f.retry_after)
             }
-            None => {
+            (
+                None,
+                Some(HttpFault::Reject {
+                    status,
+                    retry_after,
+                }),
+            ) => {
+                let (_, body) = injected_error(status);
+                (status, body, retry_after.map(|r| r.header_value()))
+            }
+            (None, Some(HttpFault::Lose { status })) => {
+                let _ = self.handle(&mut s, req, &body);
+                let (_, body) = injected_error(status);
+                (status, body, None)
+            }
+            (None, None) => {
                 let (st, v) = self.handle(&mut s, req, &body);
                 (st, v, None)
             }
@@ -1066,18 +1152,46 @@ impl Respond for FakeVercel {
         s.exchanges.push(Exchange {
             method: req.method.as_str().to_string(),
             path: req.url.path().to_string(),
+            query: req.url.query().map(str::to_string),
             request: body,
             status,
             response: response.clone(),
+            request_id: request_id.clone(),
+            injected,
         });
-        let delay = s.latency.as_ref().map(|f| f(req)).unwrap_or_default();
+        let delay =
+            s.latency.as_ref().map(|f| f(req)).unwrap_or_default() + latency.unwrap_or_default();
         let mut t = ResponseTemplate::new(status)
             .set_body_json(response)
-            .insert_header("x-vercel-id", "iad1::fake-request-id")
+            .insert_header("x-vercel-id", request_id.as_str())
             .set_delay(delay);
         if let Some(r) = retry_after {
             t = t.insert_header("retry-after", r.as_str());
         }
         t
+    }
+}
+
+/// An injected fault's answer in Vercel's error format (`{"error":{"code","message"}}`, with
+/// `limit` on a 429 as the API sends it).
+fn injected_error(status: u16) -> (u16, Value) {
+    match status {
+        408 => error(status, "request_timeout", "The request timed out"),
+        429 => (
+            status,
+            json!({"error": {
+                "code": "rate_limited",
+                "message": "Rate limit exceeded",
+                "limit": {"remaining": 0, "total": 100},
+            }}),
+        ),
+        502 => error(status, "bad_gateway", "An upstream error occurred"),
+        503 => error(status, "service_unavailable", "The service is unavailable"),
+        504 => error(status, "gateway_timeout", "The upstream timed out"),
+        _ => error(
+            status,
+            "internal_server_error",
+            "An unexpected error occurred",
+        ),
     }
 }

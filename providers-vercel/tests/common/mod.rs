@@ -182,3 +182,28 @@ mod spec_check {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reliability suites (tests/reliability.rs).
+
+/// A host for tests on a paused tokio clock: no client timeouts (they would fire spuriously while
+/// the local fake answers), deployment waits and retry back-off on tokio's virtual time.
+pub fn paused_host(server: &MockServer) -> VercelApps {
+    VercelApps::builder()
+        .token(TOKEN)
+        .team_id(TEAM)
+        .base_url(server.uri())
+        .without_timeouts()
+        .build()
+        .expect("valid settings")
+}
+
+/// `PREVIEW_RELIABILITY_FULL=1` runs the full case counts.
+pub fn full() -> bool {
+    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
+}
+
+/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
+pub fn cases(small: u64, big: u64) -> u64 {
+    if full() { big } else { small }
+}
