@@ -17,13 +17,11 @@
 mod common;
 mod world;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use preview_core::PrState;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -155,112 +153,6 @@ enum Case {
     MachineUpdate,
 }
 
-struct Running {
-    child: tokio::process::Child,
-    pid: u32,
-    stderr: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
-    /// Every process seen under preview (pid → command line) while it ran.
-    seen: Arc<Mutex<BTreeMap<u32, String>>>,
-    done: Arc<AtomicBool>,
-}
-
-fn spawn(w: &World, args: &[&str]) -> Running {
-    let mut env = w.env();
-    env.push(("TMPDIR".into(), w.dir.join("tmp").to_string_lossy().into()));
-    env.push(("HOME".into(), w.dir.join("home").to_string_lossy().into()));
-    let mut child = w
-        .command(args, env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let capture = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
-        let text = Arc::new(Mutex::new(String::new()));
-        let t = text.clone();
-        if let Some(s) = stream {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(s).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    let mut t = t.lock().unwrap();
-                    t.push_str(&l);
-                    t.push('\n');
-                }
-            });
-        }
-        text
-    };
-    let stderr = capture(child.stderr.take().map(|s| Box::new(s) as _));
-    let stdout = capture(child.stdout.take().map(|s| Box::new(s) as _));
-    let seen = Arc::new(Mutex::new(BTreeMap::new()));
-    let done = Arc::new(AtomicBool::new(false));
-    let (s, d) = (seen.clone(), done.clone());
-    std::thread::spawn(move || {
-        while !d.load(Ordering::SeqCst) {
-            for (p, c) in descendants(pid) {
-                s.lock().unwrap().entry(p).or_insert(c);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
-    Running {
-        child,
-        pid,
-        stderr,
-        stdout,
-        seen,
-        done,
-    }
-}
-
-impl Running {
-    fn text(&self) -> String {
-        format!(
-            "--- stdout\n{}\n--- stderr\n{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// Waits (bounded) until `ready()`; panics with the output so far otherwise.
-    async fn until(&mut self, what: &str, ready: impl Fn(&Self) -> bool) {
-        let start = Instant::now();
-        while !ready(self) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("preview exited ({status}) before {what}\n{}", self.text());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(45),
-                "never saw {what}\n{}",
-                self.text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// Every file under `dir` (recursively), with its bytes.
-fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => todo.push(p),
-                Ok(t) if t.is_file() => {
-                    if let Ok(b) = std::fs::read(&p) {
-                        out.push((p, b));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
 async fn cancel_at(case: Case) {
     let w = World::start(Tweaks {
         migrate: HOOK,
@@ -270,8 +162,6 @@ async fn cancel_at(case: Case) {
     let n: u64 = 60;
     let pr_arg = n.to_string();
     let args = ["deploy", "--pr", pr_arg.as_str()];
-    std::fs::create_dir_all(w.dir.join("tmp")).unwrap();
-    std::fs::create_dir_all(w.dir.join("home")).unwrap();
     w.github.set_pull_request(pr(n, PrState::Open));
     let slow = Slow::default();
     slow.install(&w);
@@ -335,7 +225,7 @@ async fn cancel_at(case: Case) {
         Case::Phase(other) => panic!("no slow knob for phase {other}"),
     }
 
-    let mut run = spawn(&w, &args);
+    let mut run = spawn(&w, &args, &[]);
     let started = format!("… {phase}\n");
     run.until(&format!("phase {phase} start"), |r| {
         r.stderr.lock().unwrap().contains(&started)
@@ -350,14 +240,18 @@ async fn cancel_at(case: Case) {
         }
         Case::Phase("hooks") => {
             run.until("the hook's sleep", |r| {
-                r.seen.lock().unwrap().values().any(|c| c == "sleep 4330")
+                r.seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(_, c)| c == "sleep 4330")
             })
             .await
         }
         Case::Phase("tunnels") => {
             // The wrapper's slow start (`sleep`, a child of the flyctl process preview started).
             run.until("flyctl started", |r| {
-                r.seen.lock().unwrap().values().any(|c| c == "sleep 30")
+                r.seen.lock().unwrap().iter().any(|(_, c)| c == "sleep 30")
             })
             .await
         }
@@ -408,7 +302,7 @@ async fn cancel_at(case: Case) {
     for _ in 0..20 {
         left = seen
             .iter()
-            .filter(|(p, c)| cmdline(**p).as_deref() == Some(c.as_str()))
+            .filter(|(p, c)| cmdline(*p).as_deref() == Some(c.as_str()))
             .collect::<Vec<_>>();
         if left.is_empty() {
             break;

@@ -21,10 +21,15 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use preview_core::secrecy::{ExposeSecret, SecretString};
 use preview_core::{Config, DerivedSecrets, PrNumber, PrState, PullRequest};
@@ -603,4 +608,124 @@ pub(crate) fn cmdline(pid: u32) -> Option<String> {
             .trim_end()
             .to_string()
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running binary, watched.
+
+/// A running `preview`, its output captured line by line and its process tree watched.
+pub(crate) struct Running {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) pid: u32,
+    pub(crate) stderr: Arc<Mutex<String>>,
+    pub(crate) stdout: Arc<Mutex<String>>,
+    /// Every process seen under preview while it ran, preview included: (pid, command line), each
+    /// command line a pid had (a forked child shows its parent's until it execs).
+    pub(crate) seen: Arc<Mutex<BTreeSet<(u32, String)>>>,
+    pub(crate) done: Arc<AtomicBool>,
+}
+
+/// Starts `preview ARGS` with `env` plus TMPDIR and HOME under the world's directory; a thread
+/// notes every process under it (pid, command line) every few ms until `done`.
+pub(crate) fn spawn(w: &World, args: &[&str], extra: &[(&str, &str)]) -> Running {
+    std::fs::create_dir_all(w.dir.join("tmp")).unwrap();
+    std::fs::create_dir_all(w.dir.join("home")).unwrap();
+    let mut env = w.env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.push(("TMPDIR".into(), w.dir.join("tmp").to_string_lossy().into()));
+    env.push(("HOME".into(), w.dir.join("home").to_string_lossy().into()));
+    let mut child = w
+        .command(args, env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let capture = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        let text = Arc::new(Mutex::new(String::new()));
+        let t = text.clone();
+        if let Some(s) = stream {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(s).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let mut t = t.lock().unwrap();
+                    t.push_str(&l);
+                    t.push('\n');
+                }
+            });
+        }
+        text
+    };
+    let stderr = capture(child.stderr.take().map(|s| Box::new(s) as _));
+    let stdout = capture(child.stdout.take().map(|s| Box::new(s) as _));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s, d) = (seen.clone(), done.clone());
+    std::thread::spawn(move || {
+        while !d.load(Ordering::SeqCst) {
+            // The root too (the watcher is the only one who sees preview's own argv).
+            if let Some(c) = cmdline(pid) {
+                s.lock().unwrap().insert((pid, c));
+            }
+            for (p, c) in descendants(pid) {
+                s.lock().unwrap().insert((p, c));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    Running {
+        child,
+        pid,
+        stderr,
+        stdout,
+        seen,
+        done,
+    }
+}
+
+impl Running {
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// Waits (bounded) until `ready()`; panics with the output so far otherwise.
+    pub(crate) async fn until(&mut self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let start = Instant::now();
+        while !ready(self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("preview exited ({status}) before {what}\n{}", self.text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(45),
+                "never saw {what}\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Every file under `dir` (recursively), with its bytes.
+pub(crate) fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => {
+                    if let Ok(b) = std::fs::read(&p) {
+                        out.push((p, b));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
