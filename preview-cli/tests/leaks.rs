@@ -195,6 +195,30 @@ fn s5_no_flag_takes_a_secret_value() {
 // ---------------------------------------------------------------------------------------------
 // S1
 
+/// The error bodies this file makes the fakes answer, checked against the providers' published
+/// descriptions (`preview_core::openapi`): Fly's `ErrorResponse` (through `GET /v1/apps` → 400,
+/// an operation that describes it) and GitHub's `basic-error` (through a deployment's 404).
+fn fly_error(text: String) -> serde_json::Value {
+    let body = json!({ "error": text });
+    spec("fly-machines.openapi.fixed.json")
+        .check_response("GET", "/v1/apps", 400, &body)
+        .unwrap_or_else(|e| panic!("not a Fly ErrorResponse: {e}"));
+    body
+}
+
+fn github_error(message: &str) -> serde_json::Value {
+    let body = bodies::error(message);
+    spec("github-rest.trimmed.json")
+        .check_response("GET", "/repos/o/r/deployments/1", 404, &body)
+        .unwrap_or_else(|e| panic!("not a GitHub basic-error: {e}"));
+    body
+}
+
+fn spec(file: &str) -> preview_core::openapi::OpenApi {
+    preview_core::openapi::OpenApi::load(preview_core::openapi::specs_dir().join(file))
+        .unwrap_or_else(|e| panic!("cannot load {file}: {e}"))
+}
+
 fn full() -> bool {
     std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
 }
@@ -401,12 +425,10 @@ async fn s1_every_command_and_error_path(actions: bool) {
     const FAILING: u64 = 50;
     for (provider, status) in terminal_errors() {
         match provider {
-            "fly" => s.w.fly.fail_next(
-                "GET",
-                "",
-                status,
-                json!({"error": format!("fly says {status}")}),
-            ),
+            "fly" => {
+                s.w.fly
+                    .fail_next("GET", "", status, fly_error(format!("fly says {status}")))
+            }
             "vercel" => s.w.vercel.fail_next(
                 None,
                 status,
@@ -415,7 +437,7 @@ async fn s1_every_command_and_error_path(actions: bool) {
             ),
             _ => {
                 s.w.github
-                    .fail_next(status, &[], bodies::error(&format!("github says {status}")))
+                    .fail_next(status, &[], github_error(&format!("github says {status}")))
             }
         }
         let out = s
@@ -428,7 +450,7 @@ async fn s1_every_command_and_error_path(actions: bool) {
     }
     // The other commands on an error path each.
     s.w.fly
-        .fail_next("GET", "", 401, json!({"error": "unauthorized"}));
+        .fail_next("GET", "", 401, fly_error("unauthorized".into()));
     assert_ne!(s.run("status, fly 401", &["status", "--json"]).await, 0);
     // exec needs no API (tunnels only): its error path is flyctl that cannot start.
     let code = s
@@ -449,7 +471,9 @@ async fn s1_every_command_and_error_path(actions: bool) {
         "POST",
         "/machines",
         422,
-        json!({"error": format!("invalid config: DOLTGRES_PASSWORD={pg} is not allowed")}),
+        fly_error(format!(
+            "invalid config: DOLTGRES_PASSWORD={pg} is not allowed"
+        )),
     );
     s.failing_deploy("fly error echoing a secret", n).await;
     assert!(
