@@ -72,6 +72,17 @@ pub async fn interrupted(command: &'static str) -> u8 {
     }
 }
 
+/// Waits until the runtime has no task left (clean-ups spawned by drop guards, e.g. a Fly lease
+/// release after a cancel) or `limit` passed. Tasks spawned on a runtime are dropped at their next
+/// await when it shuts down, so whatever must finish has to finish before.
+pub async fn drain_tasks(limit: std::time::Duration) {
+    let handle = tokio::runtime::Handle::current();
+    let deadline = tokio::time::Instant::now() + limit;
+    while handle.metrics().num_alive_tasks() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
     let text = actions::inert(&err.to_string());
     ctx.stderr.line(&format!("error: {text}"));

@@ -37,18 +37,26 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         let stop = preview_cli::interrupted(cli.command.name());
-        tokio::select! {
-            code = preview_cli::run(cli, &ctx) => code,
-            code = stop => {
-                // Dropping the run future cancels it where it stands (every command converges
-                // on re-run) and kills hooks and tunnels; providers release what they hold
-                // (e.g. Fly leases) from drop guards, which the shutdown below waits for.
-                ctx.stderr.line("error: interrupted; hooks and tunnels were stopped; re-run to converge");
+        // The run future is dropped when select! returns, before the arms below run.
+        let outcome = tokio::select! {
+            code = preview_cli::run(cli, &ctx) => Ok(code),
+            code = stop => Err(code),
+        };
+        match outcome {
+            Ok(code) => code,
+            Err(code) => {
+                // Dropping the run future cancelled it where it stood (every command converges
+                // on re-run) and killed hooks and tunnels; providers release what they hold (e.g.
+                // Fly leases) from drop guards that spawn the release. Those tasks run only while
+                // we are inside block_on: shutdown drops spawned tasks at their next await, so
+                // wait for them here. GitHub Actions sends SIGTERM 7.5 s after SIGINT: 5 s at most.
+                preview_cli::drain_tasks(Duration::from_secs(5)).await;
+                ctx.stderr
+                    .line("error: interrupted; hooks and tunnels were stopped; re-run to converge");
                 code
             }
         }
     });
-    // GitHub Actions sends SIGTERM 7.5 s after SIGINT: leave clean-up tasks 5 s at most.
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    runtime.shutdown_timeout(Duration::from_millis(500));
     ExitCode::from(code)
 }

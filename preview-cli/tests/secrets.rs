@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Buf, Memory, memory};
+use common::{Buf, Memory, assert_clean, memory, percent_encode};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -146,75 +146,6 @@ fn generated(n: u32, env: &[(String, String)]) -> Vec<String> {
         .unwrap();
     all.extend(rendered.sensitive_values());
     all
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn base64(s: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::new();
-    for chunk in s.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else if pad {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// A value and its derived forms: percent-encoded, base64, base64url, JSON-escaped, hex.
-fn forms(v: &str) -> Vec<String> {
-    let json = serde_json::to_string(v).unwrap();
-    let mut f = vec![
-        v.to_string(),
-        percent_encode(v),
-        base64(v.as_bytes(), STD, true),
-        base64(v.as_bytes(), URL, false),
-        json[1..json.len() - 1].to_string(),
-        v.bytes().map(|b| format!("{b:02x}")).collect(),
-    ];
-    f.sort();
-    f.dedup();
-    f
-}
-
-/// S1's predicate: no form of any value in `text`, except on `::add-mask::` lines when `actions`.
-fn assert_clean(what: &str, text: &str, values: &[String], actions: bool) {
-    for line in text.lines() {
-        if actions && line.starts_with("::add-mask::") {
-            continue;
-        }
-        for v in values {
-            for f in forms(v) {
-                assert!(
-                    !line.contains(f.as_str()),
-                    "{what} shows a secret (a form of a {}-char value): {line}",
-                    v.len()
-                );
-            }
-        }
-    }
 }
 
 fn unauthorized() -> Error {

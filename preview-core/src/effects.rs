@@ -52,6 +52,28 @@ pub const INHERITED: &[&str] = &[
     "XDG_CONFIG_HOME",
 ];
 
+/// Kills a child's whole process group when dropped: the child and everything it started (a hook's
+/// `pnpm` starts `node`; a `flyctl` wrapper script starts `flyctl`). `kill_on_drop` reaches the
+/// child only, so its own children would outlive a cancelled or timed-out run.
+///
+/// Spawn the child with `process_group(0)` (its pid is then its group id).
+#[derive(Debug)]
+pub struct KillGroupOnDrop(pub Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self
+            .0
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // ESRCH (all gone) is the normal case after a clean exit.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// Runs hooks as child processes: argv only (never a shell), a cleared environment plus an
 /// allow-list, the hook's timeout, and every secret in the hook's env masked in its output.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +105,9 @@ impl HookRunner for ProcessHookRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group, so what it starts is killed with it (see KillGroupOnDrop).
+        #[cfg(unix)]
+        cmd.process_group(0);
         for var in INHERITED
             .iter()
             .copied()
@@ -110,6 +135,8 @@ impl HookRunner for ProcessHookRunner {
                 ),
             )
         })?;
+        // The group goes when this future ends, on every path: done, timed out, or cancelled.
+        let _group = KillGroupOnDrop(child.id());
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let pump = async {
@@ -211,5 +238,55 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("cannot start"), "{err}");
+    }
+
+    /// Live processes whose command line is exactly `argv` (Linux `/proc`).
+    fn running(argv: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).replace('\0', " ").trim_end() == argv)
+            .count()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn what_a_hook_started_dies_with_it_on_timeout_and_on_cancel() {
+        // `sh` forks `sleep` (two commands): killing only `sh` would orphan it.
+        let secs = format!("{}.5", 4000 + std::process::id() % 1000);
+        let script = format!("sleep {secs}; true");
+        let sleeper = format!("sleep {secs}");
+        let sink = |_: &str| {};
+        let err = ProcessHookRunner
+            .run(
+                &hook(&["sh", "-c", &script], Duration::from_millis(300)),
+                &sink,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            running(&sleeper),
+            0,
+            "the hook's child outlived its timeout"
+        );
+
+        // Cancelled (the future dropped, as on SIGINT) while the grandchild runs.
+        let h = hook(&["sh", "-c", &script], Duration::from_secs(60));
+        let run = ProcessHookRunner.run(&h, &sink);
+        let wait = async {
+            while running(&sleeper) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            _ = run => panic!("the hook finished"),
+            _ = tokio::time::timeout(Duration::from_secs(10), wait) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(running(&sleeper), 0, "the hook's child outlived a cancel");
     }
 }

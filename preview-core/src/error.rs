@@ -231,6 +231,129 @@ impl Error {
         }
     }
 
+    /// This error with every occurrence of each of `secrets` in its text replaced by `***`: as
+    /// is, percent-encoded and JSON-escaped (providers echo what they were sent, e.g. a Fly error
+    /// quoting a Machine's env, a Vercel `failed[]` item with the value). The variant, status and
+    /// phase are kept, so exit codes and retry decisions do not change. Transport sources (reqwest
+    /// errors, stripped of their URL) carry no body and are kept as they are.
+    #[must_use]
+    pub fn redact(self, secrets: &[String]) -> Error {
+        let forms: Vec<String> = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| {
+                let json = serde_json::to_string(s).unwrap_or_default();
+                let json = json
+                    .strip_prefix('"')
+                    .and_then(|j| j.strip_suffix('"'))
+                    .unwrap_or_default()
+                    .to_string();
+                // As in a URL's userinfo (unreserved kept) and fully encoded.
+                const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                    .remove(b'-')
+                    .remove(b'.')
+                    .remove(b'_')
+                    .remove(b'~');
+                let url = percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
+                let all =
+                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string();
+                [s.clone(), url, all, json]
+            })
+            .filter(|f| !f.is_empty())
+            .collect();
+        let clean = |t: String| {
+            forms.iter().fold(t, |t, f| {
+                if t.contains(f.as_str()) {
+                    t.replace(f.as_str(), "***")
+                } else {
+                    t
+                }
+            })
+        };
+        let clean_opt = |t: Option<String>| t.map(clean);
+        match self {
+            Error::NotFound { provider, what } => Error::NotFound {
+                provider,
+                what: clean(what),
+            },
+            Error::AlreadyExists {
+                provider,
+                what,
+                request_id,
+            } => Error::AlreadyExists {
+                provider,
+                what: clean(what),
+                request_id: clean_opt(request_id),
+            },
+            Error::Unauthorized {
+                provider,
+                status,
+                message,
+                request_id,
+            } => Error::Unauthorized {
+                provider,
+                status,
+                message: clean(message),
+                request_id: clean_opt(request_id),
+            },
+            Error::Conflict {
+                provider,
+                message,
+                request_id,
+            } => Error::Conflict {
+                provider,
+                message: clean(message),
+                request_id: clean_opt(request_id),
+            },
+            Error::Config { message } => Error::Config {
+                message: clean(message),
+            },
+            Error::Api {
+                provider,
+                status,
+                message,
+                request_id,
+            } => Error::Api {
+                provider,
+                status,
+                message: clean(message),
+                request_id: clean_opt(request_id),
+            },
+            Error::Timeout {
+                what,
+                waited,
+                detail,
+            } => Error::Timeout {
+                what: clean(what),
+                waited,
+                detail: clean(detail),
+            },
+            Error::Failed { what, message } => Error::Failed {
+                what: clean(what),
+                message: clean(message),
+            },
+            Error::RetriesExhausted {
+                what,
+                attempts,
+                elapsed,
+                would_wait,
+                last,
+            } => Error::RetriesExhausted {
+                what: clean(what),
+                attempts,
+                elapsed,
+                would_wait,
+                last: Box::new(last.redact(secrets)),
+            },
+            Error::InPhase { phase, source } => Error::InPhase {
+                phase,
+                source: Box::new(source.redact(secrets)),
+            },
+            other => other,
+        }
+    }
+
     /// The phase a pipeline error happened in.
     pub fn phase(&self) -> Option<crate::event::Phase> {
         match self {
@@ -251,6 +374,38 @@ mod tests {
             message: "x".into(),
             request_id: None,
         }
+    }
+
+    #[test]
+    fn redact_replaces_every_form_of_a_secret_and_keeps_the_kind() {
+        let secret = "s3cr/t+pw&x".to_string();
+        let inner = Error::Api {
+            provider: "fly",
+            status: 422,
+            message: format!(
+                "env PW={secret}; url postgres://u:s3cr%2Ft%2Bpw%26x@h/db; json \"{}\"",
+                "s3cr/t+pw&x"
+            ),
+            request_id: Some("r1".into()),
+        };
+        let err = Error::InPhase {
+            phase: crate::event::Phase::Database,
+            source: Box::new(Error::RetriesExhausted {
+                what: "create machine".into(),
+                attempts: 2,
+                elapsed: Duration::from_millis(5),
+                would_wait: None,
+                last: Box::new(inner),
+            }),
+        }
+        .redact(std::slice::from_ref(&secret));
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("s3cr"), "{text}");
+        assert!(text.contains("PW=***"), "{text}");
+        assert!(text.contains("u:***@h"), "{text}");
+        assert_eq!(err.phase(), Some(crate::event::Phase::Database));
+        assert!(!err.is_config());
+        assert!(text.contains("status: 422"), "{text}");
     }
 
     #[test]

@@ -646,6 +646,10 @@ impl Preview {
         match self.converge(&pull, &rendered).await {
             Ok(report) => Ok(report),
             Err(err) => {
+                // Providers may echo what they were sent (a Fly error quoting the Machine's env,
+                // a Vercel `failed[]` item with the value): never into the report or the caller's
+                // output.
+                let err = err.redact(&rendered.sensitive_values());
                 let phase = err
                     .phase()
                     .map(|p| p.to_string())

@@ -36,6 +36,8 @@ impl Drop for Guard {
             Err(poisoned) => poisoned.into_inner(),
         };
         for c in children.iter_mut() {
+            // The whole group: FLYCTL may be a wrapper that started the real flyctl.
+            drop(preview_core::effects::KillGroupOnDrop(c.id()));
             // kill_on_drop would do it too; say it explicitly so the intent is local.
             let _ = c.start_kill();
         }
@@ -64,6 +66,9 @@ fn spawn(host: &FlyDatabases, app: &str, local: u16, remote: u16) -> Result<Chil
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
+    // Its own process group, so the Guard kills what it started too.
+    #[cfg(unix)]
+    cmd.process_group(0);
     cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::config(format!(

@@ -1,0 +1,731 @@
+//! The e2e world: the built `preview` binary against stateful local fakes of the three APIs (one
+//! HTTP server each: Fly Machines, Vercel, GitHub), a stand-in `flyctl` and a real PostgreSQL
+//! server. Shared by tests/e2e.rs, tests/cancel.rs and tests/leaks.rs (feature `testing`).
+//!
+//!
+//! The configuration is a copy of `examples/inkeep-agents/preview.toml`, changed only where the
+//! real world is out of reach (each edit is asserted to apply, so the example cannot drift away
+//! unnoticed):
+//! - hooks run `pwd` and `env` (argv, no shell), so their output proves where they ran and which
+//!   environment they got; the copy is installed as `.github/preview.toml`, as the README says;
+//! - the seed's readiness URL and request go to a local wiremock server instead of the app domain;
+//! - deadlines are seconds, and the sweep grace period is zero;
+//! - `flyctl` is `preview-fake-flyctl` (providers-fly's `fake-flyctl`, built by this package's
+//!   `testing` feature: Cargo never builds a dependency's binaries) behind a small wrapper that
+//!   sends the Postgres ports to a throwaway PostgreSQL cluster (trust auth, so every PR's derived
+//!   password is accepted) and the SpiceDB ports to the local server, which answers the gRPC health
+//!   check over h2c and `GET /healthz`.
+//!
+//! Run with `cargo test -p preview-cli --all-features` (the target needs feature `testing`).
+//! Needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`, Debian package `postgresql`).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use preview_core::secrecy::{ExposeSecret, SecretString};
+use preview_core::{Config, DerivedSecrets, PrNumber, PrState, PullRequest};
+use providers_fly::testing::FakeFly;
+pub(crate) use providers_github::testing::{FakeGitHub, REPOSITORY, TOKEN as GITHUB_TOKEN};
+use providers_vercel::testing::FakeVercel;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub(crate) const EXAMPLE_DIR: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/inkeep-agents");
+pub(crate) const PREVIEW: &str = env!("CARGO_BIN_EXE_preview");
+pub(crate) const FAKE_FLYCTL: &str = env!("CARGO_BIN_EXE_preview-fake-flyctl");
+
+pub(crate) const ORG: &str = "inkeep-46";
+pub(crate) const FLY_TOKEN: &str = "fly-token-SENTINEL-e2e";
+pub(crate) const VERCEL_TOKEN: &str = "vercel-token-SENTINEL-e2e";
+pub(crate) const TEAM: &str = "team_e2e";
+pub(crate) const MASTER: &str = "e2e-master-secret-0123456789-abcdefghijklmnop";
+pub(crate) const ANTHROPIC: &str = "sk-ant-SENTINEL/e2e+key==";
+pub(crate) const OPENAI: &str = "sk-openai-SENTINEL&e2e";
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway PostgreSQL cluster (as in providers-fly/tests/tunnel.rs, with trust auth).
+
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir =
+        std::env::temp_dir().join(format!("preview-e2e-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn id(args: &[&str]) -> Option<String> {
+    let out = StdCommand::new("id").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub(crate) struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    pub(crate) fn start() -> Postgres {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        bins.sort();
+        let bin = bins.pop().expect(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: \
+             install the Debian package `postgresql`",
+        );
+        let dir = temp_dir("pg");
+        // initdb refuses to run as root: run the cluster as the `postgres` user then.
+        let as_postgres = id(&["-u"]).as_deref() == Some("0");
+        if as_postgres {
+            let uid: u32 = id(&["-u", "postgres"]).unwrap().parse().unwrap();
+            let gid: u32 = id(&["-g", "postgres"]).unwrap().parse().unwrap();
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let pg = Postgres {
+            bin,
+            dir,
+            port: free_port(),
+            as_postgres,
+        };
+        let data = pg.dir.join("data").to_string_lossy().to_string();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "appuser", "--auth=trust", "--no-sync"],
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                &pg.dir.join("log").to_string_lossy(),
+                "-o",
+                &format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    pg.port,
+                    pg.dir.to_string_lossy()
+                ),
+                "-w",
+                "start",
+            ],
+        );
+        pg.run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "appuser",
+                "inkeep_agents",
+            ],
+        );
+        pg
+    }
+
+    pub(crate) fn command(&self, tool: &str) -> StdCommand {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let runuser = if Path::new("/usr/sbin/runuser").exists() {
+                "/usr/sbin/runuser"
+            } else {
+                "runuser"
+            };
+            let mut c = StdCommand::new(runuser);
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            StdCommand::new(exe)
+        }
+    }
+
+    pub(crate) fn run(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .command(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data").to_string_lossy().to_string();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: three fakes, the app's local stand-in, PostgreSQL, flyctl and the config copy.
+
+/// Deadlines and hooks of the test copy.
+pub(crate) struct Tweaks {
+    pub(crate) database_ready: &'static str,
+    pub(crate) deploy_timeout: &'static str,
+    pub(crate) migrate: &'static str,
+}
+
+impl Default for Tweaks {
+    fn default() -> Self {
+        Self {
+            database_ready: "30s",
+            deploy_timeout: "30s",
+            migrate: r#"["pwd"]"#,
+        }
+    }
+}
+
+pub(crate) struct World {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) fly_server: MockServer,
+    pub(crate) fly: FakeFly,
+    pub(crate) vercel_server: MockServer,
+    pub(crate) vercel: FakeVercel,
+    pub(crate) github: FakeGitHub,
+    pub(crate) app: MockServer,
+    pub(crate) flyctl: PathBuf,
+    pub(crate) _pg: Postgres,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(crate) struct Output {
+    pub(crate) args: String,
+    pub(crate) elapsed: std::time::Duration,
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "preview {}: exit {} after {:.1}s\n--- stdout\n{}\n--- stderr\n{}",
+            self.args,
+            self.code,
+            self.elapsed.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+pub(crate) fn replace(text: &mut String, from: &str, to: &str) {
+    assert!(
+        text.contains(from),
+        "the example no longer contains {from:?}: update the test copy"
+    );
+    *text = text.replace(from, to);
+}
+
+pub(crate) fn pr(n: u64, state: PrState) -> PullRequest {
+    PullRequest {
+        number: PrNumber::new(n).unwrap(),
+        state,
+        draft: false,
+        title: format!("Change {n}"),
+        head_branch: format!("feature/change-{n}"),
+        head_sha: format!("{n:0>40}"),
+        head_repo: Some(REPOSITORY.into()),
+        base_repo: REPOSITORY.into(),
+        labels: Vec::new(),
+    }
+}
+
+impl World {
+    pub(crate) async fn start(tweaks: Tweaks) -> World {
+        let dir = temp_dir("world");
+        let pg = Postgres::start();
+
+        let app = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/ready"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&app)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/healthz"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&app)
+            .await;
+        // grpc.health.v1.HealthCheckResponse{status: SERVING}, framed.
+        Mock::given(method("POST"))
+            .and(path("/grpc.health.v1.Health/Check"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/grpc")
+                    .insert_header("grpc-status", "0")
+                    .set_body_bytes(vec![0u8, 0, 0, 0, 2, 0x08, 0x01]),
+            )
+            .mount(&app)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path(
+                "/manage/tenants/default/project-full/activities-planner",
+            ))
+            .and(header("content-type", "application/json"))
+            .respond_with(ResponseTemplate::new(201))
+            .mount(&app)
+            .await;
+        let app_port = app.address().port();
+
+        let (fly_server, fly) = FakeFly::start(ORG, FLY_TOKEN).await;
+        let vercel = FakeVercel::new(VERCEL_TOKEN)
+            .team(TEAM)
+            .project("prj_api", "agents-api")
+            .project("prj_ui", "agents-ui");
+        let vercel_server = vercel.start().await;
+        let github = FakeGitHub::start().await;
+
+        // flyctl: the stand-in, with the remote ports of the example's services sent to what
+        // answers for them here.
+        let flyctl = dir.join("flyctl");
+        std::fs::write(
+            &flyctl,
+            format!(
+                "#!/bin/sh\n\
+                 # proxy LOCAL:REMOTE -a APP\n\
+                 # A test knob: a slow start when FILE.delay (seconds) is next to this script.\n\
+                 if [ -e \"$0.delay\" ]; then sleep \"$(cat \"$0.delay\")\"; fi\n\
+                 local=\"${{2%%:*}}\"; remote=\"${{2#*:}}\"\n\
+                 case \"$remote\" in\n\
+                   5432|5433) remote={pg} ;;\n\
+                   50051|8443) remote={app_port} ;;\n\
+                 esac\n\
+                 exec '{FAKE_FLYCTL}' \"$1\" \"$local:$remote\" \"$3\" \"$4\"\n",
+                pg = pg.port
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&flyctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let mut text =
+            std::fs::read_to_string(Path::new(EXAMPLE_DIR).join("preview.toml")).unwrap();
+        replace(
+            &mut text,
+            r#"run = ["pnpm", "db:migrate"]"#,
+            &format!("run = {}", tweaks.migrate),
+        );
+        replace(
+            &mut text,
+            r#"run = ["pnpm", "db:auth:init"]"#,
+            r#"run = ["env"]"#,
+        );
+        replace(
+            &mut text,
+            r#"ready_timeout = "8m""#,
+            &format!("ready_timeout = {:?}", tweaks.database_ready),
+        );
+        replace(
+            &mut text,
+            r#"deploy_timeout = "20m""#,
+            &format!("deploy_timeout = {:?}", tweaks.deploy_timeout),
+        );
+        replace(
+            &mut text,
+            r#"ready_url = "${apps.api.url}/ready""#,
+            &format!("ready_url = \"http://127.0.0.1:{app_port}/ready\""),
+        );
+        replace(
+            &mut text,
+            r#"ready_timeout = "5m""#,
+            r#"ready_timeout = "20s""#,
+        );
+        replace(
+            &mut text,
+            r#"url = "${apps.api.url}/manage/tenants"#,
+            &format!("url = \"http://127.0.0.1:{app_port}/manage/tenants"),
+        );
+        replace(
+            &mut text,
+            r#"grace_period = "1h""#,
+            r#"grace_period = "0s""#,
+        );
+        // Installed as the example's README says: .github/preview.toml with seed/ next to it;
+        // `dir` plays the repository root (and the binary's working directory).
+        let config = dir.join(".github/preview.toml");
+        std::fs::create_dir_all(dir.join(".github/seed")).unwrap();
+        std::fs::write(&config, text).unwrap();
+        std::fs::copy(
+            Path::new(EXAMPLE_DIR).join("seed/activities-planner.json"),
+            dir.join(".github/seed/activities-planner.json"),
+        )
+        .unwrap();
+
+        World {
+            dir,
+            config,
+            fly_server,
+            fly,
+            vercel_server,
+            vercel,
+            github,
+            app,
+            flyctl,
+            _pg: pg,
+        }
+    }
+
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        [
+            ("FLY_API_URL", self.fly_server.uri()),
+            ("FLY_API_TOKEN", FLY_TOKEN.into()),
+            ("FLYCTL", self.flyctl.to_string_lossy().to_string()),
+            ("VERCEL_API_URL", self.vercel_server.uri()),
+            ("VERCEL_TOKEN", VERCEL_TOKEN.into()),
+            ("VERCEL_TEAM_ID", TEAM.into()),
+            ("VERCEL_API_PROJECT_ID", "prj_api".into()),
+            ("VERCEL_UI_PROJECT_ID", "prj_ui".into()),
+            ("GITHUB_API_URL", self.github.uri()),
+            ("GITHUB_TOKEN", GITHUB_TOKEN.into()),
+            ("GITHUB_REPOSITORY", REPOSITORY.into()),
+            ("PREVIEW_MASTER_SECRET", MASTER.into()),
+            ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
+            ("OPENAI_API_KEY", OPENAI.into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub(crate) async fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut env = self.env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.run_with(args, env).await
+    }
+
+    /// Runs the binary with exactly `env` (and PATH).
+    pub(crate) async fn run_with(&self, args: &[&str], env: Vec<(String, String)>) -> Output {
+        self.wait(args, Instant::now(), self.command(args, env))
+            .await
+    }
+
+    pub(crate) fn command(
+        &self,
+        args: &[&str],
+        env: Vec<(String, String)>,
+    ) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(PREVIEW);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .current_dir(&self.dir)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub(crate) async fn wait(
+        &self,
+        args: &[&str],
+        started: Instant,
+        mut cmd: tokio::process::Command,
+    ) -> Output {
+        let out = cmd.output().await.expect("run the preview binary");
+        Output {
+            args: args.join(" "),
+            elapsed: started.elapsed(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Mutating requests every fake received so far.
+    pub(crate) fn mutations(&self) -> (usize, usize, usize) {
+        (
+            self.fly.mutating().len(),
+            self.vercel.mutations().len(),
+            self.github.writes().len(),
+        )
+    }
+
+    pub(crate) fn branch_vars(&self, branch: &str) -> Vec<String> {
+        ["prj_api", "prj_ui"]
+            .iter()
+            .flat_map(|p| self.vercel.envs(p))
+            .filter(|e| e.git_branch.as_deref() == Some(branch))
+            .map(|e| e.key.clone())
+            .collect()
+    }
+
+    pub(crate) fn domains(&self) -> Vec<String> {
+        ["prj_api", "prj_ui"]
+            .iter()
+            .flat_map(|p| self.vercel.domains(p))
+            .map(|d| d.name)
+            .collect()
+    }
+
+    pub(crate) fn last_comment(&self, n: u32) -> String {
+        self.github
+            .comments(n)
+            .last()
+            .map(|c| c.body.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Every sensitive value of PR `n`'s environment under the test config, derived forms included,
+/// derived the way the binary does (same master, same config).
+pub(crate) fn sensitive(config: &Path, n: u64) -> Vec<String> {
+    let config = Config::load(config).unwrap();
+    let name = config.name(PrNumber::new(n).unwrap());
+    let env = |k: &str| match k {
+        "ANTHROPIC_API_KEY" => Some(ANTHROPIC.to_string()),
+        "OPENAI_API_KEY" => Some(OPENAI.to_string()),
+        "VERCEL_API_PROJECT_ID" => Some("prj_api".to_string()),
+        "VERCEL_UI_PROJECT_ID" => Some("prj_ui".to_string()),
+        _ => None,
+    };
+    let d = DerivedSecrets::new(SecretString::from(MASTER)).unwrap();
+    let values = config.resolve_secrets(&name, &d, &env).unwrap();
+    let mut all: Vec<String> = values
+        .iter()
+        .map(|(_, v)| v.expose_secret().to_string())
+        .collect();
+    let rendered = config
+        .render_all(&name, &Default::default(), values, &env)
+        .unwrap();
+    all.extend(rendered.sensitive_values());
+    all.sort();
+    all.dedup();
+    all
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes (Linux `/proc`): what preview started, and what is still running.
+
+/// Command lines of the running processes (Linux `/proc`).
+pub(crate) fn processes() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live descendants of `root` (pid, command line), from `/proc/*/stat` parent links (Linux).
+pub(crate) fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("");
+        if state == "Z" || state == "X" {
+            continue;
+        }
+        if let Some(ppid) = f.next().and_then(|p| p.parse::<u32>().ok()) {
+            parent.insert(pid, ppid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (&c, &pp) in &parent {
+            if pp == p {
+                frontier.push(c);
+                out.push((c, cmdline(c).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// `/proc/<pid>/cmdline` with NULs as spaces; `None` once the process is gone (or a zombie).
+pub(crate) fn cmdline(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    if matches!(state, Some("Z" | "X")) {
+        return None;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline")).ok().map(|c| {
+        String::from_utf8_lossy(&c)
+            .replace('\0', " ")
+            .trim_end()
+            .to_string()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running binary, watched.
+
+/// A running `preview`, its output captured line by line and its process tree watched.
+pub(crate) struct Running {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) pid: u32,
+    pub(crate) stderr: Arc<Mutex<String>>,
+    pub(crate) stdout: Arc<Mutex<String>>,
+    /// Every process seen under preview while it ran, preview included: (pid, command line), each
+    /// command line a pid had (a forked child shows its parent's until it execs).
+    pub(crate) seen: Arc<Mutex<BTreeSet<(u32, String)>>>,
+    pub(crate) done: Arc<AtomicBool>,
+}
+
+/// Starts `preview ARGS` with `env` plus TMPDIR and HOME under the world's directory; a thread
+/// notes every process under it (pid, command line) every few ms until `done`.
+pub(crate) fn spawn(w: &World, args: &[&str], extra: &[(&str, &str)]) -> Running {
+    std::fs::create_dir_all(w.dir.join("tmp")).unwrap();
+    std::fs::create_dir_all(w.dir.join("home")).unwrap();
+    let mut env = w.env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.push(("TMPDIR".into(), w.dir.join("tmp").to_string_lossy().into()));
+    env.push(("HOME".into(), w.dir.join("home").to_string_lossy().into()));
+    let mut child = w
+        .command(args, env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let capture = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        let text = Arc::new(Mutex::new(String::new()));
+        let t = text.clone();
+        if let Some(s) = stream {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(s).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let mut t = t.lock().unwrap();
+                    t.push_str(&l);
+                    t.push('\n');
+                }
+            });
+        }
+        text
+    };
+    let stderr = capture(child.stderr.take().map(|s| Box::new(s) as _));
+    let stdout = capture(child.stdout.take().map(|s| Box::new(s) as _));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s, d) = (seen.clone(), done.clone());
+    std::thread::spawn(move || {
+        while !d.load(Ordering::SeqCst) {
+            // The root too (the watcher is the only one who sees preview's own argv).
+            if let Some(c) = cmdline(pid) {
+                s.lock().unwrap().insert((pid, c));
+            }
+            for (p, c) in descendants(pid) {
+                s.lock().unwrap().insert((p, c));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    Running {
+        child,
+        pid,
+        stderr,
+        stdout,
+        seen,
+        done,
+    }
+}
+
+impl Running {
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// Waits (bounded) until `ready()`; panics with the output so far otherwise.
+    pub(crate) async fn until(&mut self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let start = Instant::now();
+        while !ready(self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("preview exited ({status}) before {what}\n{}", self.text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(45),
+                "never saw {what}\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Every file under `dir` (recursively), with its bytes.
+pub(crate) fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => {
+                    if let Ok(b) = std::fs::read(&p) {
+                        out.push((p, b));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
