@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use preview_core::{Error, Result};
+use preview_core::{Error, Result, RetryConfig};
 
 use crate::host::VercelApps;
 
@@ -34,6 +34,7 @@ pub struct VercelAppsBuilder {
     pub(crate) timeout: Option<Duration>,
     pub(crate) waits: crate::host::Waits,
     pub(crate) poll_unit: Duration,
+    pub(crate) retry: RetryConfig,
 }
 
 impl fmt::Debug for VercelAppsBuilder {
@@ -43,6 +44,7 @@ impl fmt::Debug for VercelAppsBuilder {
             .field("team_id", &self.team_id)
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +58,7 @@ impl Default for VercelAppsBuilder {
             timeout: Some(Duration::from_secs(30)),
             waits: crate::host::Waits::Tokio,
             poll_unit: Duration::from_secs(1),
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -136,6 +139,16 @@ impl VercelAppsBuilder {
         self
     }
 
+    /// How one request is re-sent after a transient failure (default: [`RetryConfig::default`]).
+    /// Reads, deletes, edits and the env upsert are re-sent on 408, 429 and 5xx; creates (a
+    /// domain, a deployment, an alias) only when they never reached Vercel or were refused
+    /// outright (reliability.md a4), so an ambiguous create goes back to the caller, whose retry
+    /// looks it up first. `RetryConfig::none()` sends every request once.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Validates the settings and builds the client. No request is sent.
     ///
     /// # Errors
@@ -190,6 +203,7 @@ impl VercelAppsBuilder {
             self.team_id,
             self.waits,
             self.poll_unit,
+            self.retry,
         ))
     }
 }

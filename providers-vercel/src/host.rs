@@ -13,8 +13,8 @@ use url::Url;
 
 use preview_core::name::check_hostname;
 use preview_core::{
-    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, Error, Naming, Outcome, Owned,
-    PreviewName, ResourceChange, Result,
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, Error, Idempotency, Naming,
+    Outcome, Owned, PreviewName, ResourceChange, Result, RetryConfig, retry,
 };
 
 use crate::builder::VercelAppsBuilder;
@@ -57,6 +57,7 @@ pub struct VercelApps {
     team_id: Option<String>,
     waits: Waits,
     poll_unit: Duration,
+    retry: RetryConfig,
 }
 
 /// The time source of deployment waits: tokio time, or (feature `testing`) a virtual clock.
@@ -349,6 +350,7 @@ impl VercelApps {
         team_id: Option<String>,
         waits: Waits,
         poll_unit: Duration,
+        retry: RetryConfig,
     ) -> Self {
         Self {
             http,
@@ -357,6 +359,7 @@ impl VercelApps {
             team_id,
             waits,
             poll_unit,
+            retry,
         }
     }
 
@@ -392,7 +395,12 @@ impl VercelApps {
         Ok(url)
     }
 
-    /// Sends one request (once: retries are the pipeline's) and decodes a 2xx body.
+    /// Sends one request and decodes a 2xx body, re-sending it after a transient failure as far as
+    /// its idempotency allows (see [`VercelAppsBuilder::retry`](crate::VercelAppsBuilder::retry)).
+    ///
+    /// Why here and not only in the pipeline: one trait call is several requests (a deploy polls
+    /// many times); retried only as a whole, one flaky poll throws the whole attempt away. Giving
+    /// up here is `RetriesExhausted`, which the pipeline does not retry again.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -410,12 +418,33 @@ impl VercelApps {
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<(T, Option<String>)> {
+        // A POST creates, except the env write, which is an upsert (`?upsert=true`): sending it
+        // twice leaves the same variables.
+        let upsert = url.query_pairs().any(|(k, v)| k == "upsert" && v == "true");
+        let idempotency = if method == Method::POST && !upsert {
+            Idempotency::NonIdempotent
+        } else {
+            Idempotency::Idempotent
+        };
+        let what = format!("vercel {method} {}", url.path());
+        retry(&self.retry, &what, idempotency, || {
+            self.send_once(method.clone(), url.clone(), body.as_ref())
+        })
+        .await
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(T, Option<String>)> {
         let path = url.path().to_string();
         let mut req = self
             .http
             .request(method.clone(), url)
             .header(AUTHORIZATION, self.auth.clone());
-        if let Some(body) = &body {
+        if let Some(body) = body {
             req = req.json(body);
         }
         let resp = req

@@ -809,7 +809,7 @@ async fn rate_limited_then_success_through_the_pipeline_retry() {
         Some("1"),
     );
     let server = fake.start().await;
-    let host = host(&server);
+    let host = host_once(&server);
     let first = host
         .apply_app(&name(42), &api_spec())
         .await
@@ -906,7 +906,7 @@ async fn statuses_map_to_error_kinds_with_request_ids_and_no_secrets() {
             .expect(0)
             .mount(&server)
             .await;
-        let host = host(&server);
+        let host = host_once(&server);
         let err = host
             .apply_app(&name(42), &api_spec())
             .await
@@ -927,6 +927,7 @@ async fn transport_errors_never_show_the_token() {
         .token(TOKEN)
         .team_id(TEAM)
         .base_url("http://127.0.0.1:9")
+        .retry(preview_core::RetryConfig::none())
         .build()
         .expect("valid");
     let err = host

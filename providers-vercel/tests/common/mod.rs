@@ -35,6 +35,18 @@ pub fn host(server: &MockServer) -> VercelApps {
         .expect("valid settings")
 }
 
+/// A host that sends every request once, to see how one answer is classified.
+#[allow(dead_code)] // not every test file uses it
+pub fn host_once(server: &MockServer) -> VercelApps {
+    VercelApps::builder()
+        .token(TOKEN)
+        .team_id(TEAM)
+        .base_url(server.uri())
+        .retry(preview_core::RetryConfig::none())
+        .build()
+        .expect("valid settings")
+}
+
 /// A host whose deployment waits run on a virtual clock (no real sleeping; sleeps recorded).
 pub fn host_with_clock(server: &MockServer) -> (VercelApps, VirtualClock) {
     let clock = VirtualClock::new();
@@ -194,6 +206,19 @@ pub fn paused_host(server: &MockServer) -> VercelApps {
         .team_id(TEAM)
         .base_url(server.uri())
         .without_timeouts()
+        .build()
+        .expect("valid settings")
+}
+
+/// [`paused_host`] sending every request once (the caller's retry loop sees each attempt).
+#[allow(dead_code)] // not every test file uses it
+pub fn paused_host_once(server: &MockServer) -> VercelApps {
+    VercelApps::builder()
+        .token(TOKEN)
+        .team_id(TEAM)
+        .base_url(server.uri())
+        .without_timeouts()
+        .retry(preview_core::RetryConfig::none())
         .build()
         .expect("valid settings")
 }
