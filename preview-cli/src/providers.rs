@@ -88,14 +88,24 @@ impl HostFactory for RealProviders {
             .token(ctx.require_token("VERCEL_TOKEN", "the Vercel token")?)
             .build()?;
 
-        let source = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
+        let github = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
             .token(ctx.require_token(
                 "GITHUB_TOKEN",
                 "a GitHub token (in Actions: secrets.GITHUB_TOKEN)",
             )?)
             .repository(repo)
-            .environment_template(environment_template(config)?)
-            .build()?;
+            .environment_template(environment_template(config)?);
+        // Test builds only (feature `testing`, never in an install): the end-to-end suites run
+        // the binary against a local fake, where GitHub's 1 s between writes only makes every
+        // run seconds longer.
+        #[cfg(feature = "testing")]
+        let github = match lookup("PREVIEW_TEST_GITHUB_WRITE_SPACING_MS")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            Some(ms) => github.write_spacing(std::time::Duration::from_millis(ms)),
+            None => github,
+        };
+        let source = github.build()?;
 
         Ok(Hosts {
             database,

@@ -584,6 +584,7 @@ fn job_env(w: &World, event: &Path) -> Vec<(String, String)> {
         "FLY_API_URL",
         "VERCEL_API_URL",
         "FLYCTL",
+        "PREVIEW_TEST_GITHUB_WRITE_SPACING_MS",
     ];
     let mut env: Vec<(String, String)> = w
         .env()

@@ -426,6 +426,8 @@ impl World {
             ("GITHUB_API_URL", self.github.uri()),
             ("GITHUB_TOKEN", GITHUB_TOKEN.into()),
             ("GITHUB_REPOSITORY", REPOSITORY.into()),
+            // The test's plumbing: the fake needs no 1 s between writes (feature `testing`).
+            ("PREVIEW_TEST_GITHUB_WRITE_SPACING_MS", "20".into()),
             ("PREVIEW_MASTER_SECRET", MASTER.into()),
             ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
             ("OPENAI_API_KEY", OPENAI.into()),
