@@ -63,6 +63,13 @@ pub(crate) fn map(status: u16, headers: &HeaderMap, body: &str, what: &str) -> E
             retry_after: retry_after(headers, jiff::Timestamp::now()),
             request_id,
         },
+        // "Unavailable, come back after …": the server asked for a wait, as a 429 does
+        // (reliability.md R8: never retry sooner than the hint).
+        (503, _) if retry_after(headers, jiff::Timestamp::now()).is_some() => Error::RateLimited {
+            provider: PROVIDER,
+            retry_after: retry_after(headers, jiff::Timestamp::now()),
+            request_id,
+        },
         (_, "insufficient_capacity" | "volume_placement_capacity") => Error::Api {
             provider: PROVIDER,
             status,
@@ -193,6 +200,13 @@ mod tests {
                 r#"{"error":"unavailable"}"#,
                 None,
                 Kind::Api(503),
+                true,
+            ),
+            (
+                503,
+                r#"{"error":"unavailable"}"#,
+                Some("7"),
+                Kind::RateLimited(Some(Duration::from_secs(7))),
                 true,
             ),
             (504, "", None, Kind::Api(504), true),

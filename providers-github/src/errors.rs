@@ -108,6 +108,11 @@ fn rate_limit(
     msg: &str,
     now: jiff::Timestamp,
 ) -> Option<Option<Duration>> {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // "Unavailable, come back after …" asks for a wait as a 429 does; without the header
+        // a 503 is a plain server error.
+        return retry_after(headers, now).map(Some);
+    }
     if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
         return None;
     }
@@ -251,6 +256,12 @@ mod tests {
             (500, vec![], b"", Kind::Api(500)),
             (502, vec![], b"<html>bad gateway</html>", Kind::Api(502)),
             (503, vec![], br#"{"message":"Service unavailable"}"#, Kind::Api(503)),
+            (
+                503,
+                vec![("retry-after", "5")],
+                br#"{"message":"Service unavailable"}"#,
+                Kind::RateLimited(Some(5)),
+            ),
         ];
         for (status, hs, body, want) in table {
             let err = map_status(

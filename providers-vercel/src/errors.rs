@@ -57,7 +57,10 @@ pub(crate) fn from_response(
         (None, None) => "no error details in the response".to_string(),
     };
     let request_id = request_id(headers);
-    let rate_limited = status == 429 || code == "rate_limited";
+    // A 503 with `Retry-After` asks for a wait as a 429 does; the Vercel CLI honours both.
+    let rate_limited = status == 429
+        || code == "rate_limited"
+        || (status == 503 && retry_after(headers, now).is_some());
     if rate_limited {
         let hint = retry_after(headers, now).or_else(|| {
             let reset = detail.limit.as_ref()?.reset?;
@@ -206,7 +209,8 @@ mod tests {
                 Kind::Api(500),
             ),
             (502, None, "<html>bad gateway</html>".into(), Kind::Api(502)),
-            (503, Some("3"), "".into(), Kind::Api(503)),
+            (503, Some("3"), "".into(), Kind::RateLimited(Some(3))),
+            (503, None, "".into(), Kind::Api(503)),
             (
                 402,
                 None,

@@ -70,7 +70,7 @@ pub enum HttpFault {
     Reject {
         /// The status to answer.
         status: u16,
-        /// `Retry-After` to send with it (429 always has one).
+        /// `Retry-After` to send with it (429 always has one, 503 sometimes).
         retry_after: Option<RetryAfter>,
     },
     /// Act (commit the change), then answer `status` instead of the real response: a "silent
@@ -91,7 +91,8 @@ impl HttpFault {
 }
 
 /// Seeded random faults for an HTTP fake: per request, with `probability`, one of 408, 429 with
-/// `Retry-After` of 1–5 s (as seconds or as an HTTP date), 500, 502, 503, 504 (without acting), or
+/// `Retry-After` of 1–5 s (as seconds or as an HTTP date), 500, 502, 503 (half of them with a
+/// `Retry-After` of 1–5 s), 504 (without acting), or
 /// a silent success answered 408, 502 or 504 (after acting); separately, latency.
 ///
 /// A pre-send transport error cannot be produced by a server; the in-memory [`Chaos`](super::Chaos)
@@ -197,7 +198,12 @@ impl HttpChaosState {
                 },
                 3 => reject(500),
                 4 => reject(502),
-                5 => reject(503),
+                // Half the 503s say when to come back, as a 429 does.
+                5 => HttpFault::Reject {
+                    status: 503,
+                    retry_after: (self.rng.below(2) == 0)
+                        .then(|| RetryAfter::Seconds(1 + self.rng.below(5))),
+                },
                 6 => reject(504),
                 7 => HttpFault::Lose { status: 408 },
                 8 => HttpFault::Lose { status: 502 },
