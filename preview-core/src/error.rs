@@ -96,6 +96,18 @@ pub enum Error {
         /// Provider request id, for support.
         request_id: Option<String>,
     },
+    /// The provider is unavailable for now and said when to come back (a 503 with
+    /// `Retry-After`). Retried like any server error, so only when the operation is idempotent (a
+    /// create may have happened behind it), and never sooner than the hint.
+    #[error("{provider}: unavailable (HTTP 503), retry after {}s{}", retry_after.as_secs_f64().ceil(), rid(request_id))]
+    Unavailable {
+        /// Which provider answered.
+        provider: &'static str,
+        /// How long the provider asked us to wait.
+        retry_after: Duration,
+        /// Provider request id, for support.
+        request_id: Option<String>,
+    },
     /// Someone else holds the resource (a lease, a var with the same key we do not own, a version race).
     #[error("{provider}: conflict: {message}{}", rid(request_id))]
     Conflict {
@@ -209,6 +221,7 @@ impl Error {
         match self {
             Error::Transport { kind, .. } => *kind == TransportKind::Connect || idempotent,
             Error::RateLimited { .. } => true,
+            Error::Unavailable { .. } => idempotent,
             Error::Api { status, .. } => idempotent && (*status == 408 || *status >= 500),
             _ => false,
         }
@@ -218,6 +231,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::RateLimited { retry_after, .. } => *retry_after,
+            Error::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -374,6 +388,25 @@ mod tests {
             message: "x".into(),
             request_id: None,
         }
+    }
+
+    #[test]
+    fn unavailable_is_a_server_error_with_a_hint() {
+        let e = Error::Unavailable {
+            provider: "test",
+            retry_after: Duration::from_secs(4),
+            request_id: Some("r1".into()),
+        };
+        assert!(e.is_retryable(Idempotency::Idempotent));
+        assert!(
+            !e.is_retryable(Idempotency::NonIdempotent),
+            "a create behind a 503 may have happened: look it up, do not re-send blindly"
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(4)));
+        assert_eq!(
+            e.to_string(),
+            "test: unavailable (HTTP 503), retry after 4s (request id r1)"
+        );
     }
 
     #[test]

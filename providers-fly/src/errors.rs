@@ -63,11 +63,10 @@ pub(crate) fn map(status: u16, headers: &HeaderMap, body: &str, what: &str) -> E
             retry_after: retry_after(headers, jiff::Timestamp::now()),
             request_id,
         },
-        // "Unavailable, come back after …": the server asked for a wait, as a 429 does
-        // (reliability.md R8: never retry sooner than the hint).
-        (503, _) if retry_after(headers, jiff::Timestamp::now()).is_some() => Error::RateLimited {
+        // "Unavailable, come back after …": never retry sooner than the hint (R8).
+        (503, _) if retry_after(headers, jiff::Timestamp::now()).is_some() => Error::Unavailable {
             provider: PROVIDER,
-            retry_after: retry_after(headers, jiff::Timestamp::now()),
+            retry_after: retry_after(headers, jiff::Timestamp::now()).unwrap_or_default(),
             request_id,
         },
         (_, "insufficient_capacity" | "volume_placement_capacity") => Error::Api {
@@ -109,6 +108,7 @@ mod tests {
         Conflict,
         AlreadyExists,
         RateLimited(Option<Duration>),
+        Unavailable(Duration),
         Api(u16),
     }
 
@@ -119,6 +119,7 @@ mod tests {
             Error::Conflict { .. } => Kind::Conflict,
             Error::AlreadyExists { .. } => Kind::AlreadyExists,
             Error::RateLimited { retry_after, .. } => Kind::RateLimited(*retry_after),
+            Error::Unavailable { retry_after, .. } => Kind::Unavailable(*retry_after),
             Error::Api { status, .. } => Kind::Api(*status),
             other => panic!("unexpected variant {other:?}"),
         }
@@ -206,7 +207,7 @@ mod tests {
                 503,
                 r#"{"error":"unavailable"}"#,
                 Some("7"),
-                Kind::RateLimited(Some(Duration::from_secs(7))),
+                Kind::Unavailable(Duration::from_secs(7)),
                 true,
             ),
             (504, "", None, Kind::Api(504), true),

@@ -108,11 +108,6 @@ fn rate_limit(
     msg: &str,
     now: jiff::Timestamp,
 ) -> Option<Option<Duration>> {
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // "Unavailable, come back after …" asks for a wait as a 429 does; without the header
-        // a 503 is a plain server error.
-        return retry_after(headers, now).map(Some);
-    }
     if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
         return None;
     }
@@ -148,6 +143,16 @@ pub(crate) fn map_status(
 ) -> Error {
     let request_id = request_id(headers);
     let msg = message(status, body);
+    // "Unavailable, come back after …": never retry sooner than the hint (R8).
+    if let Some(wait) =
+        retry_after(headers, now).filter(|_| status == StatusCode::SERVICE_UNAVAILABLE)
+    {
+        return Error::Unavailable {
+            provider: PROVIDER,
+            retry_after: wait,
+            request_id,
+        };
+    }
     if let Some(retry_after) = rate_limit(status, headers, &msg, now) {
         return Error::RateLimited {
             provider: PROVIDER,
@@ -198,6 +203,7 @@ mod tests {
     enum Kind {
         Unauthorized(u16),
         RateLimited(Option<u64>),
+        Unavailable(u64),
         NotFound,
         Conflict,
         Api(u16),
@@ -209,6 +215,7 @@ mod tests {
             Error::RateLimited { retry_after, .. } => {
                 Kind::RateLimited(retry_after.map(|d| d.as_secs()))
             }
+            Error::Unavailable { retry_after, .. } => Kind::Unavailable(retry_after.as_secs()),
             Error::NotFound { .. } => Kind::NotFound,
             Error::Conflict { .. } => Kind::Conflict,
             Error::Api { status, .. } => Kind::Api(*status),
@@ -260,7 +267,7 @@ mod tests {
                 503,
                 vec![("retry-after", "5")],
                 br#"{"message":"Service unavailable"}"#,
-                Kind::RateLimited(Some(5)),
+                Kind::Unavailable(5),
             ),
         ];
         for (status, hs, body, want) in table {

@@ -57,10 +57,7 @@ pub(crate) fn from_response(
         (None, None) => "no error details in the response".to_string(),
     };
     let request_id = request_id(headers);
-    // A 503 with `Retry-After` asks for a wait as a 429 does; the Vercel CLI honours both.
-    let rate_limited = status == 429
-        || code == "rate_limited"
-        || (status == 503 && retry_after(headers, now).is_some());
+    let rate_limited = status == 429 || code == "rate_limited";
     if rate_limited {
         let hint = retry_after(headers, now).or_else(|| {
             let reset = detail.limit.as_ref()?.reset?;
@@ -70,6 +67,14 @@ pub(crate) fn from_response(
         return Error::RateLimited {
             provider: PROVIDER,
             retry_after: hint,
+            request_id,
+        };
+    }
+    // "Unavailable, come back after …" (the Vercel CLI honours it on 429 and 503).
+    if let Some(wait) = retry_after(headers, now).filter(|_| status == 503) {
+        return Error::Unavailable {
+            provider: PROVIDER,
+            retry_after: wait,
             request_id,
         };
     }
@@ -123,6 +128,7 @@ mod tests {
         NotFound,
         Conflict,
         RateLimited(Option<u64>),
+        Unavailable(u64),
         Api(u16),
     }
 
@@ -134,6 +140,7 @@ mod tests {
             Error::RateLimited { retry_after, .. } => {
                 Kind::RateLimited(retry_after.map(|d| d.as_secs()))
             }
+            Error::Unavailable { retry_after, .. } => Kind::Unavailable(retry_after.as_secs()),
             Error::Api { status, .. } => Kind::Api(*status),
             other => panic!("unexpected variant {other:?}"),
         }
@@ -209,7 +216,7 @@ mod tests {
                 Kind::Api(500),
             ),
             (502, None, "<html>bad gateway</html>".into(), Kind::Api(502)),
-            (503, Some("3"), "".into(), Kind::RateLimited(Some(3))),
+            (503, Some("3"), "".into(), Kind::Unavailable(3)),
             (503, None, "".into(), Kind::Api(503)),
             (
                 402,
