@@ -1206,3 +1206,26 @@ async fn i4_list_cursors_from_the_api_reach_the_query_intact() {
         assert_eq!(q[2].1, cursor, "{cursor:?}");
     }
 }
+
+/// R1's attempt bound made falsifiable. In the convergence runs `max_consecutive(7)` means no
+/// request ever *needs* more than 8 attempts; this shows 8 is also the most the client ever
+/// *sends*: a read that fails every time goes out 8 times, and giving up (`RetriesExhausted`)
+/// is not retried again by the pipeline's own loop, so attempts do not multiply.
+#[tokio::test(start_paused = true)]
+async fn r1_a_read_that_always_fails_is_sent_eight_times_not_more() {
+    let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+    let host = paused_host(&server.uri());
+    fake.chaos(HttpChaos::new(5, 1.0));
+    let n = name(42);
+    let err = retried("get database", || host.get_database(&n))
+        .await
+        .expect_err("every request fails");
+    assert!(
+        matches!(
+            err,
+            preview_core::Error::RetriesExhausted { attempts: 8, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fake.exchanges().len(), 8, "{:?}", fake.exchanges());
+}

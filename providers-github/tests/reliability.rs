@@ -1219,3 +1219,24 @@ async fn r4_a_create_whose_answer_never_arrives_is_found_not_resent() {
         check_exchanges(&fake);
     }
 }
+
+/// R1's attempt bound made falsifiable. In the convergence runs `max_consecutive(7)` means no
+/// request ever *needs* more than 8 attempts; this shows 8 is also the most the client ever
+/// *sends*: a read that fails every time goes out 8 times, and giving up (`RetriesExhausted`)
+/// is not retried again by the pipeline's own loop, so attempts do not multiply.
+#[tokio::test(start_paused = true)]
+async fn r1_a_read_that_always_fails_is_sent_eight_times_not_more() {
+    let fake = fake().await;
+    let gh = fake.builder().build().unwrap();
+    fake.chaos(HttpChaos::new(5, 1.0));
+    let err = call(&RetryConfig::default(), "get pull request", || {
+        gh.get_pull_request(pr_number(PR))
+    })
+    .await
+    .expect_err("every request fails");
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 8, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fake.exchanges().len(), 8, "{:?}", fake.exchanges());
+}

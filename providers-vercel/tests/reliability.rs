@@ -1338,3 +1338,25 @@ async fn i4_text_that_cannot_reach_a_url_is_rejected_first() {
         );
     }
 }
+
+/// R1's attempt bound made falsifiable. In the convergence runs `max_consecutive(7)` means no
+/// request ever *needs* more than 8 attempts; this shows 8 is also the most the client ever
+/// *sends*: a read that fails every time goes out 8 times, and giving up (`RetriesExhausted`)
+/// is not retried again by the pipeline's own loop, so attempts do not multiply.
+#[tokio::test(start_paused = true)]
+async fn r1_a_read_that_always_fails_is_sent_eight_times_not_more() {
+    let fake = fake();
+    let server = fake.start().await;
+    let host = paused_host(&server);
+    fake.chaos(HttpChaos::new(5, 1.0));
+    let spec = life_spec("false");
+    let n = name(42);
+    let err = retried("get app", || host.get_app(&n, &spec.target))
+        .await
+        .expect_err("every request fails");
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 8, .. }),
+        "{err:?}"
+    );
+    assert_eq!(fake.exchanges().len(), 8, "{:?}", fake.exchanges());
+}
