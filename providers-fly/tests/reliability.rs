@@ -699,8 +699,8 @@ async fn r8_retry_after_is_obeyed_within_the_budget_and_fails_fast_beyond_it() {
         (
             429,
             Some(preview_core::testing::RetryAfter::Date(5).header_value()),
-            4_000,
-            6_300,
+            5_000,
+            7_300,
         ),
         (503, Some(past), 0, 300),
         (503, None, 125, 250),

@@ -41,7 +41,8 @@ impl SplitMix64 {
 pub enum RetryAfter {
     /// Delta seconds (`Retry-After: 3`).
     Seconds(u64),
-    /// An HTTP date that many seconds from now (`Retry-After: Sun, 22 Nov 2026 11:00:03 GMT`).
+    /// An HTTP date at least that many seconds from now, at most two more (whole seconds,
+    /// rounded up): `Retry-After: Sun, 22 Nov 2026 11:00:03 GMT`.
     Date(u64),
 }
 
@@ -51,10 +52,12 @@ impl RetryAfter {
         match self {
             RetryAfter::Seconds(s) => s.to_string(),
             RetryAfter::Date(s) => {
-                // HTTP dates have whole seconds: round up so the hint never shrinks below `s - 1`.
-                let at = jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_secs(*s as i64 + 1))
-                    .unwrap_or(jiff::Timestamp::MAX);
+                // HTTP dates have whole seconds, and the client reads the header a little after
+                // it was written: round up to the next whole second, then add one, so whatever
+                // the client computes is at least `s` (and at most `s + 2`).
+                let now = jiff::Timestamp::now().as_millisecond();
+                let due = (now + *s as i64 * 1000 + 999).div_euclid(1000) + 1;
+                let at = jiff::Timestamp::from_second(due).unwrap_or(jiff::Timestamp::MAX);
                 jiff::fmt::rfc2822::DateTimePrinter::new()
                     .timestamp_to_rfc9110_string(&at)
                     .unwrap_or_else(|_| s.to_string())
@@ -309,10 +312,12 @@ mod tests {
             let when = jiff::fmt::rfc2822::parse(&v)
                 .expect("an RFC 9110 date")
                 .timestamp();
-            let wait = when.as_second() - jiff::Timestamp::now().as_second();
+            // Milliseconds: what a client computes right after reading the header.
+            let wait = when.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+            let secs = secs as i64;
             assert!(
-                (secs as i64..=secs as i64 + 1).contains(&wait),
-                "{v}: {wait}s for {secs}s"
+                (secs * 1000..=(secs + 2) * 1000).contains(&wait),
+                "{v}: {wait} ms for {secs} s"
             );
         }
         assert_eq!(RetryAfter::Seconds(4).header_value(), "4");
