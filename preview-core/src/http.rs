@@ -11,15 +11,26 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, TransportKind};
 
-/// A reqwest client with a per-request timeout, a connect timeout and our user agent.
+/// A reqwest client with our user agent; with `Some(timeout)`, a per-request timeout and a 10 s
+/// connect timeout.
+///
+/// `None` is only for tests on a paused tokio clock: there the runtime advances time to the next
+/// timer whenever it waits for the network, so a client timeout would fire while a local mock
+/// server is still answering. Without timeouts no timer runs while a request is in flight, not
+/// even the idle-connection reaper, so virtual time only moves for the caller's own waits.
 ///
 /// # Errors
 /// [`Error::Config`] if the TLS backend cannot be initialised.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
+pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
+    let builder =
+        reqwest::Client::builder().user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")));
+    let builder = match timeout {
+        Some(timeout) => builder
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10)),
+        None => builder.pool_idle_timeout(None),
+    };
+    builder
         .build()
         .map_err(|e| Error::config(format!("cannot build the HTTP client: {}", e.without_url())))
 }

@@ -215,19 +215,8 @@ impl FlyDatabasesBuilder {
             return Err(Error::config("fly: the API token is empty"));
         }
         let auth = preview_core::http::auth_header(scheme, &bare, "fly")?;
-        let client = match self.timeout {
-            Some(timeout) => preview_core::http::client(timeout)?,
-            // Only for paused-clock tests (see `without_timeouts`): no timer at all while a
-            // request is in flight, not even the idle-connection reaper, so virtual time only
-            // moves for our own waits.
-            None => reqwest::Client::builder()
-                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
-                .pool_idle_timeout(None)
-                .build()
-                .map_err(|e| {
-                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
-                })?,
-        };
+        // No timeouts only for paused-clock tests (see `without_timeouts`).
+        let client = preview_core::http::client(self.timeout)?;
         Ok(FlyDatabases {
             api: Api {
                 client,

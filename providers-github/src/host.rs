@@ -116,19 +116,8 @@ impl GitHubSource {
     }
 
     pub(crate) fn new(c: Config) -> Result<Self> {
-        let http = match c.timeout {
-            Some(timeout) => client(timeout)?,
-            // Only for paused-clock tests (see `GitHubSourceBuilder::without_timeouts`): no timer
-            // at all while a request is in flight, not even the idle-connection reaper, so virtual
-            // time only moves for our own waits.
-            None => reqwest::Client::builder()
-                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
-                .pool_idle_timeout(None)
-                .build()
-                .map_err(|e| {
-                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
-                })?,
-        };
+        // No timeouts only for paused-clock tests (see `GitHubSourceBuilder::without_timeouts`).
+        let http = client(c.timeout)?;
         Ok(Self {
             http,
             auth: auth_header("Bearer", &c.token, PROVIDER)?,

@@ -182,19 +182,8 @@ impl VercelAppsBuilder {
         if self.poll_unit.is_zero() {
             return Err(Error::config("the Vercel poll unit must be positive"));
         }
-        let http = match self.timeout {
-            Some(timeout) => preview_core::http::client(timeout)?,
-            // Only for paused-clock tests (see `without_timeouts`): no timer at all while a
-            // request is in flight, not even the idle-connection reaper, so virtual time only
-            // moves for our own waits.
-            None => reqwest::Client::builder()
-                .user_agent(concat!("preview/", env!("CARGO_PKG_VERSION")))
-                .pool_idle_timeout(None)
-                .build()
-                .map_err(|e| {
-                    Error::config(format!("cannot build the HTTP client: {}", e.without_url()))
-                })?,
-        };
+        // No timeouts only for paused-clock tests (see `without_timeouts`).
+        let http = preview_core::http::client(self.timeout)?;
         let auth = preview_core::http::auth_header("Bearer", &token, "vercel")?;
         Ok(VercelApps::new(
             http,
