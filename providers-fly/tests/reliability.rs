@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::spec;
 use common::*;
-use preview_core::testing::HttpChaos;
+use preview_core::testing::{HttpChaos, percent_decode as decode, random_strings};
 use preview_core::{
     DatabaseHost, DatabaseSpec, Deleted, Idempotency, PreviewName, Result, RetryConfig, retry,
 };
@@ -806,44 +806,12 @@ fn hostile_named() -> Vec<String> {
 
 /// Seeded random strings over a hostile alphabet (URL delimiters, escapes, dots, unicode).
 fn hostile_random(seed: u64, count: usize) -> Vec<String> {
-    let alphabet: Vec<char> = "/?#&=%;.$()\"'` \\+:@[]{}|^~<>!*,azAZ09-_\u{202E}\u{0}\t\nü🦀"
+    let alphabet: Vec<String> = "/?#&=%;.$()\"'` \\+:@[]{}|^~<>!*,azAZ09-_\u{202E}\u{0}\t\nü🦀"
         .chars()
+        .map(String::from)
         .collect();
-    let mut x = seed;
-    let mut next = move || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..count)
-        .map(|_| {
-            let len = 1 + next() % 12;
-            (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect()
-        })
-        .collect()
-}
-
-/// `%XX` decoding of one path segment, as a server's router does.
-fn decode(seg: &str) -> String {
-    let b = seg.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&seg[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).expect("our own encoding is UTF-8")
+    let alphabet: Vec<&str> = alphabet.iter().map(String::as_str).collect();
+    random_strings(seed, count, &alphabet, 12)
 }
 
 /// Every request about the Machine must address it by its exact id on an unchanged route.

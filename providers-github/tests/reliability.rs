@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use preview_core::testing::HttpChaos;
+use preview_core::testing::{HttpChaos, percent_decode as decode, random_strings};
 use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportState, RetryConfig, SourceHost, retry,
@@ -721,29 +721,14 @@ fn hostile_fixed() -> Vec<String> {
     ]
 }
 
-/// Seeded random strings over a hostile alphabet (splitmix64: the same seed, the same strings).
+/// Seeded random strings over a hostile alphabet (the same seed, the same strings).
 fn hostile_random(seed: u64, n: usize) -> Vec<String> {
     const ALPHABET: &[&str] = &[
         "/", "?", "#", "&", "=", "%", "+", ";", "\"", "'", "$", "(", ")", "{", "}", "\\", ".",
         "..", " ", "\u{202E}", "\u{200B}", "🚀", "é", "a", "Z", "0", "-", "_", "~", ":", "@", "!",
         "*", ",", "<", ">", "[", "]", "|", "^", "`", "%2F", "%00", "%", "\n", "\t",
     ];
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..n)
-        .map(|_| {
-            let len = 1 + next() % 16;
-            (0..len)
-                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-                .collect()
-        })
-        .collect()
+    random_strings(seed, n, ALPHABET, 16)
 }
 
 /// The named strings, then `n` seeded random ones.
@@ -751,13 +736,6 @@ fn hostile(n: u64) -> Vec<String> {
     let mut all = hostile_fixed();
     all.extend(hostile_random(0x14, n as usize));
     all
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .expect("the client percent-encodes UTF-8")
-        .into_owned()
 }
 
 /// The decoded path segments of a received request.

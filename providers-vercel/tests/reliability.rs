@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use preview_core::testing::HttpChaos;
+use preview_core::testing::{HttpChaos, percent_decode, random_strings};
 use preview_core::{AppHost, AppSpec, Error, Idempotency, PreviewName, Result, RetryConfig, retry};
 use providers_vercel::MARKER;
 use providers_vercel::testing::{BuildOutcome, Exchange, FakeVercel};
@@ -911,60 +911,16 @@ fn hostile_fixed() -> Vec<String> {
     ]
 }
 
-/// A tiny seeded generator (splitmix64) for the random hostile strings.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// Seeded random strings over a hostile alphabet: URL delimiters, percent and plus, dots, shell
 /// metacharacters, quotes, bidi and zero-width marks, non-ASCII (never control characters, which
 /// branch validation rejects; see `i4_text_that_cannot_reach_a_url_is_rejected_first`).
 fn hostile_random(seed: u64, n: u64) -> Vec<String> {
-    const ALPHABET: &[char] = &[
-        '/', '?', '#', '&', '=', '%', '+', ' ', '.', ';', '"', '\'', '$', '(', ')', '|', '`', '\\',
-        '{', '}', '<', '>', '~', '^', ':', '*', '[', ']', '@', '!', ',', 'a', 'Z', '0', '9', '-',
-        '_', 'é', '\u{202E}', '\u{200B}', '\u{FEFF}', '🦀', '2', 'F',
+    const ALPHABET: &[&str] = &[
+        "/", "?", "#", "&", "=", "%", "+", " ", ".", ";", "\"", "'", "$", "(", ")", "|", "`", "\\",
+        "{", "}", "<", ">", "~", "^", ":", "*", "[", "]", "@", "!", ",", "a", "Z", "0", "9", "-",
+        "_", "é", "\u{202E}", "\u{200B}", "\u{FEFF}", "🦀", "2", "F",
     ];
-    let mut rng = Rng(seed);
-    (0..n)
-        .map(|_| {
-            let len = 1 + rng.next() % 40;
-            (0..len)
-                .map(|_| ALPHABET[(rng.next() % ALPHABET.len() as u64) as usize])
-                .collect()
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("UTF-8 after decoding")
+    random_strings(seed, n as usize, ALPHABET, 40)
 }
 
 /// The routes the client may call; `{p}` project, `{d}` domain, `{id}` deployment id.

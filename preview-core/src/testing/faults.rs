@@ -36,6 +36,39 @@ impl SplitMix64 {
     }
 }
 
+/// `n` seeded random strings of 1 to `max_len` pieces of `alphabet` each (the same seed gives the
+/// same strings): inputs for property tests of URL building and naming (reliability.md I1/I4),
+/// over an alphabet of whatever the caller considers hostile.
+///
+/// # Panics
+/// If `alphabet` is empty or `max_len` is zero.
+pub fn random_strings(seed: u64, n: usize, alphabet: &[&str], max_len: u64) -> Vec<String> {
+    assert!(
+        !alphabet.is_empty() && max_len > 0,
+        "an alphabet and a length"
+    );
+    let mut rng = SplitMix64(seed);
+    (0..n)
+        .map(|_| {
+            let len = 1 + rng.below(max_len);
+            (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// `%XX` decoding, as a server's router does with a path segment or a query value.
+///
+/// # Panics
+/// If the decoded bytes are not UTF-8 (a client sending our own text never produces that).
+pub fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .expect("percent-encoded UTF-8")
+        .into_owned()
+}
+
 /// How `Retry-After` is written on an injected 429 or 503.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryAfter {
@@ -303,6 +336,18 @@ mod tests {
         let mut s = HttpChaos::new(3, 1.0).mutating_only().start();
         assert!(s.draw("GET", "/a").is_none());
         assert!(s.draw("DELETE", "/a").is_some());
+    }
+
+    #[test]
+    fn random_strings_are_seeded_and_bounded() {
+        let a = random_strings(9, 50, &["/", "%", "é"], 4);
+        assert_eq!(a, random_strings(9, 50, &["/", "%", "é"], 4));
+        assert_ne!(a, random_strings(10, 50, &["/", "%", "é"], 4));
+        for s in &a {
+            let pieces = s.chars().count();
+            assert!((1..=4).contains(&pieces), "{s:?}");
+        }
+        assert_eq!(percent_decode("a%2Fb%20%C3%A9%zz"), "a/b é%zz");
     }
 
     #[test]

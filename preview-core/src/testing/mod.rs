@@ -10,7 +10,9 @@ mod memory;
 
 pub mod conformance;
 
-pub use faults::{HttpChaos, HttpChaosState, HttpFault, RetryAfter};
+pub use faults::{
+    HttpChaos, HttpChaosState, HttpFault, RetryAfter, percent_decode, random_strings,
+};
 pub use memory::{
     Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
     StoredVar, Tripwire,
