@@ -81,7 +81,10 @@ fn world() -> World {
 }
 
 fn preview(w: &World, secrets: Arc<dyn SecretSource>) -> Preview {
-    let config = Config::load(EXAMPLE).unwrap();
+    preview_of(w, Config::load(EXAMPLE).unwrap(), secrets)
+}
+
+fn preview_of(w: &World, config: Config, secrets: Arc<dyn SecretSource>) -> Preview {
     Preview::new(
         config,
         Hosts {
@@ -332,18 +335,7 @@ async fn a_redeploy_whose_report_text_changed_publishes_it_and_rechecks_the_pr()
         .replace("label = \"Manage UI\"", "label = \"Manage UI (preview)\"");
     let base = std::path::Path::new(EXAMPLE).parent().unwrap();
     let config = Config::parse(&text, "preview.toml", base).unwrap();
-    let p = Preview::new(
-        config,
-        Hosts {
-            database: Arc::new(w.db.clone()),
-            apps: Arc::new(w.apps.clone()),
-            source: Arc::new(w.source.clone()),
-        },
-    )
-    .hooks(Arc::new(w.hooks.clone()))
-    .http(Arc::new(w.http.clone()))
-    .secrets(stable())
-    .env(Arc::new(env_lookup));
+    let p = preview_of(&w, config, stable());
     let again = p.deploy(pr).await.unwrap();
     assert_eq!(w.db.mutating_calls() + w.apps.mutating_calls(), 0);
     assert_eq!(source_calls(&w, "publish_report"), 1);
