@@ -86,6 +86,24 @@ pub fn retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration
     Some(Duration::from_millis(delta.max(0) as u64))
 }
 
+/// A 503 that says when to come back (`Retry-After`) as [`Error::Unavailable`]; `None` for any
+/// other answer. One rule for every provider: the hint is honoured (reliability.md R8), but the
+/// answer stays a server error, so a create behind it is looked up, never re-sent blindly.
+pub fn unavailable(
+    provider: &'static str,
+    status: u16,
+    headers: &HeaderMap,
+    request_id: Option<String>,
+    now: jiff::Timestamp,
+) -> Option<Error> {
+    let wait = retry_after(headers, now).filter(|_| status == 503)?;
+    Some(Error::Unavailable {
+        provider,
+        retry_after: wait,
+        request_id,
+    })
+}
+
 /// Truncates a response body for an error message (on a char boundary).
 pub fn truncate(body: &str, max: usize) -> String {
     if body.len() <= max {

@@ -5,7 +5,7 @@
 //! request, so tokens and secret values cannot reach them.
 
 use preview_core::Error;
-use preview_core::http::{header, retry_after, truncate};
+use preview_core::http::{header, retry_after, truncate, unavailable};
 use reqwest::header::HeaderMap;
 
 use crate::PROVIDER;
@@ -37,6 +37,15 @@ pub(crate) fn map(status: u16, headers: &HeaderMap, body: &str, what: &str) -> E
     let request_id = header(headers, REQUEST_ID).map(str::to_string);
     let (msg, code) = message(body);
     let code = code.as_deref().unwrap_or("");
+    if let Some(e) = unavailable(
+        PROVIDER,
+        status,
+        headers,
+        request_id.clone(),
+        jiff::Timestamp::now(),
+    ) {
+        return e;
+    }
     match (status, code) {
         (401 | 403, _) => Error::Unauthorized {
             provider: PROVIDER,
@@ -61,12 +70,6 @@ pub(crate) fn map(status: u16, headers: &HeaderMap, body: &str, what: &str) -> E
         (429, _) => Error::RateLimited {
             provider: PROVIDER,
             retry_after: retry_after(headers, jiff::Timestamp::now()),
-            request_id,
-        },
-        // "Unavailable, come back after …": never retry sooner than the hint (R8).
-        (503, _) if retry_after(headers, jiff::Timestamp::now()).is_some() => Error::Unavailable {
-            provider: PROVIDER,
-            retry_after: retry_after(headers, jiff::Timestamp::now()).unwrap_or_default(),
             request_id,
         },
         (_, "insufficient_capacity" | "volume_placement_capacity") => Error::Api {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use preview_core::Error;
-use preview_core::http::{header, retry_after, truncate};
+use preview_core::http::{header, retry_after, truncate, unavailable};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
@@ -143,15 +143,8 @@ pub(crate) fn map_status(
 ) -> Error {
     let request_id = request_id(headers);
     let msg = message(status, body);
-    // "Unavailable, come back after …": never retry sooner than the hint (R8).
-    if let Some(wait) =
-        retry_after(headers, now).filter(|_| status == StatusCode::SERVICE_UNAVAILABLE)
-    {
-        return Error::Unavailable {
-            provider: PROVIDER,
-            retry_after: wait,
-            request_id,
-        };
+    if let Some(e) = unavailable(PROVIDER, status.as_u16(), headers, request_id.clone(), now) {
+        return e;
     }
     if let Some(retry_after) = rate_limit(status, headers, &msg, now) {
         return Error::RateLimited {

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use preview_core::Error;
-use preview_core::http::{header, retry_after, truncate};
+use preview_core::http::{header, retry_after, truncate, unavailable};
 
 pub(crate) const PROVIDER: &str = "vercel";
 
@@ -70,13 +70,9 @@ pub(crate) fn from_response(
             request_id,
         };
     }
-    // "Unavailable, come back after …" (the Vercel CLI honours it on 429 and 503).
-    if let Some(wait) = retry_after(headers, now).filter(|_| status == 503) {
-        return Error::Unavailable {
-            provider: PROVIDER,
-            retry_after: wait,
-            request_id,
-        };
+    // The Vercel CLI honours `Retry-After` on 429 and 503.
+    if let Some(e) = unavailable(PROVIDER, status, headers, request_id.clone(), now) {
+        return e;
     }
     let conflict_code = {
         let c = code.to_ascii_lowercase();
