@@ -20,7 +20,7 @@
 mod common;
 mod world;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use preview_core::PrState;
@@ -257,22 +257,33 @@ struct ActionsRun {
     summary: String,
 }
 
-async fn deploy_in_actions(w: &World) -> ActionsRun {
-    let event = w.dir.join("event.json");
+/// Writes a `pull_request` event for PR 42 with `action` and this `head`, as the runner does.
+fn pr_event(w: &World, action: &str, head: serde_json::Value) -> PathBuf {
+    let event = w.dir.join(format!("{action}.json"));
     std::fs::write(
         &event,
         serde_json::json!({
-            "action": "synchronize",
+            "action": action,
             "number": 42,
             "pull_request": {
                 "number": 42,
-                "head": {"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}},
+                "head": head,
                 "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
             },
         })
         .to_string(),
     )
     .unwrap();
+    event
+}
+
+/// The head of PR 42 in the e2e world: a branch of the repository itself.
+fn own_head() -> serde_json::Value {
+    serde_json::json!({"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}})
+}
+
+async fn deploy_in_actions(w: &World) -> ActionsRun {
+    let event = pr_event(w, "synchronize", own_head());
     let outputs = w.dir.join("github_output");
     let summary = w.dir.join("step_summary");
     let (event_s, outputs_s, summary_s) = (
@@ -614,21 +625,7 @@ async fn teardown_and_sweep_jobs_work_without_the_deploy_secrets() {
     assert_eq!(run.out.code, 0, "{:?}", run.out);
 
     w.github.set_pull_request(pr(42, PrState::Closed));
-    let event = w.dir.join("closed.json");
-    std::fs::write(
-        &event,
-        serde_json::json!({
-            "action": "closed",
-            "number": 42,
-            "pull_request": {
-                "number": 42,
-                "head": {"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}},
-                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
-            },
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let event = pr_event(&w, "closed", own_head());
     let out = w.run_with(&["teardown"], job_env(&w, &event)).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(w.fly.apps().is_empty(), "{:?}", w.fly.apps());
@@ -690,21 +687,11 @@ async fn a_new_push_redeploys_the_apps_at_the_new_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_pr_is_skipped_before_any_token_is_read_or_request_sent() {
     let w = World::start(Tweaks::default()).await;
-    let event = w.dir.join("fork.json");
-    std::fs::write(
-        &event,
-        serde_json::json!({
-            "action": "opened",
-            "number": 42,
-            "pull_request": {
-                "number": 42,
-                "head": {"ref": "main", "sha": "b".repeat(40), "repo": {"full_name": "mallory/app"}},
-                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
-            },
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let event = pr_event(
+        &w,
+        "opened",
+        serde_json::json!({"ref": "main", "sha": "b".repeat(40), "repo": {"full_name": "mallory/app"}}),
+    );
     let out = w
         .run(
             &["deploy"],
