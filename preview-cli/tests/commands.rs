@@ -5,12 +5,11 @@ mod common;
 
 use common::{Buf, Memory, memory};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use preview_cli::context::Env;
-use preview_core::secrecy::{ExposeSecret, SecretString};
-use preview_core::{Config, DerivedSecrets, PrState};
+use preview_core::PrState;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -55,20 +54,8 @@ async fn run(m: &Memory, env: &[(String, String)], args: &[&str]) -> Run {
 
 /// Every sensitive value of PR `n`'s environment, derived forms included.
 fn sensitive(n: u32) -> Vec<String> {
-    let config = Config::load(EXAMPLE).unwrap();
-    let name = config.name(preview_core::PrNumber::new(u64::from(n)).unwrap());
     let env = |k: &str| base_env().into_iter().find(|(n, _)| n == k).map(|(_, v)| v);
-    let d = DerivedSecrets::new(SecretString::from(MASTER)).unwrap();
-    let values = config.resolve_secrets(&name, &d, &env).unwrap();
-    let mut all: Vec<String> = values
-        .iter()
-        .map(|(_, v)| v.expose_secret().to_string())
-        .collect();
-    let rendered = config
-        .render_all(&name, &Default::default(), values, &env)
-        .unwrap();
-    all.extend(rendered.sensitive_values());
-    all
+    common::derived_secrets(Path::new(EXAMPLE), u64::from(n), MASTER, env)
 }
 
 #[tokio::test]

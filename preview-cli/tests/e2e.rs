@@ -349,22 +349,7 @@ fn assert_masked_first_and_never_leaked(w: &World, run: &ActionsRun) {
         .copied()
         .collect::<Vec<_>>()
         .join("\n");
-    let requests: Vec<String> = w
-        .github
-        .exchanges()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}",
-                e.method,
-                e.path,
-                e.request
-                    .as_ref()
-                    .map(|r| r.to_string())
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
+    let requests = w.github_requests();
     assert!(!requests.is_empty());
     let places: Vec<(&str, String)> = vec![
         ("stdout", stdout_after_masks),

@@ -351,23 +351,7 @@ impl S1 {
                 false,
             );
         }
-        let requests: Vec<String> = self
-            .w
-            .github
-            .exchanges()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {} {}",
-                    e.method,
-                    e.path,
-                    e.request
-                        .as_ref()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
+        let requests = self.w.github_requests();
         assert!(requests.iter().any(|r| r.contains("comments")));
         assert_clean("requests to GitHub", &requests.join("\n"), &values, false);
         let comments: Vec<String> = ["prj_api", "prj_ui"]

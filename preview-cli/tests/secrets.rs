@@ -130,22 +130,8 @@ async fn run(m: &Memory, env: &[(String, String)], args: &[&str]) -> Run {
 
 /// Every generated secret of PR `n` and every sensitive rendered value (URLs with passwords).
 fn generated(n: u32, env: &[(String, String)]) -> Vec<String> {
-    let config = Config::load(EXAMPLE).unwrap();
-    let name = config.name(PrNumber::new(u64::from(n)).unwrap());
-    let vars = env.to_vec();
-    let lookup = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let master = TOKENS[0].1;
-    let d = DerivedSecrets::new(SecretString::from(master)).unwrap();
-    let values = config.resolve_secrets(&name, &d, &lookup).unwrap();
-    let mut all: Vec<String> = values
-        .iter()
-        .map(|(_, v)| v.expose_secret().to_string())
-        .collect();
-    let rendered = config
-        .render_all(&name, &Default::default(), values, &lookup)
-        .unwrap();
-    all.extend(rendered.sensitive_values());
-    all
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    common::derived_secrets(Path::new(EXAMPLE), u64::from(n), TOKENS[0].1, lookup)
 }
 
 fn unauthorized() -> Error {

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use preview_cli::context::Context;
 use preview_cli::providers::HostFactory;
 use preview_core::effects::{HookRunner, HttpClient};
+use preview_core::secrecy::{ExposeSecret, SecretString};
 use preview_core::testing::{
     InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
 };
-use preview_core::{Config, Hosts};
+use preview_core::{Config, DerivedSecrets, Hosts, PrNumber};
 
 /// A cloneable in-memory writer (captured stdout/stderr).
 #[derive(Clone, Default)]
@@ -163,4 +164,28 @@ pub(crate) fn assert_clean(what: &str, text: &str, values: &[String], actions: b
             }
         }
     }
+}
+
+/// Every sensitive value of PR `n`'s environment under `config`, derived the way the binary does
+/// (from `master`, with `env` for the config's env references): the generated secrets and the
+/// rendered values that embed them.
+pub(crate) fn derived_secrets(
+    config: &std::path::Path,
+    n: u64,
+    master: &str,
+    env: impl Fn(&str) -> Option<String> + Sync,
+) -> Vec<String> {
+    let config = Config::load(config).unwrap();
+    let name = config.name(PrNumber::new(n).unwrap());
+    let d = DerivedSecrets::new(SecretString::from(master.to_string())).unwrap();
+    let values = config.resolve_secrets(&name, &d, &env).unwrap();
+    let mut all: Vec<String> = values
+        .iter()
+        .map(|(_, v)| v.expose_secret().to_string())
+        .collect();
+    let rendered = config
+        .render_all(&name, &Default::default(), values, &env)
+        .unwrap();
+    all.extend(rendered.sensitive_values());
+    all
 }

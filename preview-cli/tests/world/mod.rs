@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use preview_core::secrecy::{ExposeSecret, SecretString};
-use preview_core::{Config, DerivedSecrets, PrNumber, PrState, PullRequest};
+use preview_core::{PrNumber, PrState, PullRequest};
 use providers_fly::testing::FakeFly;
 pub(crate) use providers_github::testing::{FakeGitHub, REPOSITORY, TOKEN as GITHUB_TOKEN};
 use providers_vercel::testing::FakeVercel;
@@ -413,6 +412,25 @@ impl World {
         }
     }
 
+    /// Every request sent to the GitHub fake, one line each: method, path and JSON body.
+    pub(crate) fn github_requests(&self) -> Vec<String> {
+        self.github
+            .exchanges()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.method,
+                    e.path,
+                    e.request
+                        .as_ref()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("FLY_API_URL", self.fly_server.uri()),
@@ -520,8 +538,6 @@ impl World {
 /// Every sensitive value of PR `n`'s environment under the test config, derived forms included,
 /// derived the way the binary does (same master, same config).
 pub(crate) fn sensitive(config: &Path, n: u64) -> Vec<String> {
-    let config = Config::load(config).unwrap();
-    let name = config.name(PrNumber::new(n).unwrap());
     let env = |k: &str| match k {
         "ANTHROPIC_API_KEY" => Some(ANTHROPIC.to_string()),
         "OPENAI_API_KEY" => Some(OPENAI.to_string()),
@@ -529,16 +545,7 @@ pub(crate) fn sensitive(config: &Path, n: u64) -> Vec<String> {
         "VERCEL_UI_PROJECT_ID" => Some("prj_ui".to_string()),
         _ => None,
     };
-    let d = DerivedSecrets::new(SecretString::from(MASTER)).unwrap();
-    let values = config.resolve_secrets(&name, &d, &env).unwrap();
-    let mut all: Vec<String> = values
-        .iter()
-        .map(|(_, v)| v.expose_secret().to_string())
-        .collect();
-    let rendered = config
-        .render_all(&name, &Default::default(), values, &env)
-        .unwrap();
-    all.extend(rendered.sensitive_values());
+    let mut all = crate::common::derived_secrets(config, n, MASTER, env);
     all.sort();
     all.dedup();
     all
