@@ -219,15 +219,11 @@ fn spec(file: &str) -> preview_core::openapi::OpenApi {
         .unwrap_or_else(|e| panic!("cannot load {file}: {e}"))
 }
 
-fn full() -> bool {
-    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
-}
-
 /// (provider, status) of the terminal errors: each status once by default (a deploy is ~4 s, its
 /// GitHub writes paced 1 s apart), every provider with every status with
 /// `PREVIEW_RELIABILITY_FULL=1`.
 fn terminal_errors() -> Vec<(&'static str, u16)> {
-    if full() {
+    if preview_core::testing::full_counts() {
         ["fly", "vercel", "github"]
             .into_iter()
             .flat_map(|p| [401, 403, 422].map(|s| (p, s)))

@@ -18,6 +18,7 @@ use preview_core::resolve::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::testing::{
     Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks, Tripwire,
+    cases,
 };
 use preview_core::{
     DerivedSecrets, Error, Hosts, Naming, Outcome, PrNumber, PrState, Preview, ReportState,
@@ -32,15 +33,6 @@ const REPO: &str = "inkeep/agents";
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const BRANCH: &str = "feature/login";
 const NAME: &str = "pr-42-agents";
-
-fn full() -> bool {
-    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
-fn cases(small: u64, big: u64) -> u64 {
-    if full() { big } else { small }
-}
 
 #[derive(Clone)]
 struct World {

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use common::spec;
 use common::*;
-use preview_core::testing::{HttpChaos, percent_decode as decode, random_strings};
+use preview_core::testing::{
+    HttpChaos, cases, full_counts as full, percent_decode as decode, random_strings,
+};
 use preview_core::{
     DatabaseHost, DatabaseSpec, Deleted, Idempotency, PreviewName, Result, RetryConfig, retry,
 };

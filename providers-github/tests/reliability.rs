@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use preview_core::testing::{HttpChaos, percent_decode as decode, random_strings};
+use preview_core::testing::{HttpChaos, cases, percent_decode as decode, random_strings};
 use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportState, RetryConfig, SourceHost, retry,
@@ -24,7 +24,7 @@ use providers_github::testing::{Exchange, FakeGitHub, LOGIN, TOKEN, bodies};
 use serde_json::json;
 use tokio::time::Instant;
 
-use common::{cases, check_exchanges, observe};
+use common::{check_exchanges, observe};
 
 const PR: u32 = 7;
 const OTHER_PR: u32 = 8;

@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use preview_core::testing::{HttpChaos, percent_decode, random_strings};
+use preview_core::testing::{HttpChaos, cases, percent_decode, random_strings};
 use preview_core::{AppHost, AppSpec, Error, Idempotency, PreviewName, Result, RetryConfig, retry};
 use providers_vercel::MARKER;
 use providers_vercel::testing::{BuildOutcome, Exchange, FakeVercel};

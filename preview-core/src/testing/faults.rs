@@ -36,6 +36,17 @@ impl SplitMix64 {
     }
 }
 
+/// Whether the reliability suites run their full case counts: `PREVIEW_RELIABILITY_FULL=1`, the
+/// nightly run (`.ci/nightly`). By default every suite runs at a smaller count.
+pub fn full_counts() -> bool {
+    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
+}
+
+/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1` (see [`full_counts`]).
+pub fn cases(small: u64, big: u64) -> u64 {
+    if full_counts() { big } else { small }
+}
+
 /// `n` seeded random strings of 1 to `max_len` pieces of `alphabet` each (the same seed gives the
 /// same strings): inputs for property tests of URL building and naming (reliability.md I1/I4),
 /// over an alphabet of whatever the caller considers hostile.

@@ -11,7 +11,8 @@ mod memory;
 pub mod conformance;
 
 pub use faults::{
-    HttpChaos, HttpChaosState, HttpFault, RetryAfter, percent_decode, random_strings,
+    HttpChaos, HttpChaosState, HttpFault, RetryAfter, cases, full_counts, percent_decode,
+    random_strings,
 };
 pub use memory::{
     Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,

@@ -83,17 +83,6 @@ pub fn check_exchanges(fake: &FakeGitHub) -> usize {
     exchanges.len()
 }
 
-/// Whether the reliability suites run their full case counts (`PREVIEW_RELIABILITY_FULL=1`),
-/// the same switch as `preview-core/tests/reliability.rs`.
-pub fn full() -> bool {
-    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
-pub fn cases(small: u64, big: u64) -> u64 {
-    if full() { big } else { small }
-}
-
 /// What the fake holds, with ids dropped, for comparing runs: comments of `issue` (author,
 /// body), deployments (sha, environment, statuses as state / URLs / description), environments.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -222,13 +222,3 @@ pub fn paused_host_once(server: &MockServer) -> VercelApps {
         .build()
         .expect("valid settings")
 }
-
-/// `PREVIEW_RELIABILITY_FULL=1` runs the full case counts.
-pub fn full() -> bool {
-    std::env::var("PREVIEW_RELIABILITY_FULL").is_ok_and(|v| v == "1")
-}
-
-/// `small` by default, `big` with `PREVIEW_RELIABILITY_FULL=1`.
-pub fn cases(small: u64, big: u64) -> u64 {
-    if full() { big } else { small }
-}
