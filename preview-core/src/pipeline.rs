@@ -866,53 +866,37 @@ impl Preview {
         // the run cannot strand anything this run made, and there is nothing to publish. Reading
         // the PR and the report again would only repeat this run's first reads.
         let digest = ready.digest();
-        if unchanged && shown.and_then(|s| s.digest).as_deref() == Some(digest.as_str()) {
-            let c = ResourceChange::new(
-                self.source.kind(),
-                "report",
-                format!("PR #{pr}"),
-                Outcome::Unchanged,
-            );
-            self.changes(std::slice::from_ref(&c));
-            changes.push(c);
-            return Ok(DeployReport {
-                name: name.clone(),
-                pr,
-                status: DeployStatus::Ready,
-                commit: Some(pull.head_sha.clone()),
-                changes,
-                deployments,
-                links: r.links.clone(),
-            });
-        }
-
-        // Close-during-deploy: the PR may have closed while we worked; leave nothing behind.
-        let still_open = self
-            .phase(Phase::Verify, async {
-                Ok(self.pull_request(pr).await?.map(|p| p.state) == Some(PrState::Open))
-            })
-            .await?;
-        if !still_open {
-            let t = self.teardown_name(name).await?;
-            changes.extend(t.changes);
-            return Ok(DeployReport {
-                name: name.clone(),
-                pr,
-                status: DeployStatus::ClosedDuringDeploy,
-                commit: Some(pull.head_sha.clone()),
-                changes,
-                deployments: BTreeMap::new(),
-                links: vec![],
-            });
-        }
-
-        let o = self
-            .phase(
+        let already_shown =
+            unchanged && shown.and_then(|s| s.digest).as_deref() == Some(digest.as_str());
+        let outcome = if already_shown {
+            Outcome::Unchanged
+        } else {
+            // Close-during-deploy: the PR may have closed while we worked; leave nothing behind.
+            let still_open = self
+                .phase(Phase::Verify, async {
+                    Ok(self.pull_request(pr).await?.map(|p| p.state) == Some(PrState::Open))
+                })
+                .await?;
+            if !still_open {
+                let t = self.teardown_name(name).await?;
+                changes.extend(t.changes);
+                return Ok(DeployReport {
+                    name: name.clone(),
+                    pr,
+                    status: DeployStatus::ClosedDuringDeploy,
+                    commit: Some(pull.head_sha.clone()),
+                    changes,
+                    deployments: BTreeMap::new(),
+                    links: vec![],
+                });
+            }
+            self.phase(
                 Phase::Report,
                 self.retry("publish report", || self.source.publish_report(&ready)),
             )
-            .await?;
-        let c = ResourceChange::new(self.source.kind(), "report", format!("PR #{pr}"), o);
+            .await?
+        };
+        let c = ResourceChange::new(self.source.kind(), "report", format!("PR #{pr}"), outcome);
         self.changes(std::slice::from_ref(&c));
         changes.push(c);
         Ok(DeployReport {
