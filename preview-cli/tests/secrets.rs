@@ -1,5 +1,5 @@
 //! Secret-hygiene and hostile-input suites of issue 7 for the CLI, in-process over the in-memory
-//! hosts, numbered as in `shared/reference/reliability.md`: S1 (sentinel scan of every output on
+//! hosts, numbered as in the README's reliability table: S1 (sentinel scan of every output on
 //! success and error paths), S2/S3 (mask lines only in Actions mode, and first), S4 (no secret in
 //! `Debug` of public types or in `--help` with token variables set) and I5 (workflow commands in PR
 //! titles and branches never reach stdout as commands).

@@ -5,8 +5,6 @@
 //! configuration, and the reconcile-style pipeline: [`plan`](pipeline::plan), deploy, teardown,
 //! sweep and status. Provider crates implement the traits over their HTTP APIs; the `testing`
 //! feature has in-memory implementations and a conformance suite any implementation can run.
-//! The `openapi` feature checks request and response bodies against the providers' published API
-//! descriptions, so provider tests can prove their mocks match the real APIs.
 //!
 //! ```
 //! use preview_core::{Naming, PrNumber};
@@ -22,8 +20,6 @@ pub mod host;
 pub mod http;
 pub mod model;
 pub mod name;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 pub mod retry;
 pub mod secret;
 pub mod template;

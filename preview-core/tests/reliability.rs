@@ -1,5 +1,5 @@
 //! Reliability suites of issue 7 over the in-memory hosts, numbered as in
-//! `shared/reference/reliability.md`: R1 (convergence under seeded faults), R2 (teardown leaves
+//! the README's reliability table: R1 (convergence under seeded faults), R2 (teardown leaves
 //! nothing), R3 (idempotent re-run), R4 (silent success on every create), R5 (crash-resume after
 //! and during every mutating call), R8 (back-off contract), R21 (concurrent deploys), R22 (sweep
 //! property test) and I1 (naming property test).

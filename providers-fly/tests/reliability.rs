@@ -1,5 +1,5 @@
 //! Reliability suites of issue 7 against the real Fly client over HTTP, numbered as in
-//! `shared/reference/reliability.md`: the same proof as `preview-core/tests/reliability.rs`, but
+//! the README's reliability table: the same proof as `preview-core/tests/reliability.rs`, but
 //! through request building, status mapping and decoding, against the stateful fake with seeded
 //! HTTP faults (`preview_core::testing::HttpChaos`).
 //!

@@ -2,14 +2,14 @@
 //! port to a real PostgreSQL server this test starts with `initdb`/`pg_ctl`, so the readiness
 //! check has to run a real query through it.
 //!
-//! Needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`, Debian package
-//! `postgresql`). Without them the PostgreSQL tests fail, unless `PREVIEW_SKIP_PG_TESTS=1`.
+//! The PostgreSQL test needs the server binaries, found (or installed on Debian/Ubuntu) by
+//! `preview_testkit::postgres`; without them it fails with what to do, unless skipped by name
+//! (`-- --skip postgres`).
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -17,25 +17,8 @@ use preview_core::{
     CpuKind, Credentials, DatabaseHost, DatabaseSpec, Error, MachineSize, Protocol, RestartPolicy,
     ServiceSpec, TlsMode, Value,
 };
+use preview_testkit::postgres::{Auth, Postgres, free_port, temp_dir};
 use providers_fly::FlyDatabases;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("fly-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `flyctl` that runs the stand-in with a log of its argv.
 fn stand_in(dir: &Path, extra: &str) -> (PathBuf, PathBuf) {
@@ -96,167 +79,6 @@ fn pg_spec(remote_port: u16, password: &str) -> DatabaseSpec {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// A throwaway PostgreSQL cluster.
-
-struct Postgres {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-/// `runuser` (util-linux) lives in /usr/sbin, which a CI PATH may lack.
-fn runuser() -> &'static str {
-    if Path::new("/usr/sbin/runuser").exists() {
-        "/usr/sbin/runuser"
-    } else {
-        "runuser"
-    }
-}
-
-fn output(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-impl Postgres {
-    /// `None` when skipping is allowed and the binaries are missing.
-    fn start(password: &str) -> Option<Postgres> {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.path().join("bin"))
-                    .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
-                    .collect()
-            })
-            .unwrap_or_default();
-        bins.sort();
-        let Some(bin) = bins.pop() else {
-            if std::env::var("PREVIEW_SKIP_PG_TESTS").as_deref() == Ok("1") {
-                return None;
-            }
-            panic!(
-                "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: \
-                 install the Debian package `postgresql` (or set PREVIEW_SKIP_PG_TESTS=1 to skip)"
-            );
-        };
-        let dir = temp_dir("pg");
-        // initdb refuses to run as root: run the cluster as the `postgres` user then.
-        let as_postgres = output("id", &["-u"]).as_deref() == Some("0");
-        if as_postgres {
-            let uid: u32 = output("id", &["-u", "postgres"])
-                .and_then(|s| s.parse().ok())
-                .expect(
-                    "running as root needs a `postgres` user (created by the postgresql package)",
-                );
-            let gid: u32 = output("id", &["-g", "postgres"])
-                .and_then(|s| s.parse().ok())
-                .expect("postgres group");
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-        }
-        let pwfile = dir.join("pw");
-        std::fs::write(&pwfile, password).unwrap();
-        if as_postgres {
-            let uid: u32 = output("id", &["-u", "postgres"]).unwrap().parse().unwrap();
-            std::os::unix::fs::chown(&pwfile, Some(uid), None).unwrap();
-        }
-        let pg = Postgres {
-            bin,
-            dir,
-            port: free_port(),
-            as_postgres,
-        };
-        let data = pg.dir.join("data");
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-U",
-                "appuser",
-                "--auth=scram-sha-256",
-                &format!("--pwfile={}", pwfile.to_string_lossy()),
-                "--no-sync",
-            ],
-        );
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-l",
-                &pg.dir.join("log").to_string_lossy(),
-                "-o",
-                &format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    pg.port,
-                    pg.dir.to_string_lossy()
-                ),
-                "-w",
-                "start",
-            ],
-        );
-        Some(pg)
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new(runuser());
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stop(&self) {
-        let data = self.dir.join("data");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let exe = self.bin.join("pg_ctl");
-        let args = ["-D", &*data.to_string_lossy(), "-m", "immediate", "stop"].map(str::to_string);
-        let _ = if self.as_postgres {
-            Command::new(runuser())
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(&args)
-                .output()
-        } else {
-            Command::new(&exe).args(&args).output()
-        };
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn query_through(port: u16, password: &str) -> Result<i32, tokio_postgres::Error> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host("127.0.0.1")
@@ -277,16 +99,14 @@ const PG_PASS: &str = "p@ss w/rd:SENTINEL";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
-    let Some(pg) = Postgres::start(PG_PASS) else {
-        return;
-    };
+    let pg = Postgres::start(Auth::Password(PG_PASS), &[]);
     let dir = temp_dir("flyctl");
     let (flyctl, log) = stand_in(&dir, "");
     let host = tunnel_host(&flyctl, Duration::from_secs(20));
     let n = name(50);
 
     let tunnels = host
-        .open_tunnels(&n, &pg_spec(pg.port, PG_PASS))
+        .open_tunnels(&n, &pg_spec(pg.port(), PG_PASS))
         .await
         .unwrap();
     let t = tunnels.get("run").unwrap().clone();
@@ -297,7 +117,7 @@ async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
     let argv = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         argv.trim(),
-        format!("proxy {}:{} -a pr-50-agents", t.port, pg.port)
+        format!("proxy {}:{} -a pr-50-agents", t.port, pg.port())
     );
     assert!(!argv.contains(TOKEN) && !argv.contains(PG_PASS));
 
@@ -325,7 +145,7 @@ async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
     // server.)
     let host = tunnel_host(&flyctl, Duration::from_secs(3));
     let err = host
-        .open_tunnels(&n, &pg_spec(pg.port, "wrong-password"))
+        .open_tunnels(&n, &pg_spec(pg.port(), "wrong-password"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
@@ -338,7 +158,7 @@ async fn tunnel_to_a_real_postgres_is_ready_only_after_a_real_query() {
     // A listening proxy in front of a dead server is not ready either.
     pg.stop();
     let err = host
-        .open_tunnels(&n, &pg_spec(pg.port, PG_PASS))
+        .open_tunnels(&n, &pg_spec(pg.port(), PG_PASS))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");

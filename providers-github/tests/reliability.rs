@@ -1,6 +1,6 @@
 //! Reliability suites of issue 7 against the real GitHub client over HTTP, talking to the stateful
 //! fake (`FakeGitHub`) with seeded faults (`preview_core::testing::HttpChaos`). Numbered as in
-//! `shared/reference/reliability.md`: R1/R2/R3 (convergence, teardown leaves nothing, idempotent
+//! the README's reliability table: R1/R2/R3 (convergence, teardown leaves nothing, idempotent
 //! re-run), R4 (silent success on every create), R7/R10 (terminal errors vs rate limits), R8
 //! (back-off contract), I4 (URL safety), S1/I6 (no secret in any body, inert untrusted text).
 //!

@@ -1,5 +1,5 @@
 //! Reliability suites of issue 7 against the REAL Vercel client over HTTP, with the stateful fake
-//! (`FakeVercel`) as the server, numbered as in `shared/reference/reliability.md`: R1/R2/R3
+//! (`FakeVercel`) as the server, numbered as in the README's reliability table: R1/R2/R3
 //! (convergence under seeded faults, teardown leaves nothing, idempotent re-run), R4 (silent
 //! success on every create), R7 (terminal errors fail fast), R8 (back-off contract) and I4 (URL
 //! safety).

@@ -17,7 +17,9 @@
 //!   check over h2c and `GET /healthz`.
 //!
 //! Run with `cargo test -p preview-cli --all-features` (the target needs feature `testing`).
-//! Needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`, Debian package `postgresql`).
+//! Needs the PostgreSQL server binaries, found (or installed on Debian/Ubuntu) by
+//! `preview_testkit::postgres`; the tests that use the world live in `mod postgres` so they can be
+//! skipped by name (`-- --skip postgres`).
 
 #![allow(dead_code)]
 
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use preview_core::{PrNumber, PrState, PullRequest};
+pub(crate) use preview_testkit::postgres::{Auth, Postgres};
 use providers_fly::testing::FakeFly;
 pub(crate) use providers_github::testing::{FakeGitHub, REPOSITORY, TOKEN as GITHUB_TOKEN};
 use providers_vercel::testing::FakeVercel;
@@ -78,121 +81,6 @@ pub(crate) fn id(args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-pub(crate) struct Postgres {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl Postgres {
-    pub(crate) fn start() -> Postgres {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.path().join("bin"))
-                    .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
-                    .collect()
-            })
-            .unwrap_or_default();
-        bins.sort();
-        let bin = bins.pop().expect(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: \
-             install the Debian package `postgresql`",
-        );
-        let dir = temp_dir("pg");
-        // initdb refuses to run as root: run the cluster as the `postgres` user then.
-        let as_postgres = id(&["-u"]).as_deref() == Some("0");
-        if as_postgres {
-            let uid: u32 = id(&["-u", "postgres"]).unwrap().parse().unwrap();
-            let gid: u32 = id(&["-g", "postgres"]).unwrap().parse().unwrap();
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-        }
-        let pg = Postgres {
-            bin,
-            dir,
-            port: free_port(),
-            as_postgres,
-        };
-        let data = pg.dir.join("data").to_string_lossy().to_string();
-        pg.run(
-            "initdb",
-            &["-D", &data, "-U", "appuser", "--auth=trust", "--no-sync"],
-        );
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data,
-                "-l",
-                &pg.dir.join("log").to_string_lossy(),
-                "-o",
-                &format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    pg.port,
-                    pg.dir.to_string_lossy()
-                ),
-                "-w",
-                "start",
-            ],
-        );
-        pg.run(
-            "createdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "appuser",
-                "inkeep_agents",
-            ],
-        );
-        pg
-    }
-
-    pub(crate) fn command(&self, tool: &str) -> StdCommand {
-        let exe = self.bin.join(tool);
-        if self.as_postgres {
-            let runuser = if Path::new("/usr/sbin/runuser").exists() {
-                "/usr/sbin/runuser"
-            } else {
-                "runuser"
-            };
-            let mut c = StdCommand::new(runuser);
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            StdCommand::new(exe)
-        }
-    }
-
-    pub(crate) fn run(&self, tool: &str, args: &[&str]) {
-        let out = self
-            .command(tool)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.dir.join("data").to_string_lossy().to_string();
-        let _ = self
-            .command("pg_ctl")
-            .args(["-D", &data, "-m", "immediate", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +169,7 @@ pub(crate) fn pr(n: u64, state: PrState) -> PullRequest {
 impl World {
     pub(crate) async fn start(tweaks: Tweaks) -> World {
         let dir = temp_dir("world");
-        let pg = Postgres::start();
+        let pg = Postgres::start(Auth::Trust, &["inkeep_agents"]);
 
         let app = MockServer::start().await;
         Mock::given(method("GET"))
@@ -339,7 +227,7 @@ impl World {
                    50051|8443) remote={app_port} ;;\n\
                  esac\n\
                  exec '{FAKE_FLYCTL}' \"$1\" \"$local:$remote\" \"$3\" \"$4\"\n",
-                pg = pg.port
+                pg = pg.port()
             ),
         )
         .unwrap();

@@ -1,5 +1,5 @@
 //! Shared test helpers: the one place every request body the provider sends and every mock
-//! response body is checked against `shared/specs/fly-machines.openapi.fixed.json`.
+//! response body is checked against the vendored `fly-machines.openapi.fixed.json` (`preview-core/testkit/specs`).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod spec;

@@ -1,5 +1,5 @@
 //! Checks bodies against `fly-machines.openapi.fixed.json` with preview-core's shared validator
-//! (`preview_core::openapi`).
+//! (`preview_testkit::openapi`).
 //!
 //! The Fly description documents almost no error statuses (no 401, 404 on most operations, 429 or
 //! 5xx). An error status it does not describe is checked against `ErrorResponse`, the body every
@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use preview_core::openapi::{OpenApi, specs_dir};
+use preview_testkit::openapi::{OpenApi, specs_dir};
 use serde_json::Value as Json;
 
 fn fly() -> &'static OpenApi {

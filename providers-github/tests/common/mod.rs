@@ -1,11 +1,11 @@
 //! The one place every request body sent and every mock response body used goes through: each is
-//! validated with `preview_core::openapi` against GitHub's OpenAPI description
-//! (`shared/specs/github-rest.trimmed.json`), and a non-conforming body fails the test.
+//! validated with `preview_testkit::openapi` against GitHub's OpenAPI description
+//! (the vendored `github-rest.trimmed.json`, `preview-core/testkit/specs`), and a non-conforming body fails the test.
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::OnceLock;
 
-use preview_core::openapi::{OpenApi, specs_dir};
+use preview_testkit::openapi::{OpenApi, specs_dir};
 use serde_json::Value;
 use wiremock::{MockServer, ResponseTemplate};
 

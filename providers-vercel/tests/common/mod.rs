@@ -167,11 +167,11 @@ pub fn respond(method: &str, path: &str, status: u16, body: Json) -> ResponseTem
 mod spec_check {
     use std::sync::OnceLock;
 
-    use preview_core::openapi::{OpenApi, specs_dir};
+    use preview_testkit::openapi::{OpenApi, specs_dir};
     use serde_json::Value as Json;
 
     /// The strict-validator form of `vercel.trimmed.fixed.json` (same operations and schemas; see
-    /// `shared/specs/SOURCES.md`): without its two repairs, half the body schemas do not compile.
+    /// `preview-core/testkit/specs/SOURCES.md`): without its two repairs, half the body schemas do not compile.
     const SPEC: &str = "vercel.trimmed.validatable.json";
 
     fn spec() -> &'static OpenApi {

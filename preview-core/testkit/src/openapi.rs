@@ -4,8 +4,8 @@
 //! they serve is what the provider's published API description says, so a wiremock fake cannot
 //! drift away from the real API unnoticed.
 //!
-//! ```no_run
-//! use preview_core::openapi::{OpenApi, specs_dir};
+//! ```
+//! use preview_testkit::openapi::{OpenApi, specs_dir};
 //! use serde_json::json;
 //!
 //! let fly = OpenApi::load(specs_dir().join("fly-machines.openapi.fixed.json"))?;
@@ -73,15 +73,16 @@ const MAX_PER_ALTERNATIVE: usize = 3;
 /// Values whose JSON is longer than this are named by their type in messages.
 const MAX_SHOWN_VALUE: usize = 60;
 
-/// Where the shared API descriptions live.
+/// Where the vendored API descriptions live.
 ///
-/// `PREVIEW_SPECS_DIR` if set, otherwise `shared/specs` beside the workspace's checkout
-/// (`<workspace>/../shared/specs`; the repository is cloned next to `shared/`, locally and on CI).
+/// `PREVIEW_SPECS_DIR` if set (to check against other versions of the descriptions), otherwise
+/// the `specs/` folder of this crate, inside the repository (see `specs/SOURCES.md` for where each
+/// file comes from and how to regenerate it).
 #[must_use]
 pub fn specs_dir() -> PathBuf {
     let dir = match std::env::var_os("PREVIEW_SPECS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("specs"),
     };
     // Shorter file names in error messages; a missing folder is reported by `OpenApi::load`.
     dir.canonicalize().unwrap_or(dir)
@@ -689,10 +690,10 @@ fn translate_schema(schema: &mut Value) {
         Some(ty) if !composed => {
             let ty = ty.to_owned();
             map.insert("type".to_owned(), serde_json::json!([ty, "null"]));
-            if let Some(values) = map.get_mut("enum").and_then(Value::as_array_mut) {
-                if !values.contains(&Value::Null) {
-                    values.push(Value::Null);
-                }
+            if let Some(values) = map.get_mut("enum").and_then(Value::as_array_mut)
+                && !values.contains(&Value::Null)
+            {
+                values.push(Value::Null);
             }
         }
         // Without a plain type (or with a `$ref`, whose siblings draft 4 ignores), `null` has to

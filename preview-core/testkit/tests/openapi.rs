@@ -1,12 +1,11 @@
 //! The OpenAPI body checker against the three descriptions the providers are tested with.
 //!
-//! The files are read from `preview_core::openapi::specs_dir()` (`shared/specs` beside the
-//! checkout, or `PREVIEW_SPECS_DIR`).
-#![cfg(feature = "openapi")]
+//! The files are read from `preview_testkit::openapi::specs_dir()` (the crate's vendored
+//! `specs/`, or `PREVIEW_SPECS_DIR`).
 
 use std::sync::LazyLock;
 
-use preview_core::openapi::{OpenApi, specs_dir};
+use preview_testkit::openapi::{OpenApi, specs_dir};
 use serde_json::{Value, json};
 
 fn load(file: &str) -> OpenApi {
@@ -404,7 +403,7 @@ fn github_create_comment() {
         &["at /:", "array"],
     );
     fails(
-        GITHUB.check_request("POST", "/repos/acme/agents/issues/42/labels", &json!({})),
+        GITHUB.check_request("POST", "/repos/acme/agents/issues/42/assignees", &json!({})),
         &["no operation matches"],
     );
 }
@@ -424,9 +423,11 @@ fn literal_segments_win_over_parameters() {
 
 /// GitHub's own response examples are realistic bodies: each must pass the schema beside it.
 ///
-/// One drift in GitHub's description is known and tolerated here: the `pull-request` examples list
-/// `requested_teams` without `type`, which `team-simple` has required since it gained the field.
-/// The real API sends `type`, so mocks built from these examples must add it.
+/// Two drifts in GitHub's description are known and tolerated here: the `pull-request` examples
+/// list `requested_teams` without `type`, which `team-simple` has required since it gained the
+/// field; and the collaborator-permission example's `user` lacks `role_name`, which
+/// `nullable-collaborator` requires. The real API sends both, so mocks built from these examples
+/// must add them.
 #[test]
 fn github_examples_match_their_schemas() {
     let path = specs_dir().join("github-rest.trimmed.json");
@@ -465,6 +466,14 @@ fn github_examples_match_their_schemas() {
                         {
                             known_drift += 1;
                         }
+                        Err(err)
+                            if actual.contains("/collaborators/")
+                                && err.contains("(1 violation)")
+                                && err
+                                    .contains("at /user: \"role_name\" is a required property") =>
+                        {
+                            known_drift += 1;
+                        }
                         Err(err) => failures.push(err),
                     }
                 }
@@ -474,7 +483,7 @@ fn github_examples_match_their_schemas() {
     assert!(checked >= 20, "only {checked} examples found");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // If GitHub fixes its examples, drop the allowance above.
-    assert_eq!(known_drift, 2, "the pull-request example drift changed");
+    assert_eq!(known_drift, 3, "the example drift changed");
 }
 
 #[test]
