@@ -8,8 +8,8 @@
 //!   environment they got; the copy is installed as `.github/preview.toml`, as the README says;
 //! - the seed's readiness URL and request go to a local wiremock server instead of the app domain;
 //! - deadlines are seconds, and the sweep grace period is zero;
-//! - `flyctl` is `preview-fake-flyctl` (providers-fly's `fake-flyctl`, built by this package's
-//!   `testing` feature: Cargo never builds a dependency's binaries) behind a small wrapper that
+//! - `flyctl` is `fake-flyctl` (the test kit's stand-in, `preview_testkit::fake_flyctl`: Cargo
+//!   never builds a dependency's binaries, so the test kit builds it) behind a small wrapper that
 //!   sends the Postgres ports to a throwaway PostgreSQL cluster (trust auth, so every PR's derived
 //!   password is accepted) and the SpiceDB ports to the local server, which answers the gRPC health
 //!   check over h2c and `GET /healthz`.

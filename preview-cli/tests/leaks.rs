@@ -114,7 +114,7 @@ mod postgres {
             "sleep 0.3",
             "sleep 0.4",
             "proxy",
-            "preview-fake-flyctl",
+            "fake-flyctl",
         ] {
             assert!(
                 argv.iter().any(|a| if expected.starts_with("sleep") {

@@ -1,4 +1,4 @@
-//! Tunnels end to end: a stand-in `flyctl` (the crate's `fake-flyctl` binary) forwards a local
+//! Tunnels end to end: a stand-in `flyctl` (`preview_testkit::fake_flyctl`) forwards a local
 //! port to a real PostgreSQL server this test starts with `initdb`/`pg_ctl`, so the readiness
 //! check has to run a real query through it.
 //!
@@ -29,7 +29,7 @@ fn stand_in(dir: &Path, extra: &str) -> (PathBuf, PathBuf) {
         format!(
             "#!/bin/sh\n{extra}\nFAKE_FLYCTL_LOG='{}' exec '{}' \"$@\"\n",
             log.display(),
-            env!("CARGO_BIN_EXE_fake-flyctl")
+            preview_testkit::fake_flyctl().display()
         ),
     )
     .unwrap();

@@ -10,8 +10,8 @@
 //!   environment they got; the copy is installed as `.github/preview.toml`, as the README says;
 //! - the seed's readiness URL and request go to a local wiremock server instead of the app domain;
 //! - deadlines are seconds, and the sweep grace period is zero;
-//! - `flyctl` is `preview-fake-flyctl` (providers-fly's `fake-flyctl`, built by this package's
-//!   `testing` feature: Cargo never builds a dependency's binaries) behind a small wrapper that
+//! - `flyctl` is `fake-flyctl` (the test kit's stand-in, `preview_testkit::fake_flyctl`: Cargo
+//!   never builds a dependency's binaries, so the test kit builds it) behind a small wrapper that
 //!   sends the Postgres ports to a throwaway PostgreSQL cluster (trust auth, so every PR's derived
 //!   password is accepted) and the SpiceDB ports to the local server, which answers the gRPC health
 //!   check over h2c and `GET /healthz`.
@@ -44,7 +44,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 pub(crate) const EXAMPLE_DIR: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/inkeep-agents");
 pub(crate) const PREVIEW: &str = env!("CARGO_BIN_EXE_preview");
-pub(crate) const FAKE_FLYCTL: &str = env!("CARGO_BIN_EXE_preview-fake-flyctl");
 
 pub(crate) const ORG: &str = "inkeep-46";
 pub(crate) const FLY_TOKEN: &str = "fly-token-SENTINEL-e2e";
@@ -214,6 +213,7 @@ impl World {
         // flyctl: the stand-in, with the remote ports of the example's services sent to what
         // answers for them here.
         let flyctl = dir.join("flyctl");
+        let fake_flyctl = preview_testkit::fake_flyctl().display();
         std::fs::write(
             &flyctl,
             format!(
@@ -226,7 +226,7 @@ impl World {
                    5432|5433) remote={pg} ;;\n\
                    50051|8443) remote={app_port} ;;\n\
                  esac\n\
-                 exec '{FAKE_FLYCTL}' \"$1\" \"$local:$remote\" \"$3\" \"$4\"\n",
+                 exec '{fake_flyctl}' \"$1\" \"$local:$remote\" \"$3\" \"$4\"\n",
                 pg = pg.port()
             ),
         )

@@ -1,4 +1,5 @@
-//! A stand-in for `flyctl proxy LOCAL:REMOTE -a APP`, for tunnel tests (feature `testing`).
+//! A stand-in for `flyctl proxy LOCAL:REMOTE -a APP`, for the tunnel and end-to-end tests.
+//! Tests get its path from [`preview_testkit::fake_flyctl`]; it is never published.
 //!
 //! It listens on `127.0.0.1:LOCAL` and relays each connection to `$FAKE_FLYCTL_TARGET:REMOTE`
 //! (default `127.0.0.1`), like the real proxy does over WireGuard. It refuses to start without
