@@ -29,9 +29,18 @@ Exit codes:
             every command is safe to re-run)
   exec exits with the command's own code";
 
+/// `preview --version`: the version and the commit it was built from, `0.1.0 (abc1234 2026-12-05)`
+/// (`unknown` when the build had no git and no packaged record of it; see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PREVIEW_BUILD_INFO"),
+    ")"
+);
+
 /// Per-pull-request preview environments: databases on Fly.io, apps on Vercel, reports on GitHub.
 #[derive(Debug, Parser)]
-#[command(name = "preview", version, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "preview", version = VERSION, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// The configuration file.
     #[arg(
