@@ -1,6 +1,11 @@
 //! The shipped GitHub workflows keep the rules that make them safe: the right triggers, one
 //! concurrency group per PR, least-privilege permissions, third-party actions pinned to full SHAs,
-//! and no untrusted expression inside `run:`.
+//! and no untrusted expression inside `run:`. None builds `preview`: the examples install it with
+//! the repository's own action, pinned to a commit that has it; only the release workflow
+//! compiles it, with the actions dist-workspace.toml pins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -8,12 +13,75 @@ const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/inkeep-agents/.github/workflows"
 );
+const MINIMAL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/minimal/.github/workflows");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// The repository's own action, as the examples reference it.
+const ACTION: &str = "preview-envs/preview@";
 
 fn load(name: &str) -> Yaml {
-    let text = std::fs::read_to_string(format!("{DIR}/{name}")).expect("workflow exists");
+    load_path(&Path::new(DIR).join(name))
+}
+
+fn load_path(path: &Path) -> Yaml {
+    let text = std::fs::read_to_string(path).expect("workflow exists");
     let mut docs = YamlLoader::load_from_str(&text).expect("valid YAML");
     assert_eq!(docs.len(), 1);
     docs.remove(0)
+}
+
+/// Every workflow in the repository: its own (`.github/workflows`) and every example's.
+fn all_workflows() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name == "target" || name == "node_modules" || name == ".git" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path
+                .parent()
+                .is_some_and(|p| p.ends_with(".github/workflows"))
+                && path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join(".github"), &mut out);
+    walk(Path::new(env!("CARGO_MANIFEST_DIR")), &mut out);
+    out.sort();
+    out
+}
+
+/// The repository root, without `..`, so paths under it compare as they should.
+fn root() -> PathBuf {
+    Path::new(ROOT)
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+fn example_workflows() -> Vec<PathBuf> {
+    all_workflows()
+        .into_iter()
+        .filter(|p| p.starts_with(env!("CARGO_MANIFEST_DIR")))
+        .collect()
+}
+
+fn steps(w: &Yaml) -> Vec<Yaml> {
+    jobs(w)
+        .into_iter()
+        .flat_map(|(_, job)| job["steps"].as_vec().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn is_full_sha(rev: &str) -> bool {
+    rev.len() == 40
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 fn strs(y: &Yaml) -> Vec<String> {
@@ -75,17 +143,15 @@ fn check_common(file: &str, w: &Yaml) {
             .unwrap_or_else(|| panic!("{file}/{name}: steps"));
         for step in steps {
             if let Some(uses) = step["uses"].as_str() {
-                if uses.starts_with("./") {
+                // The repository's own actions (`./…`, or GitHub's `$/…`).
+                if uses.starts_with("./") || uses.starts_with("$/") {
                     continue;
                 }
                 let (_, rev) = uses
                     .split_once('@')
                     .unwrap_or_else(|| panic!("{file}/{name}: {uses} is not pinned"));
                 assert!(
-                    rev.len() == 40
-                        && rev
-                            .chars()
-                            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                    is_full_sha(rev),
                     "{file}/{name}: {uses} must be pinned to a full commit SHA"
                 );
             }
@@ -182,4 +248,214 @@ fn sweep_workflow_runs_on_a_schedule_and_by_hand_with_a_dry_run_input() {
         run.contains("preview sweep") && run.contains("--dry-run"),
         "{run}"
     );
+}
+
+#[test]
+fn no_workflow_builds_preview_only_the_release_workflow_does() {
+    let all = all_workflows();
+    assert!(all.len() >= 6, "{all:?}");
+    let release = root().join(".github/workflows/release.yml");
+    assert!(all.contains(&release), "{all:?}");
+    for path in all.iter().filter(|p| **p != release) {
+        for step in steps(&load_path(path)) {
+            let run = step["run"].as_str().unwrap_or_default();
+            for bad in [
+                "cargo install",
+                "cargo build",
+                "cargo run",
+                "rustup",
+                "cargo-dist",
+            ] {
+                assert!(
+                    !run.contains(bad),
+                    "{}: `{bad}` in a step: {run}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Every job of an example that runs preview installs it with the repository's action first.
+#[test]
+fn examples_install_preview_with_the_action_before_running_it() {
+    let examples = example_workflows();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for path in &examples {
+        for (name, job) in jobs(&load_path(path)) {
+            let mut installed = false;
+            let mut runs_preview = false;
+            for step in job["steps"].as_vec().unwrap() {
+                if step["uses"].as_str().is_some_and(|u| u.starts_with(ACTION)) {
+                    installed = true;
+                    runs_preview |= !step["with"]["command"].is_badvalue();
+                }
+                if let Some(run) = step["run"].as_str() {
+                    if run.lines().any(|l| l.trim_start().starts_with("preview ")) {
+                        assert!(
+                            installed,
+                            "{}/{name}: runs preview before the action installs it",
+                            path.display()
+                        );
+                        runs_preview = true;
+                    }
+                }
+            }
+            assert!(
+                runs_preview,
+                "{}/{name}: runs no preview command",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The action is pinned like any third-party action, to one commit for all examples, and (where
+/// this clone has the history) to a commit that has `action.yml`.
+#[test]
+#[allow(clippy::print_stderr)] // says which check a clone without history could not make
+fn examples_pin_the_action_to_one_commit_that_has_it() {
+    let mut revs = std::collections::BTreeSet::new();
+    for path in example_workflows() {
+        for step in steps(&load_path(&path)) {
+            if let Some(rev) = step["uses"].as_str().and_then(|u| u.strip_prefix(ACTION)) {
+                assert!(is_full_sha(rev), "{}: {ACTION}{rev}", path.display());
+                revs.insert(rev.to_string());
+            }
+        }
+    }
+    assert_eq!(
+        revs.len(),
+        1,
+        "one pinned commit for every example: {revs:?}"
+    );
+    let rev = revs.pop_first().unwrap();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(ROOT)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--is-shallow-repository"]).as_deref() {
+        Some("false") => assert!(
+            git(&["cat-file", "-e", &format!("{rev}:action.yml")]).is_some(),
+            "{rev} is not a commit of this repository with action.yml"
+        ),
+        // A shallow clone or an export without git cannot tell; the format was checked above.
+        other => eprintln!("history not available ({other:?}): {rev} checked for format only"),
+    }
+}
+
+#[test]
+fn minimal_workflow_deploys_and_tears_down_through_the_action() {
+    let file = "minimal/preview.yml";
+    let w = load_path(&Path::new(MINIMAL_DIR).join("preview.yml"));
+    check_common(file, &w);
+    assert_eq!(
+        strs(&w["on"]["pull_request"]["types"]),
+        ["opened", "synchronize", "reopened", "closed"]
+    );
+    let jobs = jobs(&w);
+    assert_eq!(
+        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["deploy", "teardown"]
+    );
+    for (name, job) in &jobs {
+        let group = job["concurrency"]["group"].as_str().unwrap();
+        assert!(
+            group.contains("github.event.pull_request.number"),
+            "{name}: {group}"
+        );
+        let steps = job["steps"].as_vec().unwrap();
+        let action = steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(ACTION)))
+            .unwrap_or_else(|| panic!("{name}: uses the action"));
+        assert_eq!(action["with"]["command"].as_str(), Some(name.as_str()));
+        assert_eq!(
+            action["with"]["config"].as_str(),
+            Some(".github/preview.toml")
+        );
+        let cancel = job["concurrency"]["cancel-in-progress"].as_bool();
+        let guard = job["if"].as_str().unwrap();
+        if name == "deploy" {
+            assert_eq!(cancel, Some(true));
+            assert!(guard.contains("head.repo.full_name == github.repository"));
+            assert!(
+                !job["env"]["PREVIEW_MASTER_SECRET"].is_badvalue(),
+                "deploy derives secrets"
+            );
+        } else {
+            assert_eq!(cancel, Some(false));
+            assert!(guard.contains("== 'closed'"));
+            // No code from the PR runs: the base commit's configuration is read.
+            assert_eq!(
+                steps[0]["with"]["ref"].as_str(),
+                Some("${{ github.event.pull_request.base.sha }}")
+            );
+        }
+    }
+}
+
+/// release.yml is dist's; every action it uses is one dist-workspace.toml pins, and the
+/// repository's other workflows pin theirs too.
+#[test]
+fn the_repository_workflows_pin_every_action() {
+    let dist = std::fs::read_to_string(Path::new(ROOT).join("dist-workspace.toml")).unwrap();
+    let section = dist
+        .split("[dist.github-action-commits]")
+        .nth(1)
+        .expect("dist-workspace.toml pins the actions");
+    let pinned: Vec<String> = section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| {
+            let (name, sha) = l.split_once(" = ")?;
+            Some(format!(
+                "{}@{}",
+                name.trim_matches('"'),
+                sha.trim_matches('"')
+            ))
+        })
+        .collect();
+    assert_eq!(pinned.len(), 4, "{pinned:?}");
+    let own = root().join(".github/workflows");
+    for path in all_workflows().iter().filter(|p| p.starts_with(&own)) {
+        let w = load_path(path);
+        let mut uses: Vec<String> = steps(&w)
+            .iter()
+            .filter_map(|s| s["uses"].as_str().map(String::from))
+            .collect();
+        // Reusable workflows called by jobs.
+        uses.extend(
+            jobs(&w)
+                .iter()
+                .filter_map(|(_, j)| j["uses"].as_str().map(String::from)),
+        );
+        assert!(!uses.is_empty(), "{}", path.display());
+        for u in uses {
+            if u.starts_with("./") || u.starts_with("$/") {
+                continue;
+            }
+            if path.ends_with("release.yml") {
+                assert!(
+                    pinned.contains(&u),
+                    "{}: {u} is not pinned in dist-workspace.toml",
+                    path.display()
+                );
+            } else {
+                let rev = u.split_once('@').map(|(_, r)| r).unwrap_or_default();
+                assert!(is_full_sha(rev), "{}: {u}", path.display());
+            }
+        }
+        assert!(
+            w["permissions"].as_hash().is_some_and(|h| h.is_empty())
+                || path.ends_with("release.yml"),
+            "{}: top-level permissions must be {{}}",
+            path.display()
+        );
+    }
 }
