@@ -165,7 +165,7 @@ struct RawHook {
     name: S,
     run: Spanned<Vec<S>>,
     timeout: Option<S>,
-    workdir: Option<String>,
+    workdir: Option<S>,
     #[serde(default)]
     env: BTreeMap<String, S>,
     #[serde(default)]
@@ -258,6 +258,44 @@ pub struct Field {
     pub key: String,
     /// Line in the file.
     pub line: usize,
+}
+
+/// A path the configuration names, with the place it was named, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigPath {
+    /// As written: relative to the configuration file's directory.
+    pub path: PathBuf,
+    /// Dotted key, e.g. `seed.requests[0].body_file`.
+    pub key: String,
+    /// Line in the file.
+    pub line: usize,
+}
+
+/// What the files a configuration names hold, read once by [`Config::read_files`] before anything
+/// is sent anywhere; rendering uses these bytes, never a second read.
+#[derive(Clone)]
+pub struct ConfigFiles {
+    /// The repository the files were confined to.
+    pub repository: crate::repository::Repository,
+    /// The body of each seed request, by index (`None` without a `body_file`).
+    pub bodies: Vec<Option<std::sync::Arc<Vec<u8>>>>,
+    /// The working directory of each hook, by index (canonical).
+    pub workdirs: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for ConfigFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<Option<usize>> = self
+            .bodies
+            .iter()
+            .map(|b| b.as_ref().map(|b| b.len()))
+            .collect();
+        f.debug_struct("ConfigFiles")
+            .field("repository", &self.repository)
+            .field("body_sizes", &sizes)
+            .field("workdirs", &self.workdirs)
+            .finish()
+    }
 }
 
 /// A container, before rendering.
@@ -364,8 +402,9 @@ pub struct HookDef {
     pub run: Vec<Field>,
     /// Timeout.
     pub timeout: Duration,
-    /// Working directory, relative to the config file's directory.
-    pub workdir: Option<PathBuf>,
+    /// Working directory, relative to the config file's directory (confined to the repository:
+    /// see [`crate::repository`]); the config file's directory when unset.
+    pub workdir: Option<ConfigPath>,
     /// Env templates.
     pub env: BTreeMap<String, Field>,
     /// Extra variables passed through from the caller's environment.
@@ -383,8 +422,9 @@ pub struct RequestDef {
     pub url: Field,
     /// Header templates (may hold secrets).
     pub headers: BTreeMap<String, Field>,
-    /// Body file (resolved against the config's directory).
-    pub body_file: Option<PathBuf>,
+    /// Body file, relative to the config file's directory (confined to the repository: see
+    /// [`crate::repository`]).
+    pub body_file: Option<ConfigPath>,
     /// Accepted statuses.
     pub expect_status: Vec<u16>,
 }
@@ -443,6 +483,9 @@ pub struct Config {
     pub report: ReportDef,
     /// Sweep policy.
     pub sweep: SweepDef,
+    /// The files the configuration names, once read by [`Config::read_files`]; until then they
+    /// are read (with the same rules) when the environment is rendered.
+    pub files: Option<ConfigFiles>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,6 +682,37 @@ impl Loader<'_> {
                 key,
                 format!("{s:?} {why} (names are DNS labels: lowercase letters, digits, inner '-')"),
             )
+        })
+    }
+
+    /// A path the configuration names: relative (to the file's directory), not empty. Whether
+    /// it stays inside the repository is decided by [`Config::read_files`], which can look.
+    fn path(&self, s: &S, key: String) -> Result<ConfigPath> {
+        let path = PathBuf::from(s.get_ref());
+        if s.get_ref().is_empty() {
+            return Err(self.err(
+                &s.span(),
+                &key,
+                "is empty; name a path relative to this file's directory",
+            ));
+        }
+        if path.is_absolute() || path.has_root() {
+            return Err(self.err(
+                &s.span(),
+                &key,
+                format!(
+                    "{:?} is an absolute path; name a path inside the repository, relative to this file's directory",
+                    s.get_ref()
+                ),
+            ));
+        }
+        if s.get_ref().contains('\0') {
+            return Err(self.err(&s.span(), &key, "contains a NUL character"));
+        }
+        Ok(ConfigPath {
+            path,
+            key,
+            line: self.line_of(&s.span()),
         })
     }
 
@@ -1150,7 +1224,11 @@ impl Config {
                     &format!("{key}.timeout"),
                     Duration::from_secs(600),
                 )?,
-                workdir: h.workdir.as_ref().map(PathBuf::from),
+                workdir: h
+                    .workdir
+                    .as_ref()
+                    .map(|w| l.path(w, format!("{key}.workdir")))
+                    .transpose()?,
                 env,
                 inherit_env: h.inherit_env.clone(),
             });
@@ -1183,7 +1261,11 @@ impl Config {
                         method,
                         url: l.field(&r.url, format!("{key}.url"), Ctx::Public, &vocab)?,
                         headers,
-                        body_file: r.body_file.as_ref().map(|b| PathBuf::from(b.get_ref())),
+                        body_file: r
+                            .body_file
+                            .as_ref()
+                            .map(|b| l.path(b, format!("{key}.body_file")))
+                            .transpose()?,
                         expect_status: r.expect_status.clone(),
                     });
                 }
@@ -1250,6 +1332,7 @@ impl Config {
             seed,
             report,
             sweep,
+            files: None,
         };
         config.check_rendered_names()?;
         Ok(config)
@@ -1272,6 +1355,72 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// The repository this configuration belongs to (see [`crate::repository`] for how it is
+    /// found).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the directory found cannot be used.
+    pub fn repository(
+        &self,
+        env: crate::resolve::EnvLookup<'_>,
+    ) -> Result<crate::repository::Repository> {
+        crate::repository::Repository::discover(&self.base_dir, env)
+    }
+
+    /// Reads every file the configuration names, confined to `repository` (see
+    /// [`crate::repository`]): each seed request's `body_file` and each hook's `workdir`. Call it
+    /// before anything is sent anywhere; rendering then uses these bytes and never reads again.
+    ///
+    /// # Errors
+    /// [`Error::Config`] as `FILE:LINE: KEY: why`, for the first file that is refused.
+    pub fn read_files(&mut self, repository: crate::repository::Repository) -> Result<()> {
+        self.files = Some(self.load_files(repository)?);
+        Ok(())
+    }
+
+    /// The files, as [`Config::read_files`] reads them, without keeping them.
+    pub(crate) fn load_files(
+        &self,
+        repository: crate::repository::Repository,
+    ) -> Result<ConfigFiles> {
+        let path_err = |p: &ConfigPath, why: String| {
+            Error::config(format!("{}:{}: {}: {why}", self.origin, p.line, p.key))
+        };
+        let mut bodies = Vec::new();
+        for r in self.seed.iter().flat_map(|s| &s.requests) {
+            bodies.push(match &r.body_file {
+                None => None,
+                Some(p) => Some(std::sync::Arc::new(
+                    repository
+                        .read_file(&self.base_dir, &p.path)
+                        .map_err(|why| path_err(p, why))?,
+                )),
+            });
+        }
+        let mut workdirs = Vec::new();
+        for (i, h) in self.hooks.iter().enumerate() {
+            let dir = match &h.workdir {
+                Some(p) => repository
+                    .directory(&self.base_dir, &p.path)
+                    .map_err(|why| path_err(p, why))?,
+                None => repository
+                    .directory(&self.base_dir, Path::new("."))
+                    .map_err(|why| {
+                        Error::config(format!(
+                            "{}: hooks[{i}].workdir (unset: this file's directory): {why}",
+                            self.origin
+                        ))
+                    })?,
+            };
+            workdirs.push(dir);
+        }
+        Ok(ConfigFiles {
+            repository,
+            bodies,
+            workdirs,
+        })
     }
 
     /// A configuration error at a field.

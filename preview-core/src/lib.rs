@@ -38,9 +38,11 @@ pub use secrecy;
 pub mod config;
 pub mod effects;
 pub mod pipeline;
+pub mod repository;
 pub mod resolve;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::Config;
 pub use pipeline::{Hosts, Plan, Preview};
+pub use repository::Repository;

@@ -115,6 +115,8 @@ pub struct Rendered {
     /// The secret values (for masking).
     pub secrets: SecretValues,
     scope: Scope,
+    /// Each hook's working directory (canonical, confined to the repository).
+    workdirs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -309,10 +311,13 @@ impl Config {
             .collect()
     }
 
-    /// Renders everything for a deploy.
+    /// Renders everything for a deploy. Seed bodies and hook directories are those
+    /// [`Config::read_files`] read; when it was not called, they are read here, with the same
+    /// confinement to the repository (found with `env`: see [`crate::repository`]).
     ///
     /// # Errors
-    /// [`Error::Config`] for missing variables or body files. Nothing is sent anywhere.
+    /// [`Error::Config`] for missing variables, or files the configuration may not use. Nothing is
+    /// sent anywhere.
     pub fn render_all(
         &self,
         name: &PreviewName,
@@ -320,6 +325,10 @@ impl Config {
         secrets: SecretValues,
         env: EnvLookup<'_>,
     ) -> Result<Rendered> {
+        let files = match &self.files {
+            Some(f) => f.clone(),
+            None => self.load_files(self.repository(env)?)?,
+        };
         let scope = self.scope(name, inputs, Some(&secrets))?;
         let database = self.database_spec(&scope)?;
         let branch = inputs.branch.clone().unwrap_or_default();
@@ -346,21 +355,13 @@ impl Config {
             None => None,
             Some(s) => {
                 let mut requests = Vec::new();
-                for r in &s.requests {
-                    let body = match &r.body_file {
-                        None => None,
-                        Some(p) => {
-                            let path = self.base_dir.join(p);
-                            Some(std::fs::read(&path).map_err(|e| {
-                                Error::config(format!(
-                                    "{}: seed request {:?}: cannot read body_file {}: {e}",
-                                    self.origin,
-                                    r.name,
-                                    path.display()
-                                ))
-                            })?)
-                        }
-                    };
+                for (i, r) in s.requests.iter().enumerate() {
+                    let body = files
+                        .bodies
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .map(|b| b.as_ref().clone());
                     let mut headers = Vec::new();
                     for (k, f) in &r.headers {
                         headers.push((k.clone(), self.render(f, &scope)?));
@@ -401,6 +402,7 @@ impl Config {
             report_environment: self.render_plain(&self.report.environment, &scope)?,
             secrets,
             scope,
+            workdirs: files.workdirs,
         })
     }
 
@@ -470,7 +472,8 @@ impl Config {
         }
         self.hooks
             .iter()
-            .map(|h| {
+            .enumerate()
+            .map(|(i, h)| {
                 let argv = h
                     .run
                     .iter()
@@ -486,10 +489,14 @@ impl Config {
                     argv,
                     env,
                     inherit_env: h.inherit_env.clone(),
-                    workdir: match &h.workdir {
-                        Some(w) => self.base_dir.join(w),
-                        None => self.base_dir.clone(),
-                    },
+                    // Read and confined with the seed bodies (render_all); a hook without one
+                    // could only come from a Rendered of another configuration.
+                    workdir: rendered.workdirs.get(i).cloned().ok_or_else(|| {
+                        Error::config(format!(
+                            "{}: hooks[{i}]: rendered for another configuration",
+                            self.origin
+                        ))
+                    })?,
                     timeout: h.timeout,
                 })
             })

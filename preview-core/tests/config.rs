@@ -229,3 +229,74 @@ fn malformed_toml_names_the_line() {
     let err = parse("version = 1\n[naming\nprefix = \"pr\"\n").unwrap_err();
     assert!(err.to_string().starts_with("preview.toml:2:"), "{err}");
 }
+
+#[test]
+fn absolute_or_empty_paths_are_refused_at_load_naming_the_field() {
+    let text = example_text();
+    let body = line_of(&text, "body_file = ");
+    let workdir = line_of(&text, "workdir = \"..\"");
+    for (from, to, at) in [
+        (
+            "body_file = \"seed/activities-planner.json\"",
+            "body_file = \"/proc/self/environ\"",
+            format!(
+                "preview.toml:{body}: seed.requests[0].body_file: \"/proc/self/environ\" is an absolute path"
+            ),
+        ),
+        (
+            "body_file = \"seed/activities-planner.json\"",
+            "body_file = \"\"",
+            format!("preview.toml:{body}: seed.requests[0].body_file: is empty"),
+        ),
+    ] {
+        let msg = error_after(from, to);
+        assert!(msg.starts_with(&at), "{msg}");
+    }
+    let edited = text.replacen("workdir = \"..\"", "workdir = \"/etc\"", 1);
+    let msg = parse(&edited).unwrap_err().to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "preview.toml:{workdir}: hooks[0].workdir: \"/etc\" is an absolute path"
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn files_are_read_once_confined_to_the_repository() {
+    let mut c = Config::load(EXAMPLE).unwrap();
+    let env = |_: &str| None;
+    let repo = c.repository(&env).unwrap();
+    // The example lives in this checkout: its top level holds `.git`.
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap();
+    assert_eq!(repo.root(), top);
+    c.read_files(repo).unwrap();
+    let files = c.files.as_ref().unwrap();
+    let expected =
+        std::fs::read(top.join("examples/inkeep-agents/seed/activities-planner.json")).unwrap();
+    assert_eq!(files.bodies[0].as_deref(), Some(&expected));
+    assert_eq!(files.workdirs, vec![top.join("examples"); 2]);
+
+    // A `..` escape is refused when the files are read, naming the line and the field.
+    let text = example_text().replacen(
+        "body_file = \"seed/activities-planner.json\"",
+        "body_file = \"../../../../../../../../../../etc/passwd\"",
+        1,
+    );
+    let line = line_of(&text, "body_file = ");
+    let base = Path::new(EXAMPLE).parent().unwrap();
+    let mut c = Config::parse(&text, "preview.toml", base).unwrap();
+    let repo = c.repository(&env).unwrap();
+    let err = c.read_files(repo).unwrap_err();
+    assert!(err.is_config());
+    assert!(
+        err.to_string().starts_with(&format!(
+            "preview.toml:{line}: seed.requests[0].body_file: \"../../../../../../../../../../etc/passwd\" leaves the repository"
+        )),
+        "{err}"
+    );
+}

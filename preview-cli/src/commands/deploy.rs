@@ -13,7 +13,7 @@ use crate::{EXIT_OK, EXIT_SKIPPED, output};
 /// Configuration errors before anything is touched; pipeline errors (a failure report has been
 /// published on the PR by then).
 pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
-    let config = super::load(cli)?;
+    let config = super::load_with_files(cli, ctx)?;
     let (pr, event) = super::pr_number(args.pr.as_deref(), ctx)?;
     if event.as_ref().is_some_and(|e| e.is_fork) {
         // Before any secret or token is read: fork code must never meet our credentials.

@@ -17,7 +17,7 @@ use crate::context::Context;
 /// # Errors
 /// Configuration errors; tunnels that cannot be opened; a command that cannot start.
 pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
-    let config = super::load(cli)?;
+    let config = super::load_with_files(cli, ctx)?;
     let pr = args
         .pr
         .parse()

@@ -24,6 +24,18 @@ pub(crate) fn load(cli: &Cli) -> Result<Config> {
     Config::load(&cli.config)
 }
 
+/// Loads the configuration and reads the files it names (seed bodies, hook directories),
+/// confined to the repository, before anything else happens: a file it may not use is a
+/// configuration error (exit 2) before any request of any kind.
+pub(crate) fn load_with_files(cli: &Cli, ctx: &Context) -> Result<Config> {
+    let mut config = load(cli)?;
+    let env = ctx.env.clone();
+    let lookup = move |k: &str| env(k);
+    let repository = config.repository(&lookup)?;
+    config.read_files(repository)?;
+    Ok(config)
+}
+
 /// The repository: `--repo`, else `$GITHUB_REPOSITORY`; must be `owner/name`.
 pub(crate) fn repo(cli: &Cli, ctx: &Context) -> Result<String> {
     let repo = cli

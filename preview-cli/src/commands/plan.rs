@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, args: &PlanArgs, ctx: &Context) -> Result<u8> {
         .pr
         .parse()
         .map_err(|e: Error| Error::config(format!("--pr: {e}")))?;
-    let config = super::load(cli)?;
+    let config = super::load_with_files(cli, ctx)?;
     let inputs = Inputs {
         repo: cli.repo.clone().or_else(|| (ctx.env)("GITHUB_REPOSITORY")),
         branch: args.branch.clone(),

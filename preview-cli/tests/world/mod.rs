@@ -112,7 +112,7 @@ pub(crate) struct World {
     pub(crate) github: FakeGitHub,
     pub(crate) app: MockServer,
     pub(crate) flyctl: PathBuf,
-    pub(crate) _pg: Postgres,
+    pub(crate) _pg: Option<Postgres>,
 }
 
 impl Drop for World {
@@ -167,8 +167,19 @@ pub(crate) fn pr(n: u64, state: PrState) -> PullRequest {
 
 impl World {
     pub(crate) async fn start(tweaks: Tweaks) -> World {
+        Self::start_with(tweaks, true).await
+    }
+
+    /// The world without PostgreSQL, for runs that must stop before any database is reached
+    /// (refused configurations, preflight): the Postgres ports of `flyctl` lead nowhere.
+    pub(crate) async fn start_without_postgres(tweaks: Tweaks) -> World {
+        Self::start_with(tweaks, false).await
+    }
+
+    async fn start_with(tweaks: Tweaks, postgres: bool) -> World {
         let dir = temp_dir("world");
-        let pg = Postgres::start(Auth::Trust, &["inkeep_agents"]);
+        let pg = postgres.then(|| Postgres::start(Auth::Trust, &["inkeep_agents"]));
+        let pg_port = pg.as_ref().map_or(1, |pg| pg.port());
 
         let app = MockServer::start().await;
         Mock::given(method("GET"))
@@ -227,7 +238,7 @@ impl World {
                    50051|8443) remote={app_port} ;;\n\
                  esac\n\
                  exec '{fake_flyctl}' \"$1\" \"$local:$remote\" \"$3\" \"$4\"\n",
-                pg = pg.port()
+                pg = pg_port
             ),
         )
         .unwrap();
@@ -276,7 +287,9 @@ impl World {
             r#"grace_period = "0s""#,
         );
         // Installed as the example's README says: .github/preview.toml with seed/ next to it;
-        // `dir` plays the repository root (and the binary's working directory).
+        // `dir` plays the repository root (and the binary's working directory): a checkout's
+        // `.git` makes it the directory the files named by the config are confined to.
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
         let config = dir.join(".github/preview.toml");
         std::fs::create_dir_all(dir.join(".github/seed")).unwrap();
         std::fs::write(&config, text).unwrap();
