@@ -152,3 +152,96 @@ timeout = "10m""#
         assert_eq!(requests(&w).await, (0, 0, 0, 0), "{dir}: {out:?}");
     }
 }
+
+/// (fly, vercel, github) mutating requests so far.
+fn mutating(w: &World) -> (usize, usize, usize) {
+    w.mutations()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_head_branches_are_refused_before_the_first_mutating_request() {
+    let w = World::start_without_postgres(Tweaks::default()).await;
+    let long = "a".repeat(10_000);
+    for (n, branch, why) in [
+        (
+            42,
+            "feature/new\nline",
+            "character 12 is a control character",
+        ),
+        (
+            43,
+            "feature/\u{1b}[31mred\u{1b}[0m",
+            "character 9 is a control character",
+        ),
+        (44, long.as_str(), "it has 10000 characters"),
+    ] {
+        let mut p = pr(n, PrState::Open);
+        p.head_branch = branch.to_string();
+        w.github.set_pull_request(p);
+        let out = w.run(&["deploy", "--pr", &n.to_string()], &[]).await;
+        assert_eq!(out.code, 2, "{branch:?}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "error: preflight (nothing was changed): vercel: the PR's head branch cannot scope env vars: {why}"
+            )),
+            "{out:?}"
+        );
+        // Said once for both apps, and never echoed: no escape reaches the terminal.
+        assert_eq!(out.stderr.matches("head branch").count(), 1, "{out:?}");
+        assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+        assert!(!out.stderr.contains(&long[..300]), "{out:?}");
+        assert_eq!(mutating(&w), (0, 0, 0), "{branch:?}: {out:?}");
+        assert!(w.github.comments(n as u32).is_empty());
+        assert!(w.fly.apps().is_empty());
+        assert_no_credentials(&out);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_flyctl_or_hook_program_is_found_before_the_first_mutating_request() {
+    let w = World::start_without_postgres(Tweaks {
+        migrate: r#"["preview-test-no-such-program", "db:migrate"]"#,
+        ..Tweaks::default()
+    })
+    .await;
+    w.github.set_pull_request(pr(42, PrState::Open));
+    let out = w
+        .run(
+            &["deploy", "--pr", "42"],
+            &[("FLYCTL", "/nonexistent/bin/flyctl")],
+        )
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("\nerror: preflight (nothing was changed): 2 problems:\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "  - fly: the tunnels the hooks need are opened with flyctl, which cannot be started: /nonexistent/bin/flyctl does not exist; install flyctl (https://fly.io/docs/flyctl/install/) or set FLYCTL to its path\n"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "  - hook migrate: cannot start \"preview-test-no-such-program\": \"preview-test-no-such-program\" is not on PATH"
+        ),
+        "{out:?}"
+    );
+    assert_eq!(mutating(&w), (0, 0, 0), "{out:?}");
+    assert!(w.github.comments(42).is_empty());
+
+    // flyctl looked up on PATH, as when FLYCTL is not set.
+    let mut env: Vec<(String, String)> =
+        w.env().into_iter().filter(|(k, _)| k != "FLYCTL").collect();
+    env.push(("PATH".into(), "/nonexistent".into()));
+    let out = w.run_with(&["deploy", "--pr", "42"], env).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("flyctl, which cannot be started: \"flyctl\" is not on PATH"),
+        "{out:?}"
+    );
+    assert_eq!(mutating(&w), (0, 0, 0), "{out:?}");
+}

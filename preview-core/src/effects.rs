@@ -21,6 +21,75 @@ pub trait HookRunner: Debug + Send + Sync {
     /// # Errors
     /// [`Error::Failed`] when it exits non-zero, cannot start, or exceeds its timeout.
     async fn run(&self, hook: &HookRun, out: LineSink<'_>) -> Result<()>;
+
+    /// Checks, before anything is changed, that `hook` could start: its program is found and
+    /// its arguments and environment can be passed. Called by the deploy's preflight with tunnel
+    /// addresses as placeholders. The default accepts everything.
+    ///
+    /// # Errors
+    /// [`Error::Config`] saying what is missing.
+    fn check(&self, hook: &HookRun) -> Result<()> {
+        let _ = hook;
+        Ok(())
+    }
+}
+
+/// Where `program` would be started from: a name with a `/` as it is (relative to `dir`), a bare
+/// name from the first `PATH` (`path`) entry holding an executable file of that name, as the
+/// process spawner looks it up.
+///
+/// # Errors
+/// Why not, as text.
+pub fn find_program(
+    program: &std::path::Path,
+    dir: &std::path::Path,
+    path: Option<&std::ffi::OsStr>,
+) -> std::result::Result<std::path::PathBuf, String> {
+    fn executable(p: &std::path::Path) -> bool {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return false;
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            meta.is_file() && meta.permissions().mode() & 0o111 != 0
+        }
+        #[cfg(not(unix))]
+        {
+            meta.is_file()
+        }
+    }
+    if program.as_os_str().is_empty() {
+        return Err("the program name is empty".into());
+    }
+    if program.components().count() > 1 || program.is_absolute() {
+        let p = dir.join(program);
+        return if executable(&p) {
+            Ok(p)
+        } else if p.exists() {
+            Err(format!("{} is not an executable file", p.display()))
+        } else {
+            Err(format!("{} does not exist", p.display()))
+        };
+    }
+    let path = path.unwrap_or_default();
+    std::env::split_paths(path)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                dir.to_path_buf()
+            } else {
+                d
+            }
+        })
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not on PATH ({} folders searched)",
+                program.display().to_string(),
+                std::env::split_paths(path).count()
+            )
+        })
 }
 
 /// Sends HTTP requests for readiness checks and seeding.
@@ -91,6 +160,33 @@ fn mask(line: &str, secrets: &[&str]) -> String {
 
 #[async_trait]
 impl HookRunner for ProcessHookRunner {
+    fn check(&self, hook: &HookRun) -> Result<()> {
+        let what = format!("hook {}", hook.name);
+        let Some(program) = hook.argv.first() else {
+            return Err(Error::config(format!("{what}: empty argv")));
+        };
+        // A process cannot receive a NUL byte (e.g. from a hostile branch name in a template).
+        if let Some(i) = hook.argv.iter().position(|a| a.contains('\0')) {
+            return Err(Error::config(format!(
+                "{what}: argument {i} contains a NUL character, which no process can receive"
+            )));
+        }
+        if let Some((k, _)) = hook.env.iter().find(|(_, v)| v.expose().contains('\0')) {
+            return Err(Error::config(format!(
+                "{what}: env {k} contains a NUL character, which no process can receive"
+            )));
+        }
+        // The PATH the hook gets (INHERITED) is the one it is looked up on.
+        let path = std::env::var_os("PATH");
+        find_program(std::path::Path::new(program), &hook.workdir, path.as_deref())
+            .map(|_| ())
+            .map_err(|why| {
+                Error::config(format!(
+                    "{what}: cannot start {program:?}: {why}; install it on this runner before preview runs, or fix hooks.run"
+                ))
+            })
+    }
+
     async fn run(&self, hook: &HookRun, out: LineSink<'_>) -> Result<()> {
         let what = format!("hook {}", hook.name);
         let (program, args) = hook
@@ -288,5 +384,56 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(running(&sleeper), 0, "the hook's child outlived a cancel");
+    }
+
+    #[test]
+    fn programs_are_found_as_the_spawner_finds_them() {
+        let dir = std::env::temp_dir().join(format!("preview-find-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::write(dir.join("bin/data"), "not a program").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("bin/tool"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let path =
+            std::env::join_paths(["/nonexistent", dir.join("bin").to_str().unwrap()]).unwrap();
+        let p = |s: &str| std::path::PathBuf::from(s);
+        assert_eq!(
+            find_program(&p("tool"), &dir, Some(&path)).unwrap(),
+            dir.join("bin/tool")
+        );
+        assert_eq!(
+            find_program(&p("bin/tool"), &dir, None).unwrap(),
+            dir.join("bin/tool")
+        );
+        let err = find_program(&p("data"), &dir, Some(&path)).unwrap_err();
+        assert!(
+            err.contains("\"data\" is not on PATH (2 folders searched)"),
+            "{err}"
+        );
+        let err = find_program(&p("./bin/data"), &dir, Some(&path)).unwrap_err();
+        assert!(err.ends_with("bin/data is not an executable file"), "{err}");
+        let err = find_program(&p("/nonexistent/x"), &dir, Some(&path)).unwrap_err();
+        assert_eq!(err, "/nonexistent/x does not exist");
+
+        // A hook's check: its program, and what no process can receive.
+        let mut h = hook(&["tool"], Duration::from_secs(1));
+        h.workdir = dir.clone();
+        let err = ProcessHookRunner.check(&h).unwrap_err();
+        assert!(err.is_config(), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("hook t: cannot start \"tool\": \"tool\" is not on PATH"),
+            "{err}"
+        );
+        h.argv = vec!["./bin/tool".into(), "a\0b".into()];
+        let err = ProcessHookRunner.check(&h).unwrap_err();
+        assert!(
+            err.to_string().contains("argument 1 contains a NUL"),
+            "{err}"
+        );
+        h.argv = vec!["./bin/tool".into()];
+        ProcessHookRunner.check(&h).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -368,6 +368,37 @@ impl Error {
         }
     }
 
+    /// This error as it must be reported once something may have been changed: a
+    /// [`Error::Config`] (which promises "nothing was touched", exit code 2) becomes a
+    /// [`Error::Failed`] with the same text; every other error, phase and retry decision stays.
+    #[must_use]
+    pub fn after_changes(self) -> Error {
+        match self {
+            Error::Config { message } => Error::Failed {
+                what: "refused".into(),
+                message,
+            },
+            Error::InPhase { phase, source } => Error::InPhase {
+                phase,
+                source: Box::new(source.after_changes()),
+            },
+            Error::RetriesExhausted {
+                what,
+                attempts,
+                elapsed,
+                would_wait,
+                last,
+            } => Error::RetriesExhausted {
+                what,
+                attempts,
+                elapsed,
+                would_wait,
+                last: Box::new(last.after_changes()),
+            },
+            other => other,
+        }
+    }
+
     /// The phase a pipeline error happened in.
     pub fn phase(&self) -> Option<crate::event::Phase> {
         match self {
@@ -439,6 +470,21 @@ mod tests {
         assert_eq!(err.phase(), Some(crate::event::Phase::Database));
         assert!(!err.is_config());
         assert!(text.contains("status: 422"), "{text}");
+    }
+
+    #[test]
+    fn after_changes_a_config_error_is_a_failure_and_nothing_else_moves() {
+        let err = Error::InPhase {
+            phase: crate::event::Phase::Apps,
+            source: Box::new(Error::config("app api: bad")),
+        };
+        assert!(err.is_config());
+        let err = err.after_changes();
+        assert!(!err.is_config());
+        assert_eq!(err.phase(), Some(crate::event::Phase::Apps));
+        assert_eq!(err.to_string(), "apps: refused: app api: bad");
+        let api = api(503).after_changes();
+        assert!(api.is_retryable(Idempotency::Idempotent), "{api}");
     }
 
     #[test]

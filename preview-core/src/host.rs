@@ -71,6 +71,24 @@ pub trait DatabaseHost: Debug + Send + Sync + 'static {
     /// # Errors
     /// When a tunnel cannot be opened or the service does not answer through it in time.
     async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels>;
+
+    /// Checks, without sending anything, what `apply_database` (and, with `tunnels`,
+    /// `open_tunnels`) would refuse: every derived name and value against this provider's rules,
+    /// and what it needs on this machine (the program that opens tunnels). The pipeline calls it
+    /// before its first mutating call of a deploy, so a refusal leaves nothing behind. The
+    /// default accepts everything.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) saying what is wrong and what would be valid.
+    fn preflight_database(
+        &self,
+        name: &PreviewName,
+        spec: &DatabaseSpec,
+        tunnels: bool,
+    ) -> Result<()> {
+        let _ = (name, spec, tunnels);
+        Ok(())
+    }
 }
 
 /// Hosts the apps (e.g. Vercel projects): branch-scoped env vars, custom domains, deployments.
@@ -134,6 +152,18 @@ pub trait AppHost: Debug + Send + Sync + 'static {
     /// # Errors
     /// Provider errors.
     async fn list_apps(&self, projects: &[String]) -> Result<Vec<Owned>>;
+
+    /// Checks, without sending anything, what `apply_app` and `deploy_app` would refuse for
+    /// `spec` and `commit`: the branch, the domain, the env keys and values, the commit, against
+    /// this provider's rules. The pipeline calls it before its first mutating call of a deploy,
+    /// so a refusal leaves nothing behind. The default accepts everything.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) saying what is wrong and what would be valid.
+    fn preflight_app(&self, name: &PreviewName, spec: &AppSpec, commit: &Commit) -> Result<()> {
+        let _ = (name, spec, commit);
+        Ok(())
+    }
 }
 
 /// Where pull requests live and reports are published (e.g. GitHub).
@@ -197,6 +227,9 @@ macro_rules! forward_database_host {
             async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
                 (**self).open_tunnels(name, spec).await
             }
+            fn preflight_database(&self, name: &PreviewName, spec: &DatabaseSpec, tunnels: bool) -> Result<()> {
+                (**self).preflight_database(name, spec, tunnels)
+            }
         }
     )*};
 }
@@ -221,6 +254,9 @@ macro_rules! forward_app_host {
             }
             async fn list_apps(&self, projects: &[String]) -> Result<Vec<Owned>> {
                 (**self).list_apps(projects).await
+            }
+            fn preflight_app(&self, name: &PreviewName, spec: &AppSpec, commit: &Commit) -> Result<()> {
+                (**self).preflight_app(name, spec, commit)
             }
         }
     )*};

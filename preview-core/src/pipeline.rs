@@ -20,7 +20,7 @@ use crate::event::{Event, EventSink, Phase};
 use crate::host::{AppHost, DatabaseHost, SourceHost};
 use crate::model::{
     AppDeployment, Commit, Outcome, PrState, PullRequest, Report, ReportKind, ReportState,
-    ResourceChange,
+    ResourceChange, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::resolve::{Inputs, Rendered};
@@ -643,13 +643,16 @@ impl Preview {
         if let Some(f) = &self.on_secrets {
             f(&rendered.sensitive_values());
         }
+        self.preflight(&pull, &rendered)
+            .map_err(|e| e.redact(&rendered.sensitive_values()))?;
         match self.converge(&pull, &rendered).await {
             Ok(report) => Ok(report),
             Err(err) => {
                 // Providers may echo what they were sent (a Fly error quoting the Machine's env,
                 // a Vercel `failed[]` item with the value): never into the report or the caller's
-                // output.
-                let err = err.redact(&rendered.sensitive_values());
+                // output. And something may have been changed by now: whatever went wrong is a
+                // failure, never "nothing was touched".
+                let err = err.redact(&rendered.sensitive_values()).after_changes();
                 let phase = err
                     .phase()
                     .map(|p| p.to_string())
@@ -677,6 +680,70 @@ impl Preview {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Everything that can be checked before the first mutating call: every derived name and
+    /// value against each host's rules (`preflight_database`, `preflight_app`), the programs the
+    /// tunnels and hooks need, the files the configuration names (read by `render_all`). Every
+    /// problem is reported at once, as one [`Error::Config`]: nothing has been changed.
+    fn preflight(&self, pull: &PullRequest, r: &Rendered) -> Result<()> {
+        let commit = Commit {
+            repo: pull.base_repo.clone(),
+            branch: pull.head_branch.clone(),
+            sha: pull.head_sha.clone(),
+        };
+        let tunnels = !self.config.hooks.is_empty();
+        let mut problems: Vec<String> = Vec::new();
+        let mut note = |r: Result<()>| {
+            if let Err(e) = r {
+                let text = e.to_string();
+                if !problems.contains(&text) {
+                    problems.push(text);
+                }
+            }
+        };
+        note(
+            self.database
+                .preflight_database(&r.name, &r.database, tunnels),
+        );
+        for spec in &r.apps {
+            note(self.apps.preflight_app(&r.name, spec, &commit));
+        }
+        if tunnels {
+            // The hooks' argv may name tunnel addresses, known once the tunnels are open: a
+            // placeholder stands in for them (only the program and the characters are checked).
+            let placeholder = Tunnels::new(
+                r.database
+                    .services
+                    .iter()
+                    .map(|s| crate::model::Tunnel {
+                        service: s.name.clone(),
+                        host: "127.0.0.1".into(),
+                        port: 1,
+                    })
+                    .collect(),
+                (),
+            );
+            match self.config.render_hooks(r, &placeholder) {
+                Ok(runs) => {
+                    for h in &runs {
+                        note(self.hooks.check(h));
+                    }
+                }
+                Err(e) => note(Err(e)),
+            }
+        }
+        match problems.as_slice() {
+            [] => Ok(()),
+            [one] => Err(Error::config(format!(
+                "preflight (nothing was changed): {one}"
+            ))),
+            many => Err(Error::config(format!(
+                "preflight (nothing was changed): {} problems:\n  - {}",
+                many.len(),
+                many.join("\n  - ")
+            ))),
         }
     }
 

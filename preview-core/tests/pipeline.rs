@@ -956,3 +956,118 @@ async fn the_plan_never_generates_or_shows_secrets() {
     assert!(json.contains("<secret:pg_password>"));
     assert!(json.contains("pr-42-api.preview.inkeep.com"));
 }
+
+/// The in-memory apps, refusing in preflight what `refuse` says (as a provider's rules would).
+#[derive(Debug)]
+struct Strict {
+    inner: InMemoryApps,
+    refuse: fn(&preview_core::AppSpec) -> Option<String>,
+}
+
+#[preview_core::async_trait]
+impl preview_core::AppHost for Strict {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn get_app(
+        &self,
+        name: &preview_core::PreviewName,
+        target: &preview_core::AppRef,
+    ) -> preview_core::Result<Option<preview_core::AppStatus>> {
+        self.inner.get_app(name, target).await
+    }
+    async fn apply_app(
+        &self,
+        name: &preview_core::PreviewName,
+        spec: &preview_core::AppSpec,
+    ) -> preview_core::Result<Vec<preview_core::ResourceChange>> {
+        self.inner.apply_app(name, spec).await
+    }
+    async fn deploy_app(
+        &self,
+        name: &preview_core::PreviewName,
+        spec: &preview_core::AppSpec,
+        commit: &preview_core::Commit,
+    ) -> preview_core::Result<(preview_core::AppDeployment, preview_core::Outcome)> {
+        self.inner.deploy_app(name, spec, commit).await
+    }
+    async fn delete_app(
+        &self,
+        name: &preview_core::PreviewName,
+        target: &preview_core::AppRef,
+    ) -> preview_core::Result<Vec<preview_core::ResourceChange>> {
+        self.inner.delete_app(name, target).await
+    }
+    async fn list_apps(
+        &self,
+        projects: &[String],
+    ) -> preview_core::Result<Vec<preview_core::Owned>> {
+        self.inner.list_apps(projects).await
+    }
+    fn preflight_app(
+        &self,
+        _: &preview_core::PreviewName,
+        spec: &preview_core::AppSpec,
+        _: &preview_core::Commit,
+    ) -> preview_core::Result<()> {
+        match (self.refuse)(spec) {
+            Some(why) => Err(Error::config(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_preflight_refusal_changes_nothing_and_reports_every_problem_once() {
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/\nline", SHA1);
+    let strict = Strict {
+        inner: w.apps.clone(),
+        refuse: |spec| {
+            Some(if spec.branch.contains('\n') {
+                "the branch has a newline".to_string()
+            } else {
+                format!("app {} is refused", spec.target.app)
+            })
+        },
+    };
+    let p = Preview::new(
+        Config::load(EXAMPLE).unwrap(),
+        Hosts {
+            database: Arc::new(w.db.clone()),
+            apps: Arc::new(strict),
+            source: Arc::new(w.source.clone()),
+        },
+    )
+    .hooks(Arc::new(w.hooks.clone()))
+    .http(Arc::new(w.http.clone()))
+    .secrets(stable())
+    .env(Arc::new(env_lookup));
+    let err = p.deploy(pr).await.unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    // Both apps give the same reason: said once.
+    assert_eq!(
+        err.to_string(),
+        "preflight (nothing was changed): the branch has a newline"
+    );
+    assert_eq!(mutating(&w), 0);
+    assert!(w.source.report("pr-42-agents").is_none());
+    assert!(w.hooks.runs().is_empty());
+}
+
+#[tokio::test]
+async fn a_configuration_error_after_changes_is_a_failure_with_a_report() {
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    w.apps
+        .fail_next("apply_app", Error::config("app api: refused late"));
+    let err = preview(&w, stable()).deploy(pr).await.unwrap_err();
+    // Something may have been made by then: never "nothing was touched" (exit code 2).
+    assert!(!err.is_config(), "{err:?}");
+    assert_eq!(err.phase(), Some(Phase::Apps));
+    assert!(err.to_string().contains("app api: refused late"), "{err}");
+    match w.source.report("pr-42-agents").unwrap().state {
+        ReportState::Failed { phase, .. } => assert_eq!(phase, "apps"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -761,4 +761,16 @@ impl DatabaseHost for FlyDatabases {
     async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
         crate::tunnel::open(self, name, spec).await
     }
+
+    fn preflight_database(
+        &self,
+        _: &PreviewName,
+        spec: &DatabaseSpec,
+        tunnels: bool,
+    ) -> Result<()> {
+        if tunnels && !spec.services.is_empty() {
+            crate::tunnel::check_flyctl(self)?;
+        }
+        Ok(())
+    }
 }

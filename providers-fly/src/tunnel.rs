@@ -84,6 +84,20 @@ fn spawn(host: &FlyDatabases, app: &str, local: u16, remote: u16) -> Result<Chil
     })
 }
 
+/// Checks that `flyctl` can be started (found on `PATH`, or at the path `FLYCTL` names), before
+/// anything is created: a deploy with hooks needs it once the database is up.
+pub(crate) fn check_flyctl(host: &FlyDatabases) -> Result<()> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = std::env::var_os("PATH");
+    preview_core::effects::find_program(&host.flyctl, &cwd, path.as_deref())
+        .map(|_| ())
+        .map_err(|why| {
+            Error::config(format!(
+                "fly: the tunnels the hooks need are opened with flyctl, which cannot be started: {why}; install flyctl ({FLYCTL_INSTALL_URL}) or set FLYCTL to its path"
+            ))
+        })
+}
+
 /// Opens one `flyctl proxy` per service and waits until each service answers through it.
 pub(crate) async fn open(
     host: &FlyDatabases,

@@ -274,12 +274,26 @@ fn valid_key(key: &str) -> bool {
 }
 
 fn validate_branch(branch: &str) -> Result<()> {
-    if branch.is_empty() || branch.chars().count() > 250 || branch.chars().any(char::is_control) {
-        return Err(Error::config(
-            "the PR's head branch must be 1-250 characters without control characters to scope Vercel env vars to it",
-        ));
+    // The branch is untrusted text: say what is wrong with it without printing it.
+    let count = branch.chars().count();
+    let why = if branch.is_empty() {
+        Some("it is empty".to_string())
+    } else if count > 250 {
+        Some(format!("it has {count} characters"))
+    } else {
+        branch.chars().position(char::is_control).map(|i| {
+            format!(
+                "character {} is a control character (a newline, an ANSI escape…)",
+                i + 1
+            )
+        })
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::config(format!(
+            "vercel: the PR's head branch cannot scope env vars: {why}; Vercel takes 1-250 characters without control characters (rename the branch)"
+        ))),
     }
-    Ok(())
 }
 
 fn validate_target(target: &AppRef) -> Result<()> {
@@ -315,6 +329,22 @@ fn validate_spec(spec: &AppSpec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The commit a deployment would be made of, against the spec it deploys; its `owner`/`name`.
+fn validate_commit<'c>(spec: &AppSpec, commit: &'c Commit) -> Result<(&'c str, &'c str)> {
+    if commit.branch != spec.branch {
+        return Err(Error::config(
+            "the commit to deploy is not on the branch the env vars are scoped to",
+        ));
+    }
+    if commit.sha.len() < 7 || !commit.sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::config(format!(
+            "commit {:?} is not a hexadecimal SHA",
+            commit.sha.escape_debug().take(64).collect::<String>()
+        )));
+    }
+    split_repo(&commit.repo)
 }
 
 /// `owner/name` → (`owner`, `name`).
@@ -917,18 +947,7 @@ impl AppHost for VercelApps {
         commit: &Commit,
     ) -> Result<(AppDeployment, Outcome)> {
         validate_spec(spec)?;
-        if commit.branch != spec.branch {
-            return Err(Error::config(
-                "the commit to deploy is not on the branch the env vars are scoped to",
-            ));
-        }
-        if commit.sha.len() < 7 || !commit.sha.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::config(format!(
-                "commit {:?} is not a hexadecimal SHA",
-                commit.sha
-            )));
-        }
-        let (org, repo) = split_repo(&commit.repo)?;
+        let (org, repo) = validate_commit(spec, commit)?;
         let project = spec.target.project.as_str();
 
         // Env changes only reach deployments created after them.
@@ -1107,6 +1126,13 @@ impl AppHost for VercelApps {
             }
         }
         Ok(changes)
+    }
+
+    fn preflight_app(&self, _: &PreviewName, spec: &AppSpec, commit: &Commit) -> Result<()> {
+        // What apply_app and deploy_app refuse. The branch and the commit are the same for every
+        // app, and so is their message: the pipeline reports it once.
+        validate_spec(spec)?;
+        validate_commit(spec, commit).map(|_| ())
     }
 
     #[tracing::instrument(skip_all, fields(projects = projects.len()))]
