@@ -5,7 +5,7 @@ use std::time::Duration;
 use preview_core::async_trait;
 use preview_core::effects::HttpClient;
 use preview_core::resolve::HttpCall;
-use preview_core::{Error, Result, TransportKind};
+use preview_core::{Error, Result};
 
 /// reqwest with a 30 s timeout; header values that hold secrets are marked sensitive.
 #[derive(Debug, Clone)]
@@ -56,20 +56,10 @@ impl HttpClient for ReqwestHttp {
         if let Some(body) = &call.body {
             req = req.body(body.clone());
         }
-        let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_connect() {
-                TransportKind::Connect
-            } else if e.is_timeout() {
-                TransportKind::Timeout
-            } else {
-                TransportKind::Other
-            };
-            Error::Transport {
-                provider: "http",
-                kind,
-                source: Box::new(e.without_url()),
-            }
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| preview_core::http::transport_error("http", e))?;
         Ok(resp.status().as_u16())
     }
 }

@@ -23,8 +23,16 @@ pub enum Idempotency {
 
 /// How a transport-level failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransportKind {
-    /// The connection could not be made: the request was never sent.
+    /// The host name did not resolve (DNS): the request was never sent.
+    Dns,
+    /// The connection was refused (nothing listens at that address): never sent.
+    Refused,
+    /// The TLS handshake failed (certificate, protocol): never sent.
+    Tls,
+    /// The connection could not be made for another reason (unreachable, connect timeout):
+    /// never sent.
     Connect,
     /// The request timed out; it may have reached the server.
     Timeout,
@@ -32,13 +40,68 @@ pub enum TransportKind {
     Other,
 }
 
+impl TransportKind {
+    /// Whether the request provably never reached the server (so even a bare create may be
+    /// re-sent).
+    pub fn never_sent(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Dns
+                | TransportKind::Refused
+                | TransportKind::Tls
+                | TransportKind::Connect
+        )
+    }
+
+    /// Whether the same answer is expected on every attempt (a wrong host, nothing listening, a
+    /// certificate that does not match): worth a couple of attempts, not the whole retry budget.
+    pub fn is_persistent(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Dns | TransportKind::Refused | TransportKind::Tls
+        )
+    }
+}
+
 impl std::fmt::Display for TransportKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            TransportKind::Dns => "dns",
+            TransportKind::Refused => "refused",
+            TransportKind::Tls => "tls",
             TransportKind::Connect => "connect",
             TransportKind::Timeout => "timeout",
             TransportKind::Other => "other",
         })
+    }
+}
+
+/// What a transport failure looked like, for people: the cause, the host, and the innermost
+/// reason the system gave (never a URL: reqwest errors are stripped of theirs).
+fn transport(kind: &TransportKind, host: &Option<String>, source: &BoxError) -> String {
+    let host = host.as_deref().unwrap_or("the server");
+    let what = match kind {
+        TransportKind::Dns => format!("cannot resolve {host} (DNS)"),
+        TransportKind::Refused => {
+            format!("connection to {host} refused (nothing listens there)")
+        }
+        TransportKind::Tls => format!("TLS handshake with {host} failed"),
+        TransportKind::Connect => format!("cannot connect to {host}"),
+        TransportKind::Timeout => format!("no answer from {host} in time (timeout)"),
+        TransportKind::Other => format!("the connection to {host} failed"),
+    };
+    let mut root: &(dyn std::error::Error + 'static) = source.as_ref();
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    format!("{what}: {root}")
+}
+
+fn took(d: &Duration) -> String {
+    if *d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
@@ -137,12 +200,15 @@ pub enum Error {
         request_id: Option<String>,
     },
     /// The request did not complete at the transport level.
-    #[error("{provider}: transport error ({kind})")]
+    #[error("{provider}: {}", transport(kind, host, source))]
     Transport {
         /// Which provider was called.
         provider: &'static str,
         /// How it failed.
         kind: TransportKind,
+        /// The host (and port) it was sent to, when known; never a whole URL, which may carry
+        /// credentials.
+        host: Option<String>,
         /// The underlying error (reqwest errors are stripped of their URL).
         #[source]
         source: BoxError,
@@ -167,7 +233,7 @@ pub enum Error {
         message: String,
     },
     /// Retrying did not help.
-    #[error("{what}: gave up after {attempts} attempt(s) in {}ms{}", elapsed.as_millis(), would_wait.map(|d| format!("; the next attempt would have waited {}s, beyond the retry budget", d.as_secs_f64().ceil())).unwrap_or_default())]
+    #[error("{what}: gave up after {attempts} attempt(s) in {}{}: {last}", took(elapsed), would_wait.map(|d| format!("; the next attempt would have waited {}s, beyond the retry budget", d.as_secs_f64().ceil())).unwrap_or_default())]
     RetriesExhausted {
         /// The operation retried.
         what: String,
@@ -219,7 +285,7 @@ impl Error {
     pub fn is_retryable(&self, idempotency: Idempotency) -> bool {
         let idempotent = idempotency == Idempotency::Idempotent;
         match self {
-            Error::Transport { kind, .. } => *kind == TransportKind::Connect || idempotent,
+            Error::Transport { kind, .. } => kind.never_sent() || idempotent,
             Error::RateLimited { .. } => true,
             Error::Unavailable { .. } => idempotent,
             Error::Api { status, .. } => idempotent && (*status == 408 || *status >= 500),
@@ -493,11 +559,13 @@ mod tests {
         let connect = Error::Transport {
             provider: "t",
             kind: TransportKind::Connect,
+            host: None,
             source: "refused".into(),
         };
         let timeout = Error::Transport {
             provider: "t",
             kind: TransportKind::Timeout,
+            host: None,
             source: "slow".into(),
         };
         let limited = Error::RateLimited {

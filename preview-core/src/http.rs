@@ -54,20 +54,69 @@ pub fn auth_header(
     Ok(v)
 }
 
-/// Classifies a reqwest error, dropping its URL (which may carry query secrets).
+/// Classifies a reqwest error (DNS, refused, TLS, other connect failure, timeout), keeping the
+/// host it was sent to and dropping its URL (which may carry query secrets or credentials).
 pub fn transport_error(provider: &'static str, err: reqwest::Error) -> Error {
-    let kind = if err.is_connect() {
-        TransportKind::Connect
-    } else if err.is_timeout() {
-        TransportKind::Timeout
-    } else {
-        TransportKind::Other
-    };
+    let host = err.url().and_then(|u| {
+        let h = u.host_str()?;
+        Some(match u.port_or_known_default() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        })
+    });
+    let kind = classify(&err);
     Error::Transport {
         provider,
         kind,
+        host,
         source: Box::new(err.without_url()),
     }
+}
+
+/// What went wrong under a reqwest error. reqwest says "connect" or "timeout"; the finer cause
+/// is read from its source chain: an I/O error of kind `ConnectionRefused`, hyper's `dns error`,
+/// or a TLS failure (rustls reports through an I/O error of kind `InvalidData` while connecting).
+fn classify(err: &reqwest::Error) -> TransportKind {
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut next = std::error::Error::source(err);
+    while let Some(e) = next {
+        chain.push(e);
+        next = e.source();
+    }
+    // I/O errors nest (the TLS stack wraps its own in one of kind `Other`), and an I/O error's
+    // `source()` skips the error it wraps: look inside each with `get_ref`.
+    let io = |kind: std::io::ErrorKind| {
+        chain.iter().any(|e| {
+            let mut io = e.downcast_ref::<std::io::Error>();
+            while let Some(i) = io {
+                if i.kind() == kind {
+                    return true;
+                }
+                io = i
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+            }
+            false
+        })
+    };
+    if err.is_connect() {
+        if io(std::io::ErrorKind::ConnectionRefused) {
+            return TransportKind::Refused;
+        }
+        if chain.iter().any(|e| e.to_string().starts_with("dns error")) {
+            return TransportKind::Dns;
+        }
+        let https = err.url().is_some_and(|u| u.scheme() == "https");
+        if https && io(std::io::ErrorKind::InvalidData) {
+            return TransportKind::Tls;
+        }
+        // Unreachable, a connect timeout…: nothing was sent either way.
+        return TransportKind::Connect;
+    }
+    if err.is_timeout() {
+        return TransportKind::Timeout;
+    }
+    TransportKind::Other
 }
 
 /// A response header as text.
@@ -147,6 +196,135 @@ mod tests {
         assert!(!format!("{v:?}").contains("SENTINEL"));
         let err = auth_header("Bearer", &SecretString::from("SENT\nINEL"), "fly").unwrap_err();
         assert!(!err.to_string().contains("SENT"));
+    }
+
+    /// Sends one GET with `client` and classifies its failure.
+    async fn failure(client: reqwest::Client, url: &str) -> Error {
+        let err = client.get(url).send().await.expect_err("the request fails");
+        transport_error("test", err)
+    }
+
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn transport_failures_name_the_cause_and_the_host_never_the_url() {
+        let port = closed_port();
+        let err = failure(
+            client(Some(Duration::from_secs(5))).unwrap(),
+            &format!("http://user:SENTINEL@127.0.0.1:{port}/path?token=SENTINEL"),
+        )
+        .await;
+        assert!(
+            matches!(
+                err,
+                Error::Transport {
+                    kind: TransportKind::Refused,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains("SENTINEL") && !text.contains("/path"),
+            "{text}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "test: connection to 127.0.0.1:{port} refused (nothing listens there): "
+            )),
+            "{err}"
+        );
+
+        // TLS spoken to a server that answers in plain HTTP.
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tls_port = plain.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for mut s in plain.incoming().flatten().take(1) {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let err = failure(
+            client(Some(Duration::from_secs(5))).unwrap(),
+            &format!("https://127.0.0.1:{tls_port}/"),
+        )
+        .await;
+        assert!(
+            matches!(
+                err,
+                Error::Transport {
+                    kind: TransportKind::Tls,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "test: TLS handshake with 127.0.0.1:{tls_port} failed: "
+            )),
+            "{err}"
+        );
+
+        // A name that does not resolve (the resolver is the test's: no network).
+        let dns = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(NoSuchHost))
+            .build()
+            .unwrap();
+        let err = failure(dns, "https://api.example.invalid/v1").await;
+        assert!(
+            matches!(
+                err,
+                Error::Transport {
+                    kind: TransportKind::Dns,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "test: cannot resolve api.example.invalid:443 (DNS): no such host"
+        );
+
+        // Accepted, never answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let err = failure(
+            client(Some(Duration::from_millis(200))).unwrap(),
+            &format!("http://127.0.0.1:{silent_port}/"),
+        )
+        .await;
+        drop(silent);
+        assert!(
+            matches!(
+                err,
+                Error::Transport {
+                    kind: TransportKind::Timeout,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "test: no answer from 127.0.0.1:{silent_port} in time (timeout)"
+            )),
+            "{err}"
+        );
+    }
+
+    /// A resolver that knows no host.
+    struct NoSuchHost;
+
+    impl reqwest::dns::Resolve for NoSuchHost {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            Box::pin(async { Err("no such host".into()) })
+        }
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn injected_transport(kind: TransportKind) -> Error {
     Error::Transport {
         provider: PROVIDER,
         kind,
+        host: None,
         source: "injected transport fault".into(),
     }
 }
