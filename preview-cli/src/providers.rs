@@ -15,6 +15,14 @@ pub trait HostFactory: Send + Sync {
     /// [`Error::Config`] for missing tokens or unknown providers.
     fn hosts(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Hosts>;
 
+    /// Every setting [`HostFactory::hosts`] would find missing or invalid (tokens, provider
+    /// kinds), all of them, without building anything: a command reports them together with its
+    /// own, in one run. The default finds nothing.
+    fn check(&self, config: &Config, ctx: &Context) -> Vec<Error> {
+        let _ = (config, ctx);
+        Vec::new()
+    }
+
     /// The HTTP client for readiness checks and seed requests.
     fn http(&self) -> Arc<dyn HttpClient>;
 
@@ -45,7 +53,40 @@ fn environment_template(config: &Config) -> Result<String> {
     Ok(t)
 }
 
+/// The tokens, as `hosts` reads them: (variable, what it is).
+const FLY_TOKEN: (&str, &str) = ("FLY_API_TOKEN", "the Fly.io token (fly tokens create org)");
+const VERCEL_TOKEN: (&str, &str) = ("VERCEL_TOKEN", "the Vercel token");
+const GITHUB_TOKEN: (&str, &str) = (
+    "GITHUB_TOKEN",
+    "a GitHub token (in Actions: secrets.GITHUB_TOKEN)",
+);
+
 impl HostFactory for RealProviders {
+    fn check(&self, config: &Config, ctx: &Context) -> Vec<Error> {
+        let mut out = Vec::new();
+        if config.database.provider != "fly" {
+            out.push(Error::config(format!(
+                "{}: database.provider {:?} is not available in the preview binary (use \"fly\")",
+                config.origin, config.database.provider
+            )));
+        }
+        if let Some(a) = config.apps.iter().find(|a| a.provider != "vercel") {
+            out.push(Error::config(format!(
+                "{}: apps.{}.provider {:?} is not available in the preview binary (use \"vercel\")",
+                config.origin, a.name, a.provider
+            )));
+        }
+        if let Err(e) = environment_template(config) {
+            out.push(e);
+        }
+        for (var, what) in [FLY_TOKEN, VERCEL_TOKEN, GITHUB_TOKEN] {
+            if let Err(e) = ctx.require_token(var, what) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     fn hosts(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Hosts> {
         let env = ctx.env.clone();
         let lookup = move |k: &str| env(k);
@@ -55,10 +96,7 @@ impl HostFactory for RealProviders {
             "fly" => {
                 let mut b = providers_fly::FlyDatabasesBuilder::new()
                     .naming(config.naming.clone())
-                    .token(ctx.require_token(
-                        "FLY_API_TOKEN",
-                        "the Fly.io token (fly tokens create org)",
-                    )?);
+                    .token(ctx.require_token(FLY_TOKEN.0, FLY_TOKEN.1)?);
                 if let Some(org) = &config.database.org {
                     b = b.org(org.clone());
                 }
@@ -85,14 +123,11 @@ impl HostFactory for RealProviders {
             )));
         }
         let apps = providers_vercel::VercelAppsBuilder::from_lookup(&lookup)
-            .token(ctx.require_token("VERCEL_TOKEN", "the Vercel token")?)
+            .token(ctx.require_token(VERCEL_TOKEN.0, VERCEL_TOKEN.1)?)
             .build()?;
 
         let github = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
-            .token(ctx.require_token(
-                "GITHUB_TOKEN",
-                "a GitHub token (in Actions: secrets.GITHUB_TOKEN)",
-            )?)
+            .token(ctx.require_token(GITHUB_TOKEN.0, GITHUB_TOKEN.1)?)
             .repository(repo)
             .environment_template(environment_template(config)?);
         // Test builds only (feature `testing`, never in an install): the end-to-end suites run

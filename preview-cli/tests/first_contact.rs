@@ -157,3 +157,80 @@ fn a_tls_failure_names_provider_host_and_cause() {
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_no_credentials(&out);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Missing settings: all of them, in one run.
+
+#[test]
+fn every_missing_setting_is_reported_in_one_run() {
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    // Nothing but the API URLs (at a closed port: a check that let anything through would fail
+    // differently, never reach the network).
+    let urls = vec![
+        ("FLY_API_URL", dead.clone()),
+        ("VERCEL_API_URL", dead.clone()),
+        ("GITHUB_API_URL", dead.clone()),
+    ];
+    let (out, _) = preview(&["--config", EXAMPLE, "deploy", "--pr", "42"], &urls);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let config = EXAMPLE;
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: 9 settings are missing or invalid:
+  - --repo OWNER/NAME is required (or set GITHUB_REPOSITORY)
+  - FLY_API_TOKEN is not set: the Fly.io token (fly tokens create org) (or put it in a file and set FLY_API_TOKEN_FILE)
+  - VERCEL_TOKEN is not set: the Vercel token (or put it in a file and set VERCEL_TOKEN_FILE)
+  - GITHUB_TOKEN is not set: a GitHub token (in Actions: secrets.GITHUB_TOKEN) (or put it in a file and set GITHUB_TOKEN_FILE)
+  - PREVIEW_MASTER_SECRET is not set: generated secrets are derived from it so re-runs do not rotate them; create one with `openssl rand -base64 48` and store it as a repository secret (or put it in a file and set PREVIEW_MASTER_SECRET_FILE)
+  - {config}: secrets.anthropic_api_key: environment variable ANTHROPIC_API_KEY is not set (set it, e.g. from a repository secret)
+  - {config}: secrets.openai_api_key: environment variable OPENAI_API_KEY is not set (set it, e.g. from a repository secret)
+  - {config}: apps.api.project_from_env: environment variable VERCEL_API_PROJECT_ID is not set
+  - {config}: apps.ui.project_from_env: environment variable VERCEL_UI_PROJECT_ID is not set
+"
+        )
+    );
+    assert!(out.stdout.is_empty());
+
+    // Teardown needs no secret: only what it reads.
+    let (out, _) = preview(&["--config", EXAMPLE, "teardown", "--pr", "42"], &urls);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: 6 settings are missing or invalid:\n"),
+        "{err}"
+    );
+    assert!(!err.contains("PREVIEW_MASTER_SECRET"), "{err}");
+    assert!(!err.contains("ANTHROPIC_API_KEY"), "{err}");
+
+    // Two left: both, and nothing else.
+    let mut env = full_env(&dead, &dead, &dead);
+    env.retain(|(k, _)| !["GITHUB_TOKEN", "OPENAI_API_KEY"].contains(k));
+    let (out, _) = preview(&["--config", EXAMPLE, "deploy", "--pr", "42"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: 2 settings are missing or invalid:\n  - GITHUB_TOKEN is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "\n  - {config}: secrets.openai_api_key:"
+                .replace("{config}", config)
+                .as_str()
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 3, "{err}");
+    assert_no_credentials(&out);
+
+    // One left: said as it is.
+    let mut env = full_env(&dead, &dead, &dead);
+    env.retain(|(k, _)| *k != "VERCEL_TOKEN");
+    let (out, _) = preview(&["--config", EXAMPLE, "status"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "error: VERCEL_TOKEN is not set: the Vercel token (or put it in a file and set VERCEL_TOKEN_FILE)\n"
+    );
+}

@@ -273,6 +273,31 @@ impl Config {
         f.template.render(scope).map_err(|m| self.field_err(f, m))
     }
 
+    /// Every environment variable the configuration reads that is not set, each as the error
+    /// rendering would give: the projects of apps (`project_from_env`) and, with `secrets`, the
+    /// imported secrets (`from_env`). Lets a command report them all in one run.
+    pub fn missing_env(&self, env: EnvLookup<'_>, secrets: bool) -> Vec<Error> {
+        let mut out = Vec::new();
+        if secrets {
+            for (sname, def) in &self.secrets {
+                if let SecretDef::FromEnv { var } = def {
+                    if env(var).is_none_or(|v| v.is_empty()) {
+                        out.push(Error::config(format!(
+                            "{}: secrets.{sname}: environment variable {var} is not set (set it, e.g. from a repository secret)",
+                            self.origin
+                        )));
+                    }
+                }
+            }
+        }
+        for app in &self.apps {
+            if let Err(e) = self.project(app, env) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// The project of an app, resolved.
     ///
     /// # Errors

@@ -23,6 +23,7 @@ pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
         output::skipped(cli, ctx, pr, &msg);
         return Ok(EXIT_SKIPPED);
     }
+    super::check_settings(cli, ctx, &config, true)?;
     let repo = super::repo(cli, ctx)?;
     let secrets = super::master(ctx)?;
     super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;

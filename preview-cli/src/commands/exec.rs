@@ -22,6 +22,7 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
         .pr
         .parse()
         .map_err(|e: Error| Error::config(format!("--pr: {e}")))?;
+    super::check_settings(cli, ctx, &config, true)?;
     let repo = super::repo(cli, ctx)?;
     let secrets = super::master(ctx)?;
     let name = config.name(pr);

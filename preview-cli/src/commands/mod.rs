@@ -36,6 +36,55 @@ pub(crate) fn load_with_files(cli: &Cli, ctx: &Context) -> Result<Config> {
     Ok(config)
 }
 
+/// Every missing or invalid setting a command needs, checked together so one run reports them
+/// all: the repository, the providers' tokens (and whatever else the host factory checks), the
+/// variables the configuration reads (app projects; with `secrets`, the master secret and the
+/// imported secrets).
+///
+/// # Errors
+/// One [`Error::Config`] listing every problem (or the one problem as it is).
+pub(crate) fn check_settings(
+    cli: &Cli,
+    ctx: &Context,
+    config: &Config,
+    secrets: bool,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    if let Err(e) = repo(cli, ctx) {
+        problems.push(e);
+    }
+    problems.extend(ctx.factory.check(config, ctx));
+    if secrets {
+        if let Err(e) = master(ctx) {
+            problems.push(e);
+        }
+    }
+    let env = ctx.env.clone();
+    let lookup = move |k: &str| env(k);
+    problems.extend(config.missing_env(&lookup, secrets));
+    together(problems)
+}
+
+/// One error for several: the one as it is, or a list (each on its own line).
+fn together(mut problems: Vec<Error>) -> Result<()> {
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        n => {
+            // A failure that is not about settings (an unreadable token file is still one) says
+            // more on its own.
+            if let Some(i) = problems.iter().position(|e| !e.is_config()) {
+                return Err(problems.remove(i));
+            }
+            let lines: Vec<String> = problems.iter().map(|e| format!("  - {e}")).collect();
+            Err(Error::config(format!(
+                "{n} settings are missing or invalid:\n{}",
+                lines.join("\n")
+            )))
+        }
+    }
+}
+
 /// The repository: `--repo`, else `$GITHUB_REPOSITORY`; must be `owner/name`.
 pub(crate) fn repo(cli: &Cli, ctx: &Context) -> Result<String> {
     let repo = cli

@@ -12,6 +12,7 @@ use crate::{EXIT_OK, output};
 /// Configuration and listing errors.
 pub async fn run(cli: &Cli, _args: &StatusArgs, ctx: &Context) -> Result<u8> {
     let config = super::load(cli)?;
+    super::check_settings(cli, ctx, &config, false)?;
     let repo = super::repo(cli, ctx)?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let rows = super::pipeline(cli, ctx, config, hosts).status().await?;

@@ -12,6 +12,7 @@ use crate::{EXIT_FAILURE, EXIT_OK, output};
 /// Configuration and listing errors (nothing is removed then).
 pub async fn run(cli: &Cli, args: &SweepArgs, ctx: &Context) -> Result<u8> {
     let config = super::load(cli)?;
+    super::check_settings(cli, ctx, &config, false)?;
     let repo = super::repo(cli, ctx)?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let report = super::pipeline(cli, ctx, config, hosts)

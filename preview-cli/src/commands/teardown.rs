@@ -13,6 +13,7 @@ use crate::{EXIT_OK, output};
 pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
     let config = super::load(cli)?;
     let (pr, _) = super::pr_number(args.pr.as_deref(), ctx)?;
+    super::check_settings(cli, ctx, &config, false)?;
     let repo = super::repo(cli, ctx)?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let report = super::pipeline(cli, ctx, config, hosts)
