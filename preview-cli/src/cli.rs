@@ -19,15 +19,19 @@ Environment (secrets come from NAME or a file named by NAME_FILE, never from a f
   FLY_API_URL              base URL override (also VERCEL_API_URL, GITHUB_API_URL)
   FLYCTL                   path to flyctl (default: flyctl on PATH)
   PREVIEW_LOG              log filter, e.g. preview_core=debug (logs go to stderr)
+  PREVIEW_REPOSITORY_ROOT  the checkout files named by the config must stay in (default: the
+                           nearest directory holding .git above the config file)
+  NO_COLOR, CLICOLOR_FORCE colour off, or on even in pipes (default: only on a terminal)
 
 Exit codes:
   0  success
   1  the operation failed (provider, hook, deployment, readiness)
-  2  usage or configuration error; nothing was touched
+  2  usage or configuration error, or refused by the preflight checks; nothing was touched
   3  skipped on purpose (closed or fork pull request)
   130, 143  interrupted by SIGINT or SIGTERM (hooks and tunnels are stopped first;
             every command is safe to re-run)
-  exec exits with the command's own code";
+  exec exits with the command's own code
+  a closed stdout (preview plan --json | head) is not an error: the code stays the command's";
 
 /// `preview --version`: the version and the commit it was built from, `0.1.0 (abc1234 2026-12-05)`
 /// (`unknown` when the build had no git and no packaged record of it; see `build.rs`).
@@ -82,6 +86,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Open tunnels to an environment's databases and run a command with their local URLs in its
     /// environment; exits with the command's code.
+    #[command(override_usage = "preview exec [OPTIONS] --pr <N> -- <CMD>...")]
     Exec(ExecArgs),
 }
 
@@ -103,7 +108,7 @@ impl Command {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The pull request number.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pr: String,
     /// The head branch to show in branch-scoped settings (default: shown as a placeholder).
     #[arg(long, value_name = "BRANCH")]
@@ -117,7 +122,7 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct PrArgs {
     /// The pull request number (default in GitHub Actions: the triggering pull request).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pr: Option<String>,
 }
 
@@ -141,9 +146,13 @@ pub struct StatusArgs {}
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The pull request number.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pr: String,
+    /// Words before `--`: never run (the command's own flags would be read as preview's); only
+    /// there to say so.
+    #[arg(hide = true, value_name = "WORD", allow_hyphen_values = true)]
+    pub before_separator: Vec<String>,
     /// The command and its arguments (after `--`).
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -85,7 +85,8 @@ pub async fn drain_tasks(limit: std::time::Duration) {
 
 fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
     let text = actions::inert(&err.to_string());
-    ctx.stderr.line(&format!("error: {text}"));
+    let error = ctx.stderr.paint(output::Style::Error, "error");
+    ctx.stderr.line(&format!("{error}: {text}"));
     if ctx.actions.is_some() {
         // One line, so the runner shows it as an annotation.
         ctx.stdout.line(&format!(

@@ -7,6 +7,7 @@ use preview_core::{Event, EventSink, Outcome};
 
 use crate::actions::inert;
 use crate::context::Stream;
+use crate::output::Style;
 
 /// Prints events as they happen.
 #[derive(Debug)]
@@ -47,7 +48,11 @@ impl EventSink for Progress {
                 elapsed_ms,
                 ok,
             } => {
-                let mark = if ok { "✓" } else { "✗" };
+                let mark = if ok {
+                    self.out.paint(Style::Ok, "✓")
+                } else {
+                    self.out.paint(Style::Failed, "✗")
+                };
                 self.out.line(&format!(
                     "{mark} {phase} ({:.1}s)",
                     elapsed_ms as f64 / 1000.0
@@ -73,7 +78,11 @@ impl EventSink for Progress {
             Event::HookOutput { hook, line } => {
                 self.out.line(&format!("  [{hook}] {}", inert(&line)))
             }
-            Event::Warning { message } => self.out.line(&format!("warning: {}", inert(&message))),
+            Event::Warning { message } => self.out.line(&format!(
+                "{}: {}",
+                self.out.paint(Style::Warning, "warning"),
+                inert(&message)
+            )),
             _ => {}
         }
     }

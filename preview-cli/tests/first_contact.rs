@@ -234,3 +234,145 @@ fn every_missing_setting_is_reported_in_one_run() {
         "error: VERCEL_TOKEN is not set: the Vercel token (or put it in a file and set VERCEL_TOKEN_FILE)\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `--pr -1`.
+
+#[test]
+fn a_negative_pr_gets_the_range_message_of_pr_zero() {
+    for cmd in [
+        &["plan"][..],
+        &["deploy"][..],
+        &["teardown"][..],
+        &["exec", "--", "true"][..],
+    ] {
+        for n in ["0", "-1", "-42"] {
+            let mut args = vec!["--config", EXAMPLE, cmd[0], "--pr", n];
+            args.extend_from_slice(&cmd[1..]);
+            let (out, _) = preview(&args, &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert_eq!(
+                text(&out.stderr),
+                format!(
+                    "error: --pr: invalid PR number {n}: expected an integer from 1 to 2147483647\n"
+                ),
+                "{args:?}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+    let (out, _) = preview(&["--config", EXAMPLE, "plan", "--pr=-1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid PR number -1: expected an integer from 1 to"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A closed stdout.
+
+/// `preview ARGS` whose stdout is a pipe nobody reads any more (closed before it starts, so
+/// every write meets EPIPE, as `| head` does once it has its lines).
+fn with_closed_stdout(args: &[&str]) -> Output {
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    drop(read);
+    Command::new(PREVIEW)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_commands_own_exit_code() {
+    // `plan --json | head`: the plan is the whole job; a reader that stopped reading is not an
+    // error (no panic, no "Broken pipe"), so the exit code is plan's own, 0.
+    for args in [
+        &["--config", EXAMPLE, "plan", "--pr", "42", "--json"][..],
+        &["--config", EXAMPLE, "plan", "--pr", "42"][..],
+    ] {
+        let out = with_closed_stdout(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+    // A failing command keeps its code and says only its error.
+    let out = with_closed_stdout(&["--config", EXAMPLE, "deploy", "--pr", "0", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: --pr: invalid PR number 0: expected an integer from 1 to 2147483647\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colour.
+
+#[test]
+fn colour_only_when_asked_for_or_on_a_terminal() {
+    let run = |env: &[(&str, &str)]| {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        preview(&["--config", EXAMPLE, "plan", "--pr", "0"], &env).0
+    };
+    let plain = "error: --pr: invalid PR number 0: expected an integer from 1 to 2147483647\n";
+    let red = "\u{1b}[1;31merror\u{1b}[0m: --pr: invalid PR number 0: expected an integer from 1 to 2147483647\n";
+    // A pipe (what tests, CI logs and `2> file` are): plain text, even with TERM set.
+    assert_eq!(text(&run(&[("TERM", "xterm-256color")]).stderr), plain);
+    assert_eq!(text(&run(&[("CLICOLOR_FORCE", "1")]).stderr), red);
+    assert_eq!(text(&run(&[("CLICOLOR_FORCE", "0")]).stderr), plain);
+    assert_eq!(
+        text(&run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).stderr),
+        plain
+    );
+    // Log lines follow the same rule: a retry warning through a pipe has no escape.
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (out, _) = preview(
+        &["--config", EXAMPLE, "deploy", "--pr", "42"],
+        &full_env(&url, &url, &url),
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+    let mut forced = full_env(&url, &url, &url);
+    forced.push(("CLICOLOR_FORCE", "1".into()));
+    let (out, _) = preview(&["--config", EXAMPLE, "deploy", "--pr", "42"], &forced);
+    let err = text(&out.stderr);
+    assert!(err.contains("\u{1b}[33m WARN"), "{err}");
+    assert!(err.contains("\u{1b}[31m✗\u{1b}[0m observe"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// `exec` without `--`.
+
+#[test]
+fn exec_without_the_separator_says_to_add_it() {
+    let hint = "error: exec: put the command after `--`, e.g. `preview exec --pr 42 -- pnpm db:migrate` (without `--`, the command's own flags would be read as preview's)\n";
+    for args in [
+        &["pnpm", "db:migrate"][..],
+        &["pnpm", "--filter", "api", "db:migrate"][..],
+        &["psql", "-c", "select 1"][..],
+    ] {
+        let mut argv = vec!["--config", EXAMPLE, "exec", "--pr", "42"];
+        argv.extend_from_slice(args);
+        let (out, _) = preview(&argv, &[]);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}");
+        assert_eq!(text(&out.stderr), hint, "{argv:?}");
+    }
+    let (out, _) = preview(&["--config", EXAMPLE, "exec", "--pr", "42"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: exec: give the command after `--`, e.g. `preview exec --pr 42 -- pnpm db:migrate`\n"
+    );
+}

@@ -52,6 +52,15 @@ impl FromStr for PrNumber {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let t = s.trim();
+        // A negative number gets the range message `0` gets, not "not a number".
+        if let Some(digits) = t.strip_prefix('-') {
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::config(format!(
+                    "invalid PR number {t}: expected an integer from 1 to {}",
+                    Self::MAX
+                )));
+            }
+        }
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) || t.len() > 10 {
             return Err(Error::config(format!(
                 "invalid PR number {s:?}: expected an integer from 1 to {}",

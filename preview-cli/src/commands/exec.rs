@@ -17,6 +17,17 @@ use crate::context::Context;
 /// # Errors
 /// Configuration errors; tunnels that cannot be opened; a command that cannot start.
 pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
+    // Not echoed: a command line may carry a password.
+    if !args.before_separator.is_empty() {
+        return Err(Error::config(
+            "exec: put the command after `--`, e.g. `preview exec --pr 42 -- pnpm db:migrate` (without `--`, the command's own flags would be read as preview's)",
+        ));
+    }
+    if args.command.is_empty() {
+        return Err(Error::config(
+            "exec: give the command after `--`, e.g. `preview exec --pr 42 -- pnpm db:migrate`",
+        ));
+    }
     let config = super::load_with_files(cli, ctx)?;
     let pr = args
         .pr
