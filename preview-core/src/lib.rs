@@ -30,7 +30,10 @@ pub use host::{AppHost, DatabaseHost, SourceHost};
 pub use model::*;
 pub use name::{Naming, PrNumber, PreviewName};
 pub use retry::{RetryConfig, retry};
-pub use secret::{DerivedSecrets, RandomSecrets, SecretKind, SecretSource, SecretValues};
+pub use secret::{
+    DerivedSecrets, DigestKey, FINGERPRINT_KEY, RandomSecrets, SecretKind, SecretSource,
+    SecretValues,
+};
 pub use template::{Scope, Template, Value};
 
 pub use async_trait::async_trait;

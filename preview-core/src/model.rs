@@ -539,6 +539,14 @@ pub struct AppSpec {
     /// How long a deployment may take to become ready.
     #[serde(with = "secs")]
     pub deploy_timeout: Duration,
+    /// The key of the ownership fingerprints a host keeps next to each value it writes, so an
+    /// unchanged value is recognised without reading it back and the fingerprint reveals nothing
+    /// about it (the pipeline derives it from the master secret:
+    /// [`FINGERPRINT_KEY`](crate::secret::FINGERPRINT_KEY)). `None`: the host uses a key of its
+    /// own, so its fingerprints only compare within its own life (another process rewrites the
+    /// values once).
+    #[serde(skip)]
+    pub fingerprint_key: Option<crate::secret::DigestKey>,
 }
 
 /// The commit to deploy.

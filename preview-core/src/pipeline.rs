@@ -639,7 +639,13 @@ impl Preview {
         let secrets = self
             .config
             .resolve_secrets(&name, self.secrets.as_ref(), &lookup)?;
-        let rendered = self.config.render_all(&name, &inputs, secrets, &lookup)?;
+        let mut rendered = self.config.render_all(&name, &inputs, secrets, &lookup)?;
+        // Keyed ownership fingerprints: without the master, the fingerprint next to a value
+        // cannot be recomputed from a guess of it.
+        let fingerprint_key = self.secrets.digest_key(crate::secret::FINGERPRINT_KEY)?;
+        for app in &mut rendered.apps {
+            app.fingerprint_key = fingerprint_key.clone();
+        }
         if let Some(f) = &self.on_secrets {
             f(&rendered.sensitive_values());
         }

@@ -374,6 +374,8 @@ impl Config {
                 env: vars,
                 adopt_existing: def.adopt_existing,
                 deploy_timeout: def.deploy_timeout,
+                // The pipeline sets it from its secret source (plan and masking never need it).
+                fingerprint_key: None,
             });
         }
         let seed = match &self.seed {

@@ -12,11 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
-use secrecy::{ExposeSecret, SecretString};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
@@ -49,6 +51,71 @@ impl SecretKind {
     }
 }
 
+/// The purpose label of the key app hosts use for the ownership fingerprint they keep next to a
+/// value they wrote (e.g. the `fp=` in a Vercel env var's comment); see [`DigestKey`].
+pub const FINGERPRINT_KEY: &str = "app-env-fingerprint/v1";
+
+/// A 256-bit key for keyed digests (HMAC-SHA256).
+///
+/// Why keyed: a provider that keeps a digest of what it wrote next to it (so a re-run sees
+/// "unchanged" without reading the value back) publishes that digest to everyone who can read the
+/// resource. An unkeyed hash of a low-entropy value (`hunter2`, stored write-only) can be confirmed
+/// offline by hashing guesses; an HMAC under a key derived from the master secret cannot be
+/// reproduced without the master. `Debug` shows no key material; the bytes are zeroed on drop.
+#[derive(Clone)]
+pub struct DigestKey {
+    key: Arc<SecretBox<[u8; 32]>>,
+}
+
+impl fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DigestKey(<redacted>)")
+    }
+}
+
+impl DigestKey {
+    /// A key made of these bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            key: Arc::new(SecretBox::new(Box::new(bytes))),
+        }
+    }
+
+    /// A fresh key from the OS CSPRNG (digests made with it can only be compared within the life
+    /// of this key).
+    ///
+    /// # Errors
+    /// When the OS random source fails.
+    pub fn random() -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| Error::failed("generating a key", format!("OS random source: {e}")))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// HMAC-SHA256 over `parts`, each prefixed with its length so `("ab", "c")` and `("a", "bc")`
+    /// differ.
+    pub fn digest(&self, parts: &[&str]) -> [u8; 32] {
+        // HMAC takes keys of any length; a 32-byte key cannot be refused.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The first `bytes` bytes (at most 32) of [`digest`](Self::digest), in lowercase hex.
+    pub fn hex(&self, parts: &[&str], bytes: usize) -> String {
+        self.digest(parts)
+            .iter()
+            .take(bytes)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// The alphabet generated values use (base64url, no padding).
 pub fn is_url_safe(s: &str) -> bool {
     s.bytes()
@@ -72,6 +139,17 @@ pub trait SecretSource: fmt::Debug + Send + Sync {
 
     /// Whether the same inputs always give the same value (so re-runs do not rotate).
     fn is_stable(&self) -> bool;
+
+    /// A key for keyed digests, the same for every environment and every run, distinct per
+    /// `purpose` (e.g. [`FINGERPRINT_KEY`]); `None` when this source has nothing stable to derive
+    /// one from (the default).
+    ///
+    /// # Errors
+    /// When deriving it fails.
+    fn digest_key(&self, purpose: &str) -> Result<Option<DigestKey>> {
+        let _ = purpose;
+        Ok(None)
+    }
 }
 
 /// Fresh values from the OS CSPRNG on every call. Not stable: use it for one-off environments or
@@ -149,6 +227,21 @@ impl SecretSource for DerivedSecrets {
 
     fn is_stable(&self) -> bool {
         true
+    }
+
+    /// HKDF-SHA256 of the master with its own salt (`preview/keys/v1`, not the secrets' salt) and
+    /// `purpose` as the info: independent of every generated secret, and of keys for other purposes.
+    fn digest_key(&self, purpose: &str) -> Result<Option<DigestKey>> {
+        let hk = Hkdf::<Sha256>::new(
+            Some(b"preview/keys/v1"),
+            self.master.expose_secret().as_bytes(),
+        );
+        let mut okm = [0u8; 32];
+        hk.expand(purpose.as_bytes(), &mut okm)
+            .map_err(|_| Error::failed("deriving a key", "HKDF refused a 32-byte output"))?;
+        let key = DigestKey::from_bytes(okm);
+        okm.fill(0);
+        Ok(Some(key))
     }
 }
 
@@ -273,6 +366,58 @@ mod tests {
         let d =
             DerivedSecrets::new(SecretString::from(format!("SENTINEL{}", "x".repeat(40)))).unwrap();
         assert!(!format!("{d:?}").contains("SENTINEL"));
+    }
+
+    #[test]
+    fn digest_keys_are_stable_per_master_and_purpose_and_independent_of_secrets() {
+        let d = DerivedSecrets::new(master()).unwrap();
+        let k = d
+            .digest_key(FINGERPRINT_KEY)
+            .unwrap()
+            .expect("a derived key");
+        let again = d
+            .digest_key(FINGERPRINT_KEY)
+            .unwrap()
+            .expect("a derived key");
+        let parts = ["pr-1-agents", "K", "sensitive", "hunter2"];
+        assert_eq!(k.digest(&parts), again.digest(&parts));
+        assert_eq!(k.hex(&parts, 16).len(), 32);
+        let other_purpose = d.digest_key("something-else").unwrap().unwrap();
+        assert_ne!(k.digest(&parts), other_purpose.digest(&parts));
+        let other_master = DerivedSecrets::new(SecretString::from("n".repeat(40)))
+            .unwrap()
+            .digest_key(FINGERPRINT_KEY)
+            .unwrap()
+            .unwrap();
+        assert_ne!(k.digest(&parts), other_master.digest(&parts));
+        // Length prefixes: moving a character across a part boundary changes the digest.
+        assert_ne!(k.digest(&["ab", "c"]), k.digest(&["a", "bc"]));
+        // Random sources have nothing stable to derive a key from.
+        assert!(RandomSecrets.digest_key(FINGERPRINT_KEY).unwrap().is_none());
+        assert_eq!(format!("{k:?}"), "DigestKey(<redacted>)");
+    }
+
+    #[test]
+    fn digest_keys_are_hmac_sha256() {
+        // RFC 4231 test case 2 uses a 4-byte key; HMAC pads keys to the block size, so the same
+        // key zero-padded to 32 bytes gives the same MAC.
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        mac.update(b"what do ya want for nothing?");
+        let want: [u8; 32] = mac.finalize().into_bytes().into();
+        let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Our digest is that MAC over the length-prefixed parts.
+        let k = DigestKey::from_bytes(key);
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        mac.update(&5u64.to_le_bytes());
+        mac.update(b"hello");
+        let want: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(k.digest(&["hello"]), want);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl VercelAppsBuilder {
         // No timeouts only for paused-clock tests (see `without_timeouts`).
         let http = preview_core::http::client(self.timeout)?;
         let auth = preview_core::http::auth_header("Bearer", &token, "vercel")?;
-        Ok(VercelApps::new(
+        VercelApps::new(
             http,
             auth,
             base,
@@ -193,7 +193,7 @@ impl VercelAppsBuilder {
             self.waits,
             self.poll_unit,
             self.retry,
-        ))
+        )
     }
 }
 

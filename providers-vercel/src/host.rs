@@ -8,13 +8,12 @@ use async_trait::async_trait;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use preview_core::name::check_hostname;
 use preview_core::{
-    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, Error, Idempotency, Naming,
-    Outcome, Owned, PreviewName, ResourceChange, Result, RetryConfig, retry,
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, DigestKey, Error, Idempotency,
+    Naming, Outcome, Owned, PreviewName, ResourceChange, Result, RetryConfig, retry,
 };
 
 use crate::builder::VercelAppsBuilder;
@@ -22,7 +21,10 @@ use crate::errors::{self, PROVIDER};
 use crate::wire;
 
 /// Start of the ownership marker kept in the `comment` of every env var we write:
-/// `managed-by:preview env=<PreviewName> pr=<n> fp=<fingerprint>`.
+/// `managed-by:preview env=<PreviewName> pr=<n> fp=<fingerprint>`. Ownership is the `env=` field
+/// alone; `fp=` is a keyed digest of what was written (see [`AppSpec::fingerprint_key`]), 32 hex
+/// digits. Vars written before fingerprints were keyed carry a 16-digit unkeyed one: they are still
+/// ours (teardown and sweep read only `env=`), and the next deploy rewrites them once.
 pub const MARKER: &str = "managed-by:preview";
 
 /// The deployment `meta` key naming the environment a deployment was made for.
@@ -58,6 +60,8 @@ pub struct VercelApps {
     waits: Waits,
     poll_unit: Duration,
     retry: RetryConfig,
+    /// Fingerprint key for specs that bring none (see [`AppSpec::fingerprint_key`]).
+    own_key: DigestKey,
 }
 
 /// The time source of deployment waits: tokio time, or (feature `testing`) a virtual clock.
@@ -232,20 +236,12 @@ fn owned_by(env: &wire::Env, name: &PreviewName) -> bool {
         .is_some_and(|m| m.env == name.as_str())
 }
 
-/// A digest of what we wrote (environment, key, type, value), kept in the comment so an unchanged
-/// var is recognised without reading its value back. 64 bits: enough to tell changes apart, too
-/// short to be a useful stand-in for the value.
-fn fingerprint(name: &PreviewName, key: &str, kind: &str, value: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [name.as_str(), key, kind, value] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// A keyed digest of what we wrote (environment, key, type, value), kept in the comment so an
+/// unchanged var is recognised without reading its value back (a `sensitive` value cannot be read
+/// back at all). Keyed (HMAC-SHA256), because the comment is readable by everyone on the team: an
+/// unkeyed hash of a low-entropy value could be confirmed offline by hashing guesses. 128 bits.
+fn fingerprint(key: &DigestKey, name: &PreviewName, var: &str, kind: &str, value: &str) -> String {
+    key.hex(&[name.as_str(), var, kind, value], 16)
 }
 
 fn timestamp(ms: f64) -> Option<jiff::Timestamp> {
@@ -381,8 +377,8 @@ impl VercelApps {
         waits: Waits,
         poll_unit: Duration,
         retry: RetryConfig,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        Ok(Self {
             http,
             auth,
             base,
@@ -390,7 +386,8 @@ impl VercelApps {
             waits,
             poll_unit,
             retry,
-        }
+            own_key: DigestKey::random()?,
+        })
     }
 
     /// Builds a URL from path segments (each percent-encoded) and query pairs; adds `teamId`.
@@ -800,13 +797,16 @@ impl AppHost for VercelApps {
         let mut changes = Vec::new();
         let mut writes = Vec::new();
         let mut unowned = Vec::new();
+        let fp_key = spec.fingerprint_key.as_ref().unwrap_or(&self.own_key);
         for var in &spec.env {
             let kind = if var.sensitive {
                 "sensitive"
             } else {
                 "encrypted"
             };
-            let fp = fingerprint(name, &var.key, kind, var.value.expose());
+            // A var still carrying an unkeyed fingerprint (written before they were keyed)
+            // differs here, so it is rewritten once with the keyed one.
+            let fp = fingerprint(fp_key, name, &var.key, kind, var.value.expose());
             let same_key: Vec<&wire::Env> = existing.iter().filter(|e| e.key == var.key).collect();
             let ours = same_key.iter().find(|e| owned_by(e, name));
             let outcome = match ours {
@@ -1302,12 +1302,16 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_change_with_value_type_and_env() {
-        let a = fingerprint(&name(1), "K", "encrypted", "v");
-        assert_eq!(a.len(), 16);
-        assert_ne!(a, fingerprint(&name(1), "K", "encrypted", "w"));
-        assert_ne!(a, fingerprint(&name(1), "K", "sensitive", "v"));
-        assert_ne!(a, fingerprint(&name(2), "K", "encrypted", "v"));
-        assert_eq!(a, fingerprint(&name(1), "K", "encrypted", "v"));
+    fn fingerprints_change_with_value_type_env_and_key() {
+        let k = DigestKey::from_bytes([7; 32]);
+        let a = fingerprint(&k, &name(1), "K", "encrypted", "v");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, fingerprint(&k, &name(1), "K", "encrypted", "w"));
+        assert_ne!(a, fingerprint(&k, &name(1), "K", "sensitive", "v"));
+        assert_ne!(a, fingerprint(&k, &name(2), "K", "encrypted", "v"));
+        assert_ne!(a, fingerprint(&k, &name(1), "L", "encrypted", "v"));
+        assert_eq!(a, fingerprint(&k, &name(1), "K", "encrypted", "v"));
+        let other = DigestKey::from_bytes([8; 32]);
+        assert_ne!(a, fingerprint(&other, &name(1), "K", "encrypted", "v"));
     }
 }

@@ -520,6 +520,16 @@ impl FakeVercel {
             .unwrap_or_default()
     }
 
+    /// Replaces the comment of env var `id` out of band, leaving its times alone (as if an earlier
+    /// version of preview had written it that way).
+    pub fn set_env_comment(&self, project: &str, id: &str, comment: &str) {
+        if let Some(p) = self.lock().project_mut(project) {
+            for e in p.envs.iter_mut().filter(|e| e.id == id) {
+                e.comment = Some(comment.into());
+            }
+        }
+    }
+
     /// Removes an env var out of band (drift).
     pub fn remove_env(&self, project: &str, key: &str) {
         if let Some(p) = self.lock().project_mut(project) {

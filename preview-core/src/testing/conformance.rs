@@ -103,6 +103,7 @@ pub fn sample_app_spec(name: &PreviewName, project: &str, domain_base: &str) -> 
         ],
         adopt_existing: false,
         deploy_timeout: Duration::from_secs(1800),
+        fingerprint_key: None,
     }
 }
 
