@@ -21,11 +21,9 @@
 mod common;
 mod world;
 
-use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use preview_core::PrState;
-use providers_github::testing::REPOSITORY;
 use providers_vercel::testing::BuildOutcome;
 
 use common::forms;
@@ -255,67 +253,6 @@ mod postgres {
 
     // ---------------------------------------------------------------------------------------------
     // Acceptance 2: GitHub Actions mode masks every secret first and leaks none.
-
-    /// A deploy as the workflow runs it: `GITHUB_ACTIONS=true`, the PR from a `pull_request` event.
-    struct ActionsRun {
-        out: Output,
-        outputs: String,
-        summary: String,
-    }
-
-    /// Writes a `pull_request` event for PR 42 with `action` and this `head`, as the runner does.
-    fn pr_event(w: &World, action: &str, head: serde_json::Value) -> PathBuf {
-        let event = w.dir.join(format!("{action}.json"));
-        std::fs::write(
-        &event,
-        serde_json::json!({
-            "action": action,
-            "number": 42,
-            "pull_request": {
-                "number": 42,
-                "head": head,
-                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
-            },
-        })
-        .to_string(),
-    )
-    .unwrap();
-        event
-    }
-
-    /// The head of PR 42 in the e2e world: a branch of the repository itself.
-    fn own_head() -> serde_json::Value {
-        serde_json::json!({"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}})
-    }
-
-    async fn deploy_in_actions(w: &World) -> ActionsRun {
-        let event = pr_event(w, "synchronize", own_head());
-        let outputs = w.dir.join("github_output");
-        let summary = w.dir.join("step_summary");
-        let (event_s, outputs_s, summary_s) = (
-            event.to_string_lossy().to_string(),
-            outputs.to_string_lossy().to_string(),
-            summary.to_string_lossy().to_string(),
-        );
-        let out = w
-            .run(
-                &["deploy"],
-                &[
-                    ("GITHUB_ACTIONS", "true"),
-                    ("GITHUB_EVENT_PATH", &event_s),
-                    ("GITHUB_OUTPUT", &outputs_s),
-                    ("GITHUB_STEP_SUMMARY", &summary_s),
-                    ("GITHUB_SERVER_URL", "https://github.com"),
-                    ("GITHUB_RUN_ID", "4242"),
-                ],
-            )
-            .await;
-        ActionsRun {
-            out,
-            outputs: std::fs::read_to_string(&outputs).unwrap_or_default(),
-            summary: std::fs::read_to_string(&summary).unwrap_or_default(),
-        }
-    }
 
     /// Every secret of PR 42 is masked before the first other stdout line, and no secret (in any of
     /// its forms) is in stdout, stderr, the step summary, the outputs file or a request to GitHub.
@@ -571,39 +508,6 @@ mod postgres {
 
     // ---------------------------------------------------------------------------------------------
     // The example's workflow jobs, each with only the environment its job gives it.
-
-    /// The variables of the example's teardown and sweep jobs, plus what the runner sets.
-    fn job_env(w: &World, event: &Path) -> Vec<(String, String)> {
-        let keep = [
-            "FLY_API_TOKEN",
-            "VERCEL_TOKEN",
-            "VERCEL_API_PROJECT_ID",
-            "VERCEL_UI_PROJECT_ID",
-            "GITHUB_TOKEN",
-            "GITHUB_REPOSITORY",
-            "GITHUB_API_URL",
-            // The test's plumbing, not the job's: where the fakes and the stand-in flyctl are.
-            "FLY_API_URL",
-            "VERCEL_API_URL",
-            "FLYCTL",
-            "PREVIEW_TEST_GITHUB_WRITE_SPACING_MS",
-        ];
-        let mut env: Vec<(String, String)> = w
-            .env()
-            .into_iter()
-            .filter(|(k, _)| keep.contains(&k.as_str()))
-            .collect();
-        // The workflows pass the team as VERCEL_ORG_ID.
-        env.push(("VERCEL_ORG_ID".into(), TEAM.into()));
-        env.push(("GITHUB_ACTIONS".into(), "true".into()));
-        env.push((
-            "GITHUB_EVENT_PATH".into(),
-            event.to_string_lossy().to_string(),
-        ));
-        env.push(("GITHUB_SERVER_URL".into(), "https://github.com".into()));
-        env.push(("GITHUB_RUN_ID".into(), "4343".into()));
-        env
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn teardown_and_sweep_jobs_work_without_the_deploy_secrets() {

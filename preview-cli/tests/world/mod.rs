@@ -436,6 +436,105 @@ impl World {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// GitHub Actions: the runner's event file and the workflow jobs' environments.
+
+/// A deploy as the workflow runs it: `GITHUB_ACTIONS=true`, the PR from a `pull_request` event.
+pub(crate) struct ActionsRun {
+    pub(crate) out: Output,
+    pub(crate) outputs: String,
+    pub(crate) summary: String,
+}
+
+/// Writes a `pull_request` event for PR 42 with `action` and this `head`, as the runner does.
+pub(crate) fn pr_event(w: &World, action: &str, head: serde_json::Value) -> PathBuf {
+    let event = w.dir.join(format!("{action}.json"));
+    std::fs::write(
+        &event,
+        serde_json::json!({
+            "action": action,
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "head": head,
+                "base": {"ref": "main", "sha": "f".repeat(40), "repo": {"full_name": REPOSITORY}},
+            },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    event
+}
+
+/// The head of PR 42 in the e2e world: a branch of the repository itself.
+pub(crate) fn own_head() -> serde_json::Value {
+    serde_json::json!({"ref": "feature/change-42", "sha": format!("{:0>40}", 42), "repo": {"full_name": REPOSITORY}})
+}
+
+pub(crate) async fn deploy_in_actions(w: &World) -> ActionsRun {
+    deploy_in_actions_with(w, &[]).await
+}
+
+/// [`deploy_in_actions`] with `extra` variables (e.g. another `GITHUB_TOKEN`).
+pub(crate) async fn deploy_in_actions_with(w: &World, extra: &[(&str, &str)]) -> ActionsRun {
+    let event = pr_event(w, "synchronize", own_head());
+    let outputs = w.dir.join("github_output");
+    let summary = w.dir.join("step_summary");
+    let (event_s, outputs_s, summary_s) = (
+        event.to_string_lossy().to_string(),
+        outputs.to_string_lossy().to_string(),
+        summary.to_string_lossy().to_string(),
+    );
+    let mut env = vec![
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_EVENT_PATH", event_s.as_str()),
+        ("GITHUB_OUTPUT", outputs_s.as_str()),
+        ("GITHUB_STEP_SUMMARY", summary_s.as_str()),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_RUN_ID", "4242"),
+    ];
+    env.extend_from_slice(extra);
+    let out = w.run(&["deploy"], &env).await;
+    ActionsRun {
+        out,
+        outputs: std::fs::read_to_string(&outputs).unwrap_or_default(),
+        summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+    }
+}
+
+/// The variables of the example's teardown and sweep jobs, plus what the runner sets.
+pub(crate) fn job_env(w: &World, event: &Path) -> Vec<(String, String)> {
+    let keep = [
+        "FLY_API_TOKEN",
+        "VERCEL_TOKEN",
+        "VERCEL_API_PROJECT_ID",
+        "VERCEL_UI_PROJECT_ID",
+        "GITHUB_TOKEN",
+        "GITHUB_REPOSITORY",
+        "GITHUB_API_URL",
+        // The test's plumbing, not the job's: where the fakes and the stand-in flyctl are.
+        "FLY_API_URL",
+        "VERCEL_API_URL",
+        "FLYCTL",
+        "PREVIEW_TEST_GITHUB_WRITE_SPACING_MS",
+    ];
+    let mut env: Vec<(String, String)> = w
+        .env()
+        .into_iter()
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .collect();
+    // The workflows pass the team as VERCEL_ORG_ID.
+    env.push(("VERCEL_ORG_ID".into(), TEAM.into()));
+    env.push(("GITHUB_ACTIONS".into(), "true".into()));
+    env.push((
+        "GITHUB_EVENT_PATH".into(),
+        event.to_string_lossy().to_string(),
+    ));
+    env.push(("GITHUB_SERVER_URL".into(), "https://github.com".into()));
+    env.push(("GITHUB_RUN_ID".into(), "4343".into()));
+    env
+}
+
 /// Every sensitive value of PR `n`'s environment under the test config, derived forms included,
 /// derived the way the binary does (same master, same config).
 pub(crate) fn sensitive(config: &Path, n: u64) -> Vec<String> {
