@@ -150,6 +150,13 @@ impl HostFactory for RealProviders {
     }
 
     fn http(&self) -> Arc<dyn HttpClient> {
-        Arc::new(crate::http::ReqwestHttp::new())
+        let http = crate::http::ReqwestHttp::new();
+        // Test builds only: the end-to-end suites send an app's own URL to a local stand-in.
+        #[cfg(feature = "testing")]
+        let http = match std::env::var("PREVIEW_TEST_HTTP_ORIGINS") {
+            Ok(spec) => http.with_test_origins(&spec),
+            Err(_) => http,
+        };
+        Arc::new(http)
     }
 }

@@ -157,6 +157,7 @@ struct RawApp {
     #[serde(default)]
     adopt_existing: bool,
     deploy_timeout: Option<S>,
+    protection_bypass: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +373,16 @@ pub enum ProjectRef {
     FromEnv(String),
 }
 
+/// Where the secret comes from that lets readiness and seed requests through an app's deployment
+/// protection (Vercel: "Protection Bypass for Automation", sent as `x-vercel-protection-bypass`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BypassSource {
+    /// Read from the project through the provider's API at deploy time.
+    Project,
+    /// Read from an environment variable at deploy time (e.g. a repository secret).
+    FromEnv(String),
+}
+
 /// An app, before rendering.
 #[derive(Debug, Clone)]
 pub struct AppDef {
@@ -391,6 +402,9 @@ pub struct AppDef {
     pub adopt_existing: bool,
     /// Deployment deadline.
     pub deploy_timeout: Duration,
+    /// Readiness and seed requests to this app's own URL carry the deployment protection bypass
+    /// secret from here; `None`: they carry none.
+    pub protection_bypass: Option<BypassSource>,
 }
 
 /// A hook run once the databases are reachable.
@@ -714,6 +728,24 @@ impl Loader<'_> {
             key,
             line: self.line_of(&s.span()),
         })
+    }
+
+    fn bypass(&self, v: &Spanned<toml::Value>, key: &str) -> Result<BypassSource> {
+        const VALID: &str = "use \"project\" (the project's Protection Bypass for Automation secret, read through the Vercel API) or { from_env = \"VARIABLE\" } (a variable holding it)";
+        match v.get_ref() {
+            toml::Value::String(word) if word == "project" => Ok(BypassSource::Project),
+            toml::Value::Table(t) if t.len() == 1 => match t.get("from_env") {
+                Some(toml::Value::String(var)) => {
+                    self.env_key(var, &v.span(), &format!("{key}.from_env"))?;
+                    Ok(BypassSource::FromEnv(var.clone()))
+                }
+                _ => Err(self.err(&v.span(), key, VALID)),
+            },
+            toml::Value::String(word) => {
+                Err(self.err(&v.span(), key, format!("{word:?} is not a source: {VALID}")))
+            }
+            _ => Err(self.err(&v.span(), key, VALID)),
+        }
     }
 
     fn env_key(&self, k: &str, span: &Range<usize>, key: &str) -> Result<()> {
@@ -1174,7 +1206,12 @@ impl Config {
                 }
                 sensitive.insert(s.get_ref().clone());
             }
+            let protection_bypass = match &ar.protection_bypass {
+                None => None,
+                Some(v) => Some(l.bypass(v, &format!("{key}.protection_bypass"))?),
+            };
             apps.push(AppDef {
+                protection_bypass,
                 name: name.clone(),
                 provider: ar.provider.get_ref().clone(),
                 project,

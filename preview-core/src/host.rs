@@ -8,11 +8,13 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use crate::error::Result;
 use crate::model::{
     AppDeployment, AppRef, AppSpec, AppStatus, AppliedDatabase, Commit, Database, DatabaseSpec,
-    Deleted, Outcome, Owned, PullRequest, Report, ReportSummary, ResourceChange, Tunnels,
+    Deleted, Outcome, Owned, ProtectionBypass, PullRequest, Report, ReportSummary, ResourceChange,
+    Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 
@@ -164,6 +166,34 @@ pub trait AppHost: Debug + Send + Sync + 'static {
         let _ = (name, spec, commit);
         Ok(())
     }
+
+    /// What lets automation through the deployment protection in front of `target`'s previews
+    /// (Vercel: the project's "Protection Bypass for Automation" secret). With `secret` (from
+    /// the configuration) the host only names its header; without, it reads the secret from the
+    /// project. `Ok(None)`: nothing stands in the way. The pipeline sends it only with readiness
+    /// and seed requests to the app's own URL.
+    ///
+    /// The default knows no protection: `Ok(None)`, and a configured secret is an error.
+    ///
+    /// # Errors
+    /// When the previews are protected and no bypass exists (never a config error: it is found
+    /// after the deploy began); provider errors.
+    async fn get_protection_bypass(
+        &self,
+        target: &AppRef,
+        secret: Option<SecretString>,
+    ) -> Result<Option<ProtectionBypass>> {
+        match secret {
+            None => Ok(None),
+            Some(_) => Err(crate::Error::failed(
+                format!("app {}", target.app),
+                format!(
+                    "a protection bypass secret is configured, but the {} app host has no deployment protection to send it to",
+                    self.kind()
+                ),
+            )),
+        }
+    }
 }
 
 /// Where pull requests live and reports are published (e.g. GitHub).
@@ -257,6 +287,9 @@ macro_rules! forward_app_host {
             }
             fn preflight_app(&self, name: &PreviewName, spec: &AppSpec, commit: &Commit) -> Result<()> {
                 (**self).preflight_app(name, spec, commit)
+            }
+            async fn get_protection_bypass(&self, target: &AppRef, secret: Option<SecretString>) -> Result<Option<ProtectionBypass>> {
+                (**self).get_protection_bypass(target, secret).await
             }
         }
     )*};

@@ -577,6 +577,24 @@ pub struct AppDeployment {
     pub sha: String,
 }
 
+/// How automation gets through an app's deployment protection: a header sent with readiness and
+/// seed requests to the app's own URL, and to nothing else. `Debug` shows the header name only.
+#[derive(Clone)]
+pub struct ProtectionBypass {
+    /// The header (Vercel: `x-vercel-protection-bypass`).
+    pub header: String,
+    /// Its value.
+    pub secret: secrecy::SecretString,
+}
+
+impl fmt::Debug for ProtectionBypass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectionBypass")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What exists of an app for an environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppStatus {

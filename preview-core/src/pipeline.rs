@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::config::{Config, ProjectRef, SecretDef, SweepDef};
@@ -19,8 +20,8 @@ use crate::error::{Error, Idempotency, Result};
 use crate::event::{Event, EventSink, Phase};
 use crate::host::{AppHost, DatabaseHost, SourceHost};
 use crate::model::{
-    AppDeployment, Commit, Outcome, PrState, PullRequest, Report, ReportKind, ReportState,
-    ResourceChange, Tunnels,
+    AppDeployment, Commit, Outcome, PrState, ProtectionBypass, PullRequest, Report, ReportKind,
+    ReportState, ResourceChange, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::resolve::{Inputs, Rendered};
@@ -267,26 +268,54 @@ pub fn plan(
         .collect();
     let mut seed = Vec::new();
     if let Some(s) = &config.seed {
-        seed.push(res(
-            "http",
-            "readiness",
-            s.ready_url.template.render_display(&scope),
-            &[("timeout", format!("{}s", s.ready_timeout.as_secs()))],
-        ));
+        // Which app's deployment protection a URL goes through, if any (as deploy decides it).
+        let protected: Vec<(crate::resolve::SeedBypass, String)> = config
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let source = match a.protection_bypass.as_ref()? {
+                    crate::config::BypassSource::Project => "read from the project".to_string(),
+                    crate::config::BypassSource::FromEnv(v) => format!("from ${v}"),
+                };
+                let domain = a.domain.as_ref()?.template.render_display(&scope);
+                let b = crate::resolve::SeedBypass {
+                    target: crate::model::AppRef {
+                        app: a.name.clone(),
+                        project: String::new(),
+                        domain: Some(domain.clone()),
+                    },
+                    origin: format!("https://{domain}"),
+                    secret: None,
+                };
+                Some((b, format!("apps.{} (secret {source})", a.name)))
+            })
+            .collect();
+        let with_bypass = |url: &str, mut detail: Vec<(&'static str, String)>| {
+            if let Some((_, what)) = protected.iter().find(|(b, _)| b.covers(url)) {
+                detail.push(("protection_bypass", what.clone()));
+            }
+            detail
+        };
+        let ready = s.ready_url.template.render_display(&scope);
+        let detail = with_bypass(
+            &ready,
+            vec![("timeout", format!("{}s", s.ready_timeout.as_secs()))],
+        );
+        seed.push(res("http", "readiness", ready, &detail));
         for r in &s.requests {
-            seed.push(res(
-                "http",
-                "request",
-                r.name.clone(),
-                &[
+            let url = r.url.template.render_display(&scope);
+            let detail = with_bypass(
+                &url,
+                vec![
                     ("method", r.method.clone()),
-                    ("url", r.url.template.render_display(&scope)),
+                    ("url", url.clone()),
                     (
                         "headers",
                         r.headers.keys().cloned().collect::<Vec<_>>().join(", "),
                     ),
                 ],
-            ));
+            );
+            seed.push(res("http", "request", r.name.clone(), &detail));
         }
     }
     let mut report = Vec::new();
@@ -899,14 +928,18 @@ impl Preview {
                 )
             });
         if let Some(seed) = r.seed.as_ref().filter(|_| !unchanged) {
-            self.phase(
-                Phase::Readiness,
-                self.wait_ready(&seed.ready_url, seed.ready_timeout),
-            )
-            .await?;
+            let bypass = self
+                .phase(Phase::Readiness, async {
+                    let bypass = self.protection_bypass(seed).await?;
+                    self.wait_ready(&seed.ready_url, seed.ready_timeout, &bypass)
+                        .await?;
+                    Ok(bypass)
+                })
+                .await?;
             self.phase(Phase::Seed, async {
                 for call in &seed.requests {
-                    let status = self.http.send(call).await?;
+                    let call = with_bypass(call, &bypass);
+                    let status = self.http.send(&call).await?;
                     if !call.expect_status.contains(&status) {
                         return Err(Error::failed(
                             format!(
@@ -983,15 +1016,47 @@ impl Preview {
         })
     }
 
-    async fn wait_ready(&self, url: &str, timeout: Duration) -> Result<()> {
-        let call = crate::resolve::HttpCall {
-            name: "readiness".into(),
-            method: "GET".into(),
-            url: url.to_string(),
-            headers: vec![],
-            body: None,
-            expect_status: vec![200, 204],
-        };
+    /// The protection bypass of each protected app seeding talks to, read from its host when the
+    /// configuration does not name a variable. Each secret is handed to the secrets observer (the
+    /// CLI masks it) before any request carries it.
+    async fn protection_bypass(
+        &self,
+        seed: &crate::resolve::SeedRun,
+    ) -> Result<Vec<(crate::resolve::SeedBypass, ProtectionBypass)>> {
+        let mut out = Vec::new();
+        for b in &seed.bypass {
+            let found = self
+                .retry("get protection bypass", || {
+                    self.apps.get_protection_bypass(&b.target, b.secret.clone())
+                })
+                .await?;
+            if let Some(p) = found {
+                if let Some(f) = &self.on_secrets {
+                    f(&[p.secret.expose_secret().to_string()]);
+                }
+                out.push((b.clone(), p));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn wait_ready(
+        &self,
+        url: &str,
+        timeout: Duration,
+        bypass: &[(crate::resolve::SeedBypass, ProtectionBypass)],
+    ) -> Result<()> {
+        let call = with_bypass(
+            &crate::resolve::HttpCall {
+                name: "readiness".into(),
+                method: "GET".into(),
+                url: url.to_string(),
+                headers: vec![],
+                body: None,
+                expect_status: vec![200, 204],
+            },
+            bypass,
+        );
         let start = tokio::time::Instant::now();
         let mut delay = Duration::from_secs(1);
         let mut last;
@@ -1258,6 +1323,29 @@ impl Preview {
         }
         Ok(out)
     }
+}
+
+/// `call`, with the bypass header of the protected app it goes to (same origin as the app's own
+/// URL), unless it sets that header itself. A request to anywhere else is left as it is: the
+/// secret opens the team's protected previews, a third party never gets it.
+fn with_bypass(
+    call: &crate::resolve::HttpCall,
+    bypass: &[(crate::resolve::SeedBypass, ProtectionBypass)],
+) -> crate::resolve::HttpCall {
+    let mut call = call.clone();
+    if let Some((_, p)) = bypass.iter().find(|(b, _)| b.covers(&call.url)) {
+        if !call
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(&p.header))
+        {
+            call.headers.push((
+                p.header.clone(),
+                crate::template::Value::Secret(p.secret.clone()),
+            ));
+        }
+    }
+    call
 }
 
 #[derive(Debug)]

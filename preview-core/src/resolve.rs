@@ -95,6 +95,31 @@ pub struct SeedRun {
     pub ready_timeout: Duration,
     /// Requests.
     pub requests: Vec<HttpCall>,
+    /// Apps behind deployment protection that the readiness URL or a request goes to.
+    pub bypass: Vec<SeedBypass>,
+}
+
+/// An app with `protection_bypass` that seeding talks to: requests whose origin is the app's own
+/// URL (`https://<domain>`) get its bypass header, no other request does.
+#[derive(Debug, Clone)]
+pub struct SeedBypass {
+    /// The app, its project and domain.
+    pub target: AppRef,
+    /// `https://<domain>`: the origin requests must have to get the header.
+    pub origin: String,
+    /// The secret when the configuration names a variable (`from_env`); `None`: the app host
+    /// reads it from the project.
+    pub secret: Option<SecretString>,
+}
+
+impl SeedBypass {
+    /// Whether `url` goes to this app (same scheme, host and port as its own URL).
+    pub fn covers(&self, url: &str) -> bool {
+        match (url::Url::parse(url), url::Url::parse(&self.origin)) {
+            (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+            _ => false,
+        }
+    }
 }
 
 /// Everything rendered for one environment (deploy mode).
@@ -402,10 +427,13 @@ impl Config {
                         expect_status: r.expect_status.clone(),
                     });
                 }
+                let ready_url = self.render_plain(&s.ready_url, &scope)?;
+                let bypass = self.seed_bypass(&apps, &ready_url, &requests, env)?;
                 Some(SeedRun {
-                    ready_url: self.render_plain(&s.ready_url, &scope)?,
+                    ready_url,
                     ready_timeout: s.ready_timeout,
                     requests,
+                    bypass,
                 })
             }
         };
@@ -431,6 +459,46 @@ impl Config {
             scope,
             workdirs: files.workdirs,
         })
+    }
+
+    /// The protected apps seeding talks to, with the secret when it comes from a variable.
+    fn seed_bypass(
+        &self,
+        apps: &[AppSpec],
+        ready_url: &str,
+        requests: &[HttpCall],
+        env: EnvLookup<'_>,
+    ) -> Result<Vec<SeedBypass>> {
+        let mut out = Vec::new();
+        for (def, spec) in self.apps.iter().zip(apps) {
+            let (Some(source), Some(domain)) = (&def.protection_bypass, &spec.target.domain) else {
+                continue;
+            };
+            let mut b = SeedBypass {
+                target: spec.target.clone(),
+                origin: format!("https://{domain}"),
+                secret: None,
+            };
+            let used = std::iter::once(ready_url)
+                .chain(requests.iter().map(|r| r.url.as_str()))
+                .any(|u| b.covers(u));
+            if !used {
+                continue;
+            }
+            if let crate::config::BypassSource::FromEnv(var) = source {
+                b.secret = Some(match env(var) {
+                    Some(v) if !v.trim().is_empty() => SecretString::from(v.trim().to_string()),
+                    _ => {
+                        return Err(Error::config(format!(
+                            "{}: apps.{}.protection_bypass.from_env: environment variable {var} is not set (set it to the project's Protection Bypass for Automation secret, or use protection_bypass = \"project\" to read it through the Vercel API)",
+                            self.origin, def.name
+                        )));
+                    }
+                });
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// The database spec, rendered against `scope` (which must hold secret values).
@@ -555,6 +623,12 @@ impl Rendered {
                 }
             }
         }
+        let bypass = self.seed.iter().flat_map(|s| &s.bypass);
+        out.extend(
+            bypass
+                .filter_map(|b| b.secret.as_ref())
+                .map(|v| v.expose_secret().to_string()),
+        );
         out.sort();
         out.dedup();
         out

@@ -11,9 +11,11 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use preview_core::name::check_hostname;
+use preview_core::secrecy::SecretString;
 use preview_core::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, DigestKey, Error, Idempotency,
-    Naming, Outcome, Owned, PreviewName, ResourceChange, Result, RetryConfig, retry,
+    Naming, Outcome, Owned, PreviewName, ProtectionBypass, ResourceChange, Result, RetryConfig,
+    retry,
 };
 
 use crate::builder::VercelAppsBuilder;
@@ -26,6 +28,10 @@ use crate::wire;
 /// digits. Vars written before fingerprints were keyed carry a 16-digit unkeyed one: they are still
 /// ours (teardown and sweep read only `env=`), and the next deploy rewrites them once.
 pub const MARKER: &str = "managed-by:preview";
+
+/// The header that lets automation through a project's Deployment Protection ("Protection
+/// Bypass for Automation"); its value is the project's bypass secret.
+pub const PROTECTION_BYPASS_HEADER: &str = "x-vercel-protection-bypass";
 
 /// The deployment `meta` key naming the environment a deployment was made for.
 pub const META_ENV: &str = "previewEnv";
@@ -1180,6 +1186,50 @@ impl AppHost for VercelApps {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the project (`GET /v9/projects/{id}`) unless `secret` is given: the newest
+    /// `automation-bypass` secret of `protectionBypass` (an integration's bypass is not ours to
+    /// use). No secret while a protection covers preview domains is an error, found before any
+    /// request waits 401s out to the readiness deadline.
+    #[tracing::instrument(skip_all, fields(project = %target.project))]
+    async fn get_protection_bypass(
+        &self,
+        target: &AppRef,
+        secret: Option<SecretString>,
+    ) -> Result<Option<ProtectionBypass>> {
+        validate_target(target)?;
+        let bypass = |secret| ProtectionBypass {
+            header: PROTECTION_BYPASS_HEADER.into(),
+            secret,
+        };
+        if let Some(secret) = secret {
+            return Ok(Some(bypass(secret)));
+        }
+        let project = target.project.as_str();
+        let url = self.url(&["v9", "projects", project], &[])?;
+        let p: wire::Project = self.call(Method::GET, url, None).await?;
+        let protected = p.protects_preview_domains();
+        let newest = p
+            .protection_bypass
+            .into_iter()
+            .filter(|(_, e)| e.scope == "automation-bypass")
+            .max_by(|a, b| {
+                let at = |e: &wire::BypassEntry| e.created_at.unwrap_or(0.0);
+                at(&a.1).total_cmp(&at(&b.1))
+            })
+            .map(|(secret, _)| SecretString::from(secret));
+        match newest {
+            Some(secret) => Ok(Some(bypass(secret))),
+            None if protected => Err(Error::Failed {
+                what: format!("vercel project {project}"),
+                message: format!(
+                    "Deployment Protection covers its previews, and it has no Protection Bypass for Automation secret, so readiness and seed requests to app {} would get 401: create one (Project Settings → Deployment Protection → Protection Bypass for Automation), or name a variable holding one with apps.{}.protection_bypass = {{ from_env = \"…\" }}",
+                    target.app, target.app
+                ),
+            }),
+            None => Ok(None),
+        }
     }
 }
 

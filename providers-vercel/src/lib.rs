@@ -29,4 +29,7 @@ pub mod testing;
 mod wire;
 
 pub use builder::{DEFAULT_BASE_URL, VercelAppsBuilder};
-pub use host::{MARKER, META_ENV, VercelApps, guard_preview_only, is_failed_state, poll_delay};
+pub use host::{
+    MARKER, META_ENV, PROTECTION_BYPASS_HEADER, VercelApps, guard_preview_only, is_failed_state,
+    poll_delay,
+};

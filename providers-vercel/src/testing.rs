@@ -208,6 +208,10 @@ struct Project {
     name: String,
     envs: Vec<FakeEnv>,
     domains: Vec<FakeDomain>,
+    /// `ssoProtection.deploymentType`, when Vercel Authentication is on.
+    sso: Option<String>,
+    /// Protection bypass secrets: (secret, scope, createdAt).
+    bypass: Vec<(String, String, u64)>,
 }
 
 #[derive(Clone)]
@@ -324,6 +328,33 @@ fn env_json(e: &FakeEnv) -> Value {
         v["comment"] = json!(c);
     }
     v
+}
+
+fn project_json(p: &Project) -> Value {
+    let bypass: serde_json::Map<String, Value> = p
+        .bypass
+        .iter()
+        .map(|(secret, scope, at)| {
+            let mut v = json!({"createdAt": at, "createdBy": "usr_fake", "scope": scope});
+            if scope == "integration-automation-bypass" {
+                v["integrationId"] = json!("oac_fake");
+                v["configurationId"] = json!("icfg_fake");
+            }
+            (secret.clone(), v)
+        })
+        .collect();
+    json!({
+        "accountId": "team_fake",
+        "directoryListing": false,
+        "id": p.id,
+        "name": p.name,
+        "nodeVersion": "22.x",
+        "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+        "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
+        "ssoProtection": p.sso.as_ref().map(|t| json!({"deploymentType": t})),
+        "passwordProtection": null,
+        "protectionBypass": bypass,
+    })
 }
 
 fn domain_json(project_id: &str, d: &FakeDomain) -> Value {
@@ -484,8 +515,31 @@ impl FakeVercel {
             name: name.into(),
             envs: Vec::new(),
             domains: Vec::new(),
+            sso: None,
+            bypass: Vec::new(),
         });
         self
+    }
+
+    /// Turns Vercel Authentication on for the previews of `project` (as Vercel does by default),
+    /// with `bypass` as its Protection Bypass for Automation secret when given.
+    pub fn protect(&self, project: &str, bypass: Option<&str>) {
+        if let Some(secret) = bypass {
+            self.add_protection_bypass(project, secret, "automation-bypass");
+        }
+        if let Some(p) = self.lock().project_mut(project) {
+            p.sso = Some("preview".into());
+        }
+    }
+
+    /// Adds a protection bypass secret with `scope` (`automation-bypass`, or
+    /// `integration-automation-bypass` for one an integration made).
+    pub fn add_protection_bypass(&self, project: &str, secret: &str, scope: &str) {
+        let mut s = self.lock();
+        let now = s.tick();
+        if let Some(p) = s.project_mut(project) {
+            p.bypass.push((secret.into(), scope.into(), now));
+        }
     }
 
     /// Starts a mock server answering every request with this fake.
@@ -707,6 +761,10 @@ impl FakeVercel {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let method = req.method.as_str();
         match (method, segs.as_slice()) {
+            ("GET", ["v9", "projects", p]) => match s.project_mut(p) {
+                None => not_found("project"),
+                Some(p) => (200, project_json(p)),
+            },
             ("GET", ["v10", "projects", p, "env"]) => {
                 let branch = query.get("gitBranch");
                 match s.project_mut(p) {

@@ -1,7 +1,8 @@
 //! Private serde types of the Vercel REST API (only the fields we use).
 //!
 //! Env var `value`s are never deserialised: what we need to know about a value is in the
-//! fingerprint we keep in the var's `comment`, so secrets read back never enter this process.
+//! fingerprint we keep in the var's `comment`, so secrets read back never enter this process. The
+//! one secret read on purpose is a project's automation bypass ([`Project`]), which has no `Debug`.
 
 use std::collections::BTreeMap;
 
@@ -230,4 +231,51 @@ pub(crate) struct DeploymentList {
 #[derive(Debug, Serialize)]
 pub(crate) struct AssignAlias<'a> {
     pub(crate) alias: &'a str,
+}
+
+/// `GET /v9/projects/{idOrName}`: whether previews are protected, and the protection bypasses.
+/// The keys of `protectionBypass` are the secrets themselves, hence no `Debug`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Project {
+    #[serde(default)]
+    pub(crate) protection_bypass: BTreeMap<String, BypassEntry>,
+    #[serde(default)]
+    pub(crate) sso_protection: Option<Protection>,
+    #[serde(default)]
+    pub(crate) password_protection: Option<Protection>,
+    #[serde(default)]
+    pub(crate) trusted_ips: Option<Protection>,
+}
+
+/// One of a project's protections (`ssoProtection`, `passwordProtection`, `trustedIps`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Protection {
+    #[serde(default)]
+    pub(crate) deployment_type: Option<String>,
+}
+
+/// What `protectionBypass` says about one secret.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BypassEntry {
+    pub(crate) scope: String,
+    #[serde(default)]
+    pub(crate) created_at: Option<f64>,
+}
+
+impl Project {
+    /// Whether a request to a custom domain of a preview meets a protection (every
+    /// `deploymentType` but `all_except_custom_domains` covers them; an unknown one is assumed to).
+    pub(crate) fn protects_preview_domains(&self) -> bool {
+        [
+            &self.sso_protection,
+            &self.password_protection,
+            &self.trusted_ips,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|p| p.deployment_type.as_deref() != Some("all_except_custom_domains"))
+    }
 }

@@ -90,6 +90,10 @@ pub(crate) struct Tweaks {
     pub(crate) database_ready: &'static str,
     pub(crate) deploy_timeout: &'static str,
     pub(crate) migrate: &'static str,
+    /// Keep the seed's readiness URL and request on the api app's own URL
+    /// (`https://pr-N-api.preview.inkeep.com`, as the example has them) instead of the local
+    /// stand-in; the test then sends that origin somewhere with `PREVIEW_TEST_HTTP_ORIGINS`.
+    pub(crate) app_urls: bool,
 }
 
 impl Default for Tweaks {
@@ -98,6 +102,7 @@ impl Default for Tweaks {
             database_ready: "30s",
             deploy_timeout: "30s",
             migrate: r#"["pwd"]"#,
+            app_urls: false,
         }
     }
 }
@@ -266,21 +271,25 @@ impl World {
             r#"deploy_timeout = "20m""#,
             &format!("deploy_timeout = {:?}", tweaks.deploy_timeout),
         );
-        replace(
-            &mut text,
-            r#"ready_url = "${apps.api.url}/ready""#,
-            &format!("ready_url = \"http://127.0.0.1:{app_port}/ready\""),
-        );
+        if !tweaks.app_urls {
+            replace(
+                &mut text,
+                r#"ready_url = "${apps.api.url}/ready""#,
+                &format!("ready_url = \"http://127.0.0.1:{app_port}/ready\""),
+            );
+        }
         replace(
             &mut text,
             r#"ready_timeout = "5m""#,
             r#"ready_timeout = "20s""#,
         );
-        replace(
-            &mut text,
-            r#"url = "${apps.api.url}/manage/tenants"#,
-            &format!("url = \"http://127.0.0.1:{app_port}/manage/tenants"),
-        );
+        if !tweaks.app_urls {
+            replace(
+                &mut text,
+                r#"url = "${apps.api.url}/manage/tenants"#,
+                &format!("url = \"http://127.0.0.1:{app_port}/manage/tenants"),
+            );
+        }
         replace(
             &mut text,
             r#"grace_period = "1h""#,

@@ -679,7 +679,12 @@ struct AppState {
     env_seq: BTreeMap<(String, String), u64>,
     seq: u64,
     next_state: BTreeMap<String, String>,
+    /// Projects whose previews are protected, with their bypass secret when they have one.
+    protected: BTreeMap<String, Option<String>>,
 }
+
+/// The header the in-memory app host names for its deployment protection bypass.
+pub const PROTECTION_BYPASS_HEADER: &str = "x-memory-protection-bypass";
 
 /// An in-memory [`AppHost`]. `Clone` shares state.
 #[derive(Clone, Default)]
@@ -779,6 +784,14 @@ impl InMemoryApps {
                 owner: None,
             },
         );
+    }
+
+    /// Protects the previews of `project`, with `bypass` as its automation bypass secret (none:
+    /// protected with no way through).
+    pub fn protect(&self, project: &str, bypass: Option<&str>) {
+        lock(&self.inner)
+            .protected
+            .insert(project.into(), bypass.map(str::to_string));
     }
 
     /// The next deployment of `project` ends in `state` (e.g. `ERROR`) instead of `READY`.
@@ -1144,6 +1157,34 @@ impl AppHost for InMemoryApps {
         }
         s.journal.run("list_apps", "", || Ok((out, false)))
     }
+
+    async fn get_protection_bypass(
+        &self,
+        target: &AppRef,
+        secret: Option<secrecy::SecretString>,
+    ) -> Result<Option<crate::model::ProtectionBypass>> {
+        self.latency().await;
+        let mut s = lock(&self.inner);
+        let protected = s.protected.get(&target.project).cloned();
+        s.journal.run("get_protection_bypass", &target.project, || {
+            let secret = match (secret, protected) {
+                (Some(given), _) => Some(given),
+                (None, Some(Some(own))) => Some(secrecy::SecretString::from(own)),
+                (None, None) => None,
+                (None, Some(None)) => {
+                    return Err(Error::failed(
+                        format!("project {}", target.project),
+                        "its previews are protected and it has no bypass secret",
+                    ));
+                }
+            };
+            let found = secret.map(|secret| crate::model::ProtectionBypass {
+                header: PROTECTION_BYPASS_HEADER.into(),
+                secret,
+            });
+            Ok((found, false))
+        })
+    }
 }
 
 fn deployment_of(d: &DeployEntry, domain: Option<&str>) -> AppDeployment {
@@ -1381,7 +1422,13 @@ pub struct InMemoryHttp {
     inner: Arc<Mutex<HttpState>>,
 }
 
-type HttpState = (Vec<HttpCall>, BTreeMap<String, VecDeque<u16>>);
+#[derive(Debug, Default)]
+struct HttpState {
+    sent: Vec<HttpCall>,
+    answers: BTreeMap<String, VecDeque<u16>>,
+    /// (URL prefix, header, value): requests under the prefix without that header answer 401.
+    walls: Vec<(String, String, String)>,
+}
 
 impl InMemoryHttp {
     /// A client where everything answers 200.
@@ -1392,15 +1439,23 @@ impl InMemoryHttp {
     /// Queues statuses for `url` (then 200).
     pub fn answer(&self, url: &str, statuses: &[u16]) {
         lock(&self.inner)
-            .1
+            .answers
             .entry(url.into())
             .or_default()
             .extend(statuses);
     }
 
+    /// Puts an auth wall in front of every URL starting with `prefix`: a request without
+    /// `header: value` answers 401 (a protected preview).
+    pub fn protect(&self, prefix: &str, header: &str, value: &str) {
+        lock(&self.inner)
+            .walls
+            .push((prefix.into(), header.into(), value.into()));
+    }
+
     /// The requests sent so far.
     pub fn sent(&self) -> Vec<HttpCall> {
-        lock(&self.inner).0.clone()
+        lock(&self.inner).sent.clone()
     }
 }
 
@@ -1408,8 +1463,18 @@ impl InMemoryHttp {
 impl HttpClient for InMemoryHttp {
     async fn send(&self, call: &HttpCall) -> Result<u16> {
         let mut s = lock(&self.inner);
-        s.0.push(call.clone());
-        Ok(s.1
+        s.sent.push(call.clone());
+        let walled = s.walls.iter().any(|(prefix, header, value)| {
+            call.url.starts_with(prefix.as_str())
+                && !call
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case(header) && v.expose() == value)
+        });
+        if walled {
+            return Ok(401);
+        }
+        Ok(s.answers
             .get_mut(&call.url)
             .and_then(VecDeque::pop_front)
             .unwrap_or(200))

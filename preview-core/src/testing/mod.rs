@@ -15,6 +15,6 @@ pub use faults::{
     random_strings,
 };
 pub use memory::{
-    Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
-    StoredVar, Tripwire,
+    Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource,
+    PROTECTION_BYPASS_HEADER, RecordingHooks, StoredVar, Tripwire,
 };
