@@ -85,6 +85,27 @@ pub enum Event {
     },
 }
 
+tokio::task_local! {
+    static CURRENT_PHASE: Phase;
+}
+
+/// The phase whose work emitted the event being handled, when a sink is called from inside one.
+///
+/// Phases run side by side (announce, database and apps at once), so the order of events alone
+/// does not say which phase a [`Event::Resource`], [`Event::HookOutput`] or [`Event::Warning`]
+/// belongs to; the pipeline runs each phase's future under its phase, and a sink called while that
+/// future is polled sees it here (the innermost phase, when one runs inside another). `None`
+/// outside any phase.
+pub fn current_phase() -> Option<Phase> {
+    CURRENT_PHASE.try_with(|p| *p).ok()
+}
+
+/// Runs `fut` with `phase` as its [`current_phase`] (the pipeline does this around each phase; a
+/// library user emitting events from work of its own can too).
+pub async fn in_phase<F: std::future::Future>(phase: Phase, fut: F) -> F::Output {
+    CURRENT_PHASE.scope(phase, fut).await
+}
+
 /// Receives events.
 pub trait EventSink: fmt::Debug + Send + Sync {
     /// Handles one event. Must not block for long.
@@ -122,5 +143,42 @@ impl EventSink for CollectEvents {
         if let Ok(mut e) = self.events.lock() {
             e.push(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_current_phase_is_the_innermost_one_polled_even_side_by_side() {
+        assert_eq!(current_phase(), None);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let note = |tag: &'static str| {
+            let seen = seen.clone();
+            move || seen.lock().unwrap().push((tag, current_phase()))
+        };
+        let (a, b, c) = (note("db"), note("apps"), note("nested"));
+        let database = in_phase(Phase::Database, async move {
+            tokio::task::yield_now().await;
+            a();
+            in_phase(Phase::Tunnels, async move { c() }).await;
+        });
+        let apps = in_phase(Phase::Apps, async move {
+            b();
+            tokio::task::yield_now().await;
+        });
+        futures::future::join(database, apps).await;
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort_by_key(|(tag, _)| *tag);
+        assert_eq!(
+            seen,
+            [
+                ("apps", Some(Phase::Apps)),
+                ("db", Some(Phase::Database)),
+                ("nested", Some(Phase::Tunnels)),
+            ]
+        );
+        assert_eq!(current_phase(), None);
     }
 }

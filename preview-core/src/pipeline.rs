@@ -584,7 +584,7 @@ impl Preview {
     async fn phase<T>(&self, phase: Phase, fut: impl Future<Output = Result<T>>) -> Result<T> {
         self.emit(Event::PhaseStarted { phase });
         let start = tokio::time::Instant::now();
-        let r = fut.await;
+        let r = crate::event::in_phase(phase, fut).await;
         self.emit(Event::PhaseFinished {
             phase,
             elapsed_ms: start.elapsed().as_millis() as u64,
