@@ -4,10 +4,46 @@
 //! on its own line, before anything else is printed. Untrusted text (branch names, PR titles) never
 //! reaches stdout unescaped: [`inert`] neutralises a leading `::` so it cannot become a command.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::context::Env;
+
+/// The values this process has masked: the runner needs each `::add-mask::` line once, however
+/// often a value is learned (up front, then again when the pipeline renders it). `Clone` shares.
+#[derive(Debug, Clone, Default)]
+pub struct Masks(Arc<Mutex<BTreeSet<String>>>);
+
+impl PartialEq for Masks {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.lock() == *other.lock()
+    }
+}
+
+impl Eq for Masks {}
+
+impl Masks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one `::add-mask::` line per line of each value not masked before (multi-line values
+    /// are masked line by line).
+    pub fn write(&self, out: &mut dyn Write, values: &[String]) -> std::io::Result<()> {
+        let mut masked = self.lock();
+        for v in values {
+            for line in v.lines() {
+                let line = line.trim();
+                if !line.is_empty() && masked.insert(line.to_string()) {
+                    writeln!(out, "::add-mask::{line}")?;
+                }
+            }
+        }
+        out.flush()
+    }
+}
 
 /// What the CLI knows about the Actions run it is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +56,8 @@ pub struct Actions {
     pub event_path: Option<PathBuf>,
     /// The link to this run, from `GITHUB_SERVER_URL`, `GITHUB_REPOSITORY` and `GITHUB_RUN_ID`.
     pub run_url: Option<String>,
+    /// What this process has masked so far.
+    pub masks: Masks,
 }
 
 impl Actions {
@@ -41,20 +79,14 @@ impl Actions {
             summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             event_path: env("GITHUB_EVENT_PATH").map(PathBuf::from),
             run_url,
+            masks: Masks::default(),
         })
     }
 
-    /// Writes one `::add-mask::` line per secret line (multi-line values are masked line by line).
-    pub fn mask(out: &mut dyn Write, values: &[String]) -> std::io::Result<()> {
-        for v in values {
-            for line in v.lines() {
-                let line = line.trim();
-                if !line.is_empty() {
-                    writeln!(out, "::add-mask::{line}")?;
-                }
-            }
-        }
-        out.flush()
+    /// Writes one `::add-mask::` line per secret line not masked before in this run (multi-line
+    /// values are masked line by line).
+    pub fn mask(&self, out: &mut dyn Write, values: &[String]) -> std::io::Result<()> {
+        self.masks.write(out, values)
     }
 
     /// Appends `name=value` lines to `$GITHUB_OUTPUT`.
@@ -111,7 +143,27 @@ mod tests {
     #[test]
     fn masks_every_line_of_every_value() {
         let mut out = Vec::new();
-        Actions::mask(&mut out, &["one".into(), "two\nthree".into(), "".into()]).unwrap();
+        Masks::default()
+            .write(&mut out, &["one".into(), "two\nthree".into(), "".into()])
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "::add-mask::one\n::add-mask::two\n::add-mask::three\n"
+        );
+    }
+
+    #[test]
+    fn each_value_is_masked_once_per_run() {
+        let masks = Masks::default();
+        let shared = masks.clone();
+        let mut out = Vec::new();
+        masks
+            .write(&mut out, &["one".into(), "two".into(), "one".into()])
+            .unwrap();
+        // Learned again later (the pipeline renders the same secrets), plus a new derived form.
+        shared
+            .write(&mut out, &["two".into(), "one\nthree".into()])
+            .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "::add-mask::one\n::add-mask::two\n::add-mask::three\n"

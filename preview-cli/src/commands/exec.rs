@@ -5,7 +5,6 @@ use std::process::Stdio;
 use preview_core::resolve::Inputs;
 use preview_core::{Error, Result};
 
-use crate::actions::Actions;
 use crate::cli::{Cli, ExecArgs};
 use crate::context::Context;
 
@@ -45,11 +44,7 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
         ..Inputs::default()
     };
     let rendered = config.render_all(&name, &inputs, values, &lookup)?;
-    if ctx.actions.is_some() {
-        ctx.stdout
-            .with(|w| Actions::mask(w, &rendered.sensitive_values()))
-            .map_err(|e| Error::failed("masking secrets", e.to_string()))?;
-    }
+    super::mask(ctx, &rendered.sensitive_values())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let tunnels = hosts
         .database

@@ -14,7 +14,6 @@ use preview_core::secrecy::SecretString;
 use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, Preview, Result, SecretSource};
 use providers_github::{PullRequestEvent, read_pull_request_event};
 
-use crate::actions::Actions;
 use crate::cli::Cli;
 use crate::context::Context;
 use crate::render::Progress;
@@ -157,8 +156,16 @@ pub(crate) fn mask_up_front(
         ..Inputs::default()
     };
     let rendered = config.render_all(&name, &inputs, values, &lookup)?;
+    mask(ctx, &rendered.sensitive_values())
+}
+
+/// Masks `values` on stdout in Actions (each once per run); nothing outside Actions.
+pub(crate) fn mask(ctx: &Context, values: &[String]) -> Result<()> {
+    let Some(a) = &ctx.actions else {
+        return Ok(());
+    };
     ctx.stdout
-        .with(|w| Actions::mask(w, &rendered.sensitive_values()))
+        .with(|w| a.mask(w, values))
         .map_err(|e| Error::failed("masking secrets", e.to_string()))
 }
 
@@ -176,10 +183,10 @@ pub(crate) fn pipeline(cli: &Cli, ctx: &Context, config: Config, hosts: Hosts) -
         .events(Arc::new(Progress::new(progress, groups)))
         .env(ctx.env.clone())
         .run_url(ctx.actions.as_ref().and_then(|a| a.run_url.clone()));
-    if ctx.actions.is_some() {
+    if let Some(a) = ctx.actions.clone() {
         let out = ctx.stdout.clone();
         p = p.on_secrets(Arc::new(move |values: &[String]| {
-            let _ = out.with(|w| Actions::mask(w, values));
+            let _ = out.with(|w| a.mask(w, values));
         }));
     }
     p
