@@ -692,15 +692,18 @@ impl Preview {
                     .phase()
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "deploy".into());
+                // The report names the phase on its own: the error text goes without the
+                // `phase: ` prefix of `Error::InPhase` ("Failed in database: database: …").
+                let error = match &err {
+                    Error::InPhase { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
                 let failed = Report {
                     name: name.clone(),
                     pr,
                     branch: Some(pull.head_branch.clone()),
                     commit: Some(pull.head_sha.clone()),
-                    state: ReportState::Failed {
-                        phase,
-                        error: format!("{err}"),
-                    },
+                    state: ReportState::Failed { phase, error },
                     run_url: self.run_url.clone(),
                 };
                 if let Err(e) = self

@@ -267,27 +267,48 @@ pub(crate) fn primary_url(state: &ReportState) -> Option<String> {
     }
 }
 
-/// A deployment status description (GitHub's limit: 140 characters). Plain text: GitHub shows
-/// it as text, so only hidden characters and newlines are removed.
+/// GitHub's limit on a deployment status description, in characters.
+pub(crate) const MAX_DESCRIPTION: usize = 140;
+
+/// A deployment status description. Plain text: GitHub shows it as text, so only hidden
+/// characters are removed and whitespace runs (newlines included) become one space. The phase is
+/// named once (an error that still starts with it loses that prefix), and a description longer
+/// than GitHub's [`MAX_DESCRIPTION`] characters is cut on a character boundary and ends with `…`.
 pub(crate) fn status_description(state: &ReportState) -> String {
     let raw = match state {
         ReportState::Deploying => "Deploying the preview environment".to_string(),
         ReportState::Ready { .. } => "Preview environment ready".to_string(),
-        ReportState::Failed { phase, error } => format!("Failed in {phase}: {error}"),
+        ReportState::Failed { phase, error } => {
+            let error = error.trim_start();
+            let error = error
+                .strip_prefix(phase.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(error);
+            format!("Failed in {phase}: {error}")
+        }
         ReportState::TornDown => "Preview environment removed".to_string(),
     };
-    let clean: String = raw
-        .chars()
-        .map(|c| if c.is_whitespace() { ' ' } else { c })
-        .filter(|c| !is_hidden(*c))
-        .collect();
-    if clean.chars().count() <= 140 {
-        clean
-    } else {
-        let mut s: String = clean.chars().take(139).collect();
-        s.push('…');
-        s
+    let visible = raw.chars().filter(|c| !is_hidden(*c) || c.is_whitespace());
+    let mut clean = String::with_capacity(raw.len());
+    for c in visible {
+        if c.is_whitespace() {
+            if !clean.ends_with(' ') {
+                clean.push(' ');
+            }
+        } else {
+            clean.push(c);
+        }
     }
+    let clean = clean.trim();
+    if clean.chars().count() <= MAX_DESCRIPTION {
+        return clean.to_string();
+    }
+    // Whole characters only (never a split code point), room left for the ellipsis, no space
+    // before it.
+    let cut: String = clean.chars().take(MAX_DESCRIPTION - 1).collect();
+    let mut s = cut.trim_end().to_string();
+    s.push('…');
+    s
 }
 
 #[cfg(test)]
@@ -365,5 +386,53 @@ mod tests {
         });
         assert_eq!(d.chars().count(), 140);
         assert!(!d.contains('\n'));
+    }
+
+    #[test]
+    fn status_descriptions_name_the_phase_once_and_are_cut_cleanly() {
+        // An error that still carries its phase prefix (as `Error::InPhase` displays it).
+        let d = status_description(&ReportState::Failed {
+            phase: "database".into(),
+            error: "database: fly: API error (HTTP 422): name taken".into(),
+        });
+        assert_eq!(
+            d,
+            "Failed in database: fly: API error (HTTP 422): name taken"
+        );
+        // Multi-byte text, long: never more than GitHub's 140 characters, cut between
+        // characters, with an ellipsis.
+        for error in [
+            "é".repeat(300),
+            "Überprüfung fehlgeschlagen — ".repeat(10),
+            "🚀 deploy ".repeat(40),
+            "日本語のエラーメッセージ".repeat(20),
+            format!("{} tail", "x".repeat(400)),
+        ] {
+            let d = status_description(&ReportState::Failed {
+                phase: "hooks".into(),
+                error: error.clone(),
+            });
+            assert!(
+                d.chars().count() <= MAX_DESCRIPTION,
+                "{} {d}",
+                d.chars().count()
+            );
+            assert!(d.ends_with('…'), "{d}");
+            assert!(d.starts_with("Failed in hooks: "), "{d}");
+            let body = d.trim_end_matches('…');
+            assert!(!body.ends_with(' '), "{d:?}");
+            // A prefix of the cleaned text.
+            let full = format!(
+                "Failed in hooks: {}",
+                error.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            assert!(full.starts_with(body), "{d:?}");
+        }
+        // Short ones are left whole, whitespace runs collapsed.
+        let d = status_description(&ReportState::Failed {
+            phase: "seed".into(),
+            error: "seed request \"x\":\n\n  answered HTTP 500".into(),
+        });
+        assert_eq!(d, "Failed in seed: seed request \"x\": answered HTTP 500");
     }
 }
