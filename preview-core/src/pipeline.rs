@@ -1457,15 +1457,21 @@ pub fn decide_sweep(
         .map(|c| {
             let age = c.created_at.map(|t| now.as_second() - t.as_second());
             let young = age.is_some_and(|a| a < grace);
+            // One spelling for every reason: "the PR is merged", never "the pr is merged".
+            let word = |s: &PrState| match s {
+                PrState::Open => "open",
+                PrState::Closed => "closed",
+                PrState::Merged => "merged",
+            };
             let (action, reason) = match lookups.get(&c.name.pr()) {
                 None => (SweepAction::Keep, "the PR was not looked up".to_string()),
                 Some(PrLookup::Error(e)) => (SweepAction::Keep, format!("the PR lookup failed: {e}")),
                 Some(PrLookup::State(PrState::Open)) => (SweepAction::Keep, "the PR is open".into()),
                 Some(PrLookup::State(s)) if young => (
                     SweepAction::Keep,
-                    format!("the PR is {s:?} but the environment is younger than the grace period").to_lowercase(),
+                    format!("the PR is {} but the environment is younger than the grace period", word(s)),
                 ),
-                Some(PrLookup::State(s)) => (SweepAction::Delete, format!("the PR is {s:?}").to_lowercase()),
+                Some(PrLookup::State(s)) => (SweepAction::Delete, format!("the PR is {}", word(s))),
                 Some(PrLookup::Missing) if !policy.delete_missing => {
                     (SweepAction::Keep, "the PR does not exist (sweep.delete_missing is off)".into())
                 }
