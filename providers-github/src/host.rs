@@ -65,7 +65,17 @@ pub struct GitHubSource {
     last_write: tokio::sync::Mutex<Option<Instant>>,
     reads: tokio::sync::Semaphore,
     etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// Whether each comment author seen with our marker may write to the repository.
+    writers: Mutex<HashMap<String, bool>>,
     retry: RetryConfig,
+}
+
+/// One of our sticky comments for an environment.
+struct Found {
+    id: u64,
+    body: String,
+    /// Authored by the token's own identity (so it can always be edited and deleted).
+    mine: bool,
 }
 
 impl fmt::Debug for GitHubSource {
@@ -131,6 +141,7 @@ impl GitHubSource {
             last_write: tokio::sync::Mutex::new(None),
             reads: tokio::sync::Semaphore::new(c.max_concurrent_reads.max(1)),
             etags: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
             retry: c.retry,
         })
     }
@@ -328,10 +339,38 @@ impl GitHubSource {
         Ok(id.as_str())
     }
 
-    /// Our sticky comments for an environment, oldest first: marker for exactly this environment
-    /// *and* our author. Searches every page. Normally at most one; two concurrent first runs can
-    /// leave a duplicate, which `publish_report` removes.
-    async fn find_comments(&self, name: &PreviewName, pr: PrNumber) -> Result<Vec<(u64, String)>> {
+    /// Whether `login` may write to the repository (admin, maintain or write), asked once per
+    /// login. An author who cannot is not one we trust, whatever the comment says.
+    async fn can_write(&self, login: &str) -> Result<bool> {
+        let key = login.to_ascii_lowercase();
+        if let Some(known) = self.writers.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return Ok(known);
+        }
+        let url = self.repo_url(&["collaborators", login, "permission"]);
+        let writes = match self.get(url, "a commenter's permission").await {
+            Ok(r) => {
+                let p: wire::CollaboratorPermission = r.json("a commenter's permission")?;
+                matches!(p.permission.as_str(), "admin" | "maintain" | "write")
+                    || matches!(p.role_name.as_deref(), Some("admin" | "maintain" | "write"))
+            }
+            // Not a collaborator, or a token that may not ask: not trusted.
+            Err(Error::NotFound { .. } | Error::Unauthorized { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut m) = self.writers.lock() {
+            m.insert(key, writes);
+        }
+        Ok(writes)
+    }
+
+    /// Our sticky comments for an environment, oldest first: the marker of exactly this
+    /// environment, by an author we trust: the token's own identity, [`ACTIONS_BOT`] (the
+    /// workflow's token), or anyone who may write to the repository (a maintainer's personal
+    /// token, used for a run by hand). A marker in anyone else's comment is pasted or forged: it is
+    /// never trusted, edited or deleted. Searches every page. Several are found when runs under
+    /// different identities (or two concurrent first runs) each made one; `publish_report`
+    /// converges them to one.
+    async fn find_comments(&self, name: &PreviewName, pr: PrNumber) -> Result<Vec<Found>> {
         let me = self.identity().await?.to_string();
         let mut url = self.repo_url(&["issues", &pr.to_string(), "comments"]);
         url.query_pairs_mut().append_pair("per_page", "100");
@@ -340,15 +379,72 @@ impl GitHubSource {
             Err(Error::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        Ok(comments
-            .into_iter()
-            .filter_map(|c| {
-                let body = c.body?;
-                let author = c.user?.login;
-                (author.eq_ignore_ascii_case(&me) && render::parse_marker(&body, name).is_some())
-                    .then_some((c.id, body))
-            })
-            .collect())
+        let mut found = Vec::new();
+        for c in comments {
+            let (Some(body), Some(user)) = (c.body, c.user) else {
+                continue;
+            };
+            if render::parse_marker(&body, name).is_none() {
+                continue;
+            }
+            let author = user.login;
+            let mine = author.eq_ignore_ascii_case(&me);
+            // Only members of the repository can have write access: anyone else is not asked
+            // about (a public PR can have any number of commenters).
+            let member = matches!(
+                c.author_association.as_deref(),
+                Some("OWNER" | "MEMBER" | "COLLABORATOR")
+            );
+            let trusted = mine
+                || author.eq_ignore_ascii_case(ACTIONS_BOT)
+                || (member && self.can_write(&author).await?);
+            if trusted {
+                found.push(Found {
+                    id: c.id,
+                    body,
+                    mine,
+                });
+            } else {
+                tracing::warn!(
+                    comment = c.id,
+                    author = %author,
+                    "a comment carries this environment's marker but its author may not write to the repository: ignored"
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of `found` is the sticky comment: our own oldest, else the oldest (so each run under
+    /// any identity converges on the same one once the others are gone).
+    fn keeper(found: &[Found]) -> Option<usize> {
+        found
+            .iter()
+            .position(|f| f.mine)
+            .or(if found.is_empty() { None } else { Some(0) })
+    }
+
+    /// Deletes one of our duplicate comments. Returns whether it is gone.
+    async fn remove_comment(&self, id: u64) -> Result<bool> {
+        match self
+            .write(
+                Method::DELETE,
+                self.repo_url(&["issues", "comments", &id.to_string()]),
+                None,
+                "comment",
+            )
+            .await
+        {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(true),
+            Err(Error::Unauthorized { status: 403, .. }) => {
+                tracing::warn!(
+                    comment = id,
+                    "cannot delete a duplicate preview comment of another identity (the token may not edit others' comments)"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes the deployment and its latest status match the report. Returns whether it wrote.
@@ -696,63 +792,85 @@ impl SourceHost for GitHubSource {
 
     #[tracing::instrument(skip_all, fields(env = %name, pr = %pr))]
     async fn get_report(&self, name: &PreviewName, pr: PrNumber) -> Result<Option<ReportSummary>> {
-        Ok(self
-            .find_comments(name, pr)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|(_, body)| render::parse_marker(&body, name)))
+        let found = self.find_comments(name, pr).await?;
+        Ok(Self::keeper(&found)
+            .and_then(|i| render::parse_marker(&found[i].body, name))
+            // Two comments that may disagree: nothing is "already shown".
+            .map(|s| ReportSummary {
+                digest: s.digest.filter(|_| found.len() == 1),
+                ..s
+            }))
     }
 
+    /// Converges to one comment, whatever identity ran before: the keeper (ours if we have one)
+    /// is updated, the other trusted ones are deleted. A token that may not edit another
+    /// identity's keeper gets a clear `Unauthorized` rather than leaving a second comment.
     #[tracing::instrument(skip_all, fields(env = %report.name, pr = %report.pr, state = ?report.state.kind()))]
     async fn publish_report(&self, report: &Report) -> Result<Outcome> {
         let body = render::comment(report);
-        let mut found = self
-            .find_comments(&report.name, report.pr)
-            .await?
-            .into_iter();
-        let existing = found.next();
+        let mut found = self.find_comments(&report.name, report.pr).await?;
+        let existing = Self::keeper(&found).map(|i| found.remove(i));
         let mut removed_duplicate = false;
-        for (id, _) in found {
-            tracing::warn!(comment = id, "removing a duplicate preview comment");
-            match self
-                .write(
-                    Method::DELETE,
-                    self.repo_url(&["issues", "comments", &id.to_string()]),
-                    None,
-                    "comment",
-                )
-                .await
-            {
-                Ok(_) | Err(Error::NotFound { .. }) => removed_duplicate = true,
-                Err(e) => return Err(e),
-            }
+        for f in &found {
+            tracing::warn!(comment = f.id, "removing a duplicate preview comment");
+            removed_duplicate |= self.remove_comment(f.id).await?;
         }
         let unchanged = existing
             .as_ref()
-            .is_some_and(|(_, old)| old.replace("\r\n", "\n").trim_end() == body.trim_end());
+            .is_some_and(|f| f.body.replace("\r\n", "\n").trim_end() == body.trim_end());
         // Deployments first: a "torn down" comment then proves teardown of the deployments ran.
         let deployment_wrote = self.sync_deployment(report, unchanged).await?;
+        let create = || async {
+            self.write(
+                Method::POST,
+                self.repo_url(&["issues", &report.pr.to_string(), "comments"]),
+                Some(json(&wire::CommentBody { body: &body })?),
+                "comment",
+            )
+            .await
+        };
         let outcome = match existing {
             Some(_) if unchanged => Outcome::Unchanged,
-            Some((id, _)) => {
-                self.write(
-                    Method::PATCH,
-                    self.repo_url(&["issues", "comments", &id.to_string()]),
-                    Some(json(&wire::CommentBody { body: &body })?),
-                    "comment",
-                )
-                .await?;
-                Outcome::Updated
+            Some(f) => {
+                let edited = self
+                    .write(
+                        Method::PATCH,
+                        self.repo_url(&["issues", "comments", &f.id.to_string()]),
+                        Some(json(&wire::CommentBody { body: &body })?),
+                        "comment",
+                    )
+                    .await;
+                match edited {
+                    Ok(_) => Outcome::Updated,
+                    // Deleted meanwhile: ours replaces it.
+                    Err(Error::NotFound { .. }) => {
+                        create().await?;
+                        Outcome::Created
+                    }
+                    // Another identity's comment, and this token may not edit it: a comment of
+                    // its own would be a second one that the others cannot trust (it may not
+                    // write to the repository either), so say so instead.
+                    Err(Error::Unauthorized {
+                        status: 403,
+                        request_id,
+                        ..
+                    }) if !f.mine => {
+                        return Err(Error::Unauthorized {
+                            provider: PROVIDER,
+                            status: 403,
+                            message: format!(
+                                "the preview comment of this environment (comment {}) was written by another identity, and this token ({}) may not edit it: run preview with the workflow's GITHUB_TOKEN or a token of someone with write access to the repository",
+                                f.id,
+                                self.identity().await?
+                            ),
+                            request_id,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => {
-                self.write(
-                    Method::POST,
-                    self.repo_url(&["issues", &report.pr.to_string(), "comments"]),
-                    Some(json(&wire::CommentBody { body: &body })?),
-                    "comment",
-                )
-                .await?;
+                create().await?;
                 Outcome::Created
             }
         };

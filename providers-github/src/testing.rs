@@ -32,8 +32,9 @@ pub const TOKEN: &str = "ghp_fake_token";
 /// The login `GET /user` answers with (unless forbidden).
 pub const LOGIN: &str = "preview-bot";
 
-// GitHub's examples from the OpenAPI description. One repair: the pull request examples' team
-// lacks `type`, which the spec requires (`"type": "organization"` was added).
+// GitHub's examples from the OpenAPI description. Two repairs: the pull request examples' team
+// lacks `type`, which the spec requires (`"type": "organization"` was added), and the
+// collaborator permission example's user lacks the required `role_name` (`"admin"` was added).
 const PULL_REQUEST: &str = include_str!("testing/fixtures/pull-request.json");
 const PULL_REQUEST_SIMPLE: &str = include_str!("testing/fixtures/pull-request-simple.json");
 const ISSUE_COMMENT: &str = include_str!("testing/fixtures/issue-comment.json");
@@ -41,6 +42,7 @@ const DEPLOYMENT: &str = include_str!("testing/fixtures/deployment.json");
 const DEPLOYMENT_STATUS: &str = include_str!("testing/fixtures/deployment-status.json");
 const ENVIRONMENT: &str = include_str!("testing/fixtures/environment.json");
 const USER: &str = include_str!("testing/fixtures/user.json");
+const COLLABORATOR_PERMISSION: &str = include_str!("testing/fixtures/collaborator-permission.json");
 
 fn fixture(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
@@ -266,6 +268,23 @@ pub mod bodies {
         v
     }
 
+    /// A `repository-collaborator-permission` body: `role` is the repository role (`admin`,
+    /// `maintain`, `write`, `triage`, `read`, `none`); `permission` is what GitHub derives from it.
+    pub fn collaborator_permission(login: &str, role: &str) -> Value {
+        let permission = match role {
+            "admin" => "admin",
+            "maintain" | "write" => "write",
+            "triage" | "read" => "read",
+            _ => "none",
+        };
+        let mut v = fixture(COLLABORATOR_PERMISSION);
+        set(&mut v, &["permission"], json!(permission));
+        set(&mut v, &["role_name"], json!(role));
+        set(&mut v, &["user", "login"], json!(login));
+        set(&mut v, &["user", "role_name"], json!(role));
+        v
+    }
+
     /// A `GET /user` body.
     pub fn user(login: &str) -> Value {
         let mut v = fixture(USER);
@@ -358,6 +377,10 @@ struct State {
     uri: String,
     login: String,
     user_forbidden: bool,
+    /// Personal tokens besides [`TOKEN`]: token → login.
+    tokens: BTreeMap<String, String>,
+    /// Repository roles by login (lowercase); see [`FakeGitHub::set_permission`].
+    roles: BTreeMap<String, String>,
     environment_delete_forbidden: bool,
     pulls: BTreeMap<u32, (PullRequest, u64)>,
     comments: Vec<FakeComment>,
@@ -579,6 +602,25 @@ impl FakeGitHub {
         self.lock().environments.keys().cloned().collect()
     }
 
+    /// Accepts `token` as a personal token of `login` (`GET /user` answers it; comments made with
+    /// it are its), who has `role` on the repository. [`TOKEN`] keeps acting as before.
+    pub fn add_user_token(&self, token: &str, login: &str, role: &str) {
+        let mut s = self.lock();
+        s.tokens.insert(token.into(), login.into());
+        s.roles.insert(login.to_ascii_lowercase(), role.into());
+    }
+
+    /// Sets the repository role of `login`: `admin`, `maintain`, `write`, `triage`, `read` or
+    /// `none`. It decides the `author_association` of their comments (a role gives
+    /// `COLLABORATOR`, none `NONE`), what `GET …/collaborators/{login}/permission` answers (404
+    /// without a role), and whether they may edit or delete others' comments (`write` and up).
+    /// [`LOGIN`] and `github-actions[bot]` can write unless set otherwise.
+    pub fn set_permission(&self, login: &str, role: &str) {
+        self.lock()
+            .roles
+            .insert(login.to_ascii_lowercase(), role.into());
+    }
+
     /// Answer `GET /user` with 403, as GitHub does for the Actions `GITHUB_TOKEN`; comments
     /// made then are authored by `github-actions[bot]`.
     pub fn act_as_actions_token(&self) {
@@ -791,6 +833,35 @@ fn paginate(state: &State, req: &Request, items: Vec<Value>) -> Answer {
     answer
 }
 
+impl State {
+    /// The repository role of `login`, if any.
+    fn role(&self, login: &str) -> Option<&str> {
+        let key = login.to_ascii_lowercase();
+        match self.roles.get(&key) {
+            Some(r) => Some(r.as_str()),
+            None if key == LOGIN || key == crate::ACTIONS_BOT => Some("write"),
+            None => None,
+        }
+    }
+
+    fn can_write(&self, login: &str) -> bool {
+        matches!(self.role(login), Some("admin" | "maintain" | "write"))
+    }
+
+    fn comment_body(&self, c: &FakeComment) -> Value {
+        let mut v = bodies::issue_comment(c.id, c.issue, &c.author, &c.body);
+        let association = if c.author.eq_ignore_ascii_case(crate::ACTIONS_BOT) {
+            "NONE"
+        } else if matches!(self.role(&c.author), Some(r) if r != "none") {
+            "COLLABORATOR"
+        } else {
+            "NONE"
+        };
+        set(&mut v, &["author_association"], json!(association));
+        v
+    }
+}
+
 fn status_body(deployment: u64, s: &FakeStatus) -> Value {
     bodies::deployment_status(
         s.id,
@@ -804,14 +875,20 @@ fn status_body(deployment: u64, s: &FakeStatus) -> Value {
 
 impl Responder {
     fn handle(&self, s: &mut State, req: &Request, json_body: Option<&Value>) -> Answer {
-        let expected = format!("Bearer {TOKEN}");
         let auth = req
             .headers
             .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if auth != Some(expected.as_str()) {
-            return err(401, "Bad credentials");
-        }
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Who this token is, and whether it is the Actions token (no `GET /user`).
+        let (acting, forbidden) = match auth {
+            Some(t) if t == TOKEN => (s.login.clone(), s.user_forbidden),
+            Some(t) => match s.tokens.get(t) {
+                Some(login) => (login.clone(), false),
+                None => return err(401, "Bad credentials"),
+            },
+            None => return err(401, "Bad credentials"),
+        };
         let method = req.method.as_str().to_string();
         let segments: Vec<String> = req
             .url
@@ -822,14 +899,14 @@ impl Responder {
         let (owner, repo) = REPOSITORY.split_once('/').unwrap_or((REPOSITORY, ""));
         match (method.as_str(), seg.as_slice()) {
             ("GET", ["user"]) => {
-                if s.user_forbidden {
+                if forbidden {
                     err(403, "Resource not accessible by integration")
                 } else {
-                    ok(200, bodies::user(&s.login))
+                    ok(200, bodies::user(&acting))
                 }
             }
             (m, ["repos", o, r, rest @ ..]) if *o == owner && *r == repo => {
-                self.repo(s, req, m, rest, json_body)
+                self.repo(s, req, &acting, m, rest, json_body)
             }
             _ => err(404, "Not Found"),
         }
@@ -839,11 +916,16 @@ impl Responder {
         &self,
         s: &mut State,
         req: &Request,
+        acting: &str,
         method: &str,
         rest: &[&str],
         body: Option<&Value>,
     ) -> Answer {
         match (method, rest) {
+            ("GET", ["collaborators", login, "permission"]) => match s.role(login) {
+                Some(role) => ok(200, bodies::collaborator_permission(login, role)),
+                None => err(404, "Not Found"),
+            },
             ("GET", ["pulls"]) => {
                 let want = query(req, "state").unwrap_or_else(|| "open".into());
                 let mut prs: Vec<&PullRequest> = s
@@ -889,7 +971,7 @@ impl Responder {
                     .comments
                     .iter()
                     .filter(|c| c.issue == n)
-                    .map(|c| bodies::issue_comment(c.id, c.issue, &c.author, &c.body))
+                    .map(|c| s.comment_body(c))
                     .collect();
                 paginate(s, req, items)
             }
@@ -904,14 +986,14 @@ impl Responder {
                     return validation("IssueComment", "body", "missing_field");
                 };
                 let id = s.id();
-                let login = s.login.clone();
-                s.comments.push(FakeComment {
+                let c = FakeComment {
                     id,
                     issue: n,
-                    author: login.clone(),
+                    author: acting.into(),
                     body: text.into(),
-                });
-                let mut a = ok(201, bodies::issue_comment(id, n, &login, text));
+                };
+                let mut a = ok(201, s.comment_body(&c));
+                s.comments.push(c);
                 a.headers.push((
                     "location".into(),
                     format!("{}/repos/{REPOSITORY}/issues/comments/{id}", s.uri),
@@ -923,25 +1005,23 @@ impl Responder {
                 let Some(i) = s.comments.iter().position(|c| c.id == id) else {
                     return err(404, "Not Found");
                 };
+                // Only its author, or someone who may write to the repository, edits or deletes
+                // a comment.
+                if m != "GET"
+                    && !s.comments[i].author.eq_ignore_ascii_case(acting)
+                    && !s.can_write(acting)
+                {
+                    return err(403, "Resource not accessible by integration");
+                }
                 match m {
-                    "GET" => {
-                        let c = &s.comments[i];
-                        ok(
-                            200,
-                            bodies::issue_comment(c.id, c.issue, &c.author, &c.body),
-                        )
-                    }
+                    "GET" => ok(200, s.comment_body(&s.comments[i])),
                     "PATCH" => {
                         let Some(text) = body.and_then(|b| b.get("body")).and_then(Value::as_str)
                         else {
                             return validation("IssueComment", "body", "missing_field");
                         };
-                        let c = &mut s.comments[i];
-                        c.body = text.into();
-                        ok(
-                            200,
-                            bodies::issue_comment(c.id, c.issue, &c.author, &c.body),
-                        )
+                        s.comments[i].body = text.into();
+                        ok(200, s.comment_body(&s.comments[i]))
                     }
                     _ => {
                         s.comments.remove(i);

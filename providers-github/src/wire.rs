@@ -53,6 +53,18 @@ pub(crate) struct Comment {
     /// Nullable in the spec (`nullable-simple-user`): a deleted account ("ghost").
     #[serde(default)]
     pub(crate) user: Option<User>,
+    /// `OWNER`, `MEMBER`, `COLLABORATOR`, `CONTRIBUTOR`, `NONE`, …
+    #[serde(default)]
+    pub(crate) author_association: Option<String>,
+}
+
+/// `GET /repos/{owner}/{repo}/collaborators/{username}/permission`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CollaboratorPermission {
+    /// `admin`, `write`, `read` or `none` (`maintain` reads as `write`, `triage` as `read`).
+    pub(crate) permission: String,
+    #[serde(default)]
+    pub(crate) role_name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
