@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
 use preview_core::{PrState, PullRequest};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
@@ -397,6 +397,18 @@ struct State {
     /// Faults and the longest streak of earlier chaos plans (replaced by `chaos` or `calm`).
     chaos_injected: usize,
     chaos_max_attempts: u32,
+    /// Shared with other fakes to stop the world after a given mutating request.
+    gate: Option<Gate>,
+}
+
+/// What [`FakeGitHub::snapshot`] keeps: pull requests, comments, deployments with their statuses,
+/// environments (not the log, faults or knobs).
+#[derive(Debug, Clone)]
+pub struct GitHubSnapshot {
+    pulls: BTreeMap<u32, (PullRequest, u64)>,
+    comments: Vec<FakeComment>,
+    deployments: Vec<FakeDeployment>,
+    environments: BTreeMap<String, u64>,
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeGitHub::set_latency`].
@@ -512,6 +524,32 @@ impl FakeGitHub {
     /// The server's base URL.
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// Shares `gate` with this fake: every request passes through it (see [`Gate`]); a request it
+    /// holds is neither carried out nor answered (the connection stays open until the test ends).
+    pub fn set_gate(&self, gate: Gate) {
+        self.lock().gate = Some(gate);
+    }
+
+    /// Everything the API would remember, to put back with [`restore`](Self::restore).
+    pub fn snapshot(&self) -> GitHubSnapshot {
+        let s = self.lock();
+        GitHubSnapshot {
+            pulls: s.pulls.clone(),
+            comments: s.comments.clone(),
+            deployments: s.deployments.clone(),
+            environments: s.environments.clone(),
+        }
+    }
+
+    /// Puts back what [`snapshot`](Self::snapshot) kept (ids keep counting up).
+    pub fn restore(&self, snap: &GitHubSnapshot) {
+        let mut s = self.lock();
+        s.pulls = snap.pulls.clone();
+        s.comments = snap.comments.clone();
+        s.deployments = snap.deployments.clone();
+        s.environments = snap.environments.clone();
     }
 
     /// A builder pointed at the fake: token, repository, base URL, writes spaced 1 ms apart so
@@ -1198,6 +1236,30 @@ fn validation(resource: &str, field: &str, code: &str) -> Answer {
 
 impl Respond for Responder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        let gate = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .gate
+            .clone();
+        match gate {
+            None => self.respond_now(req),
+            Some(g) => g
+                .pass(
+                    req.method.as_str() != "GET" && req.method.as_str() != "HEAD",
+                    || format!("github {} {}", req.method, req.url.path()),
+                    || self.respond_now(req),
+                )
+                // Held: neither carried out nor answered (until long after any test).
+                .unwrap_or_else(|| {
+                    ResponseTemplate::new(503).set_delay(std::time::Duration::from_secs(3600))
+                }),
+        }
+    }
+}
+
+impl Responder {
+    fn respond_now(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.request_counter += 1;
         let request_id = format!("FAKE:{:04}", s.request_counter);

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
@@ -249,6 +249,26 @@ struct State {
     max_attempts: u32,
     /// Requests answered so far (numbers the `x-vercel-id`).
     requests: u64,
+    /// Shared with other fakes to stop the world after a given mutating request.
+    gate: Option<Gate>,
+}
+
+/// What [`FakeVercel::snapshot`] keeps: the projects with their env vars and domains, the
+/// deployments and their build timers (not the log, faults or knobs).
+#[derive(Clone)]
+pub struct VercelSnapshot {
+    projects: Vec<Project>,
+    foreign_domains: Vec<String>,
+    deployments: Vec<FakeDeployment>,
+    ready_at: BTreeMap<String, std::time::Instant>,
+}
+
+impl std::fmt::Debug for VercelSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VercelSnapshot")
+            .field("deployments", &self.deployments.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeVercel::set_latency`].
@@ -493,6 +513,7 @@ impl FakeVercel {
                 injected: 0,
                 max_attempts: 0,
                 requests: 0,
+                gate: None,
             })),
         }
     }
@@ -540,6 +561,32 @@ impl FakeVercel {
         if let Some(p) = s.project_mut(project) {
             p.bypass.push((secret.into(), scope.into(), now));
         }
+    }
+
+    /// Shares `gate` with this fake: every request passes through it (see [`Gate`]); a request it
+    /// holds is neither carried out nor answered (the connection stays open until the test ends).
+    pub fn set_gate(&self, gate: Gate) {
+        self.lock().gate = Some(gate);
+    }
+
+    /// Everything the API would remember, to put back with [`restore`](Self::restore).
+    pub fn snapshot(&self) -> VercelSnapshot {
+        let s = self.lock();
+        VercelSnapshot {
+            projects: s.projects.clone(),
+            foreign_domains: s.foreign_domains.clone(),
+            deployments: s.deployments.clone(),
+            ready_at: s.ready_at.clone(),
+        }
+    }
+
+    /// Puts back what [`snapshot`](Self::snapshot) kept (the clock and ids keep going forward).
+    pub fn restore(&self, snap: &VercelSnapshot) {
+        let mut s = self.lock();
+        s.projects = snap.projects.clone();
+        s.foreign_domains = snap.foreign_domains.clone();
+        s.deployments = snap.deployments.clone();
+        s.ready_at = snap.ready_at.clone();
     }
 
     /// Starts a mock server answering every request with this fake.
@@ -1166,6 +1213,23 @@ fn advance(d: &mut FakeDeployment, build: &BuildOutcome) {
 
 impl Respond for FakeVercel {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        let gate = self.lock().gate.clone();
+        match gate {
+            None => self.respond_now(req),
+            Some(g) => g
+                .pass(
+                    req.method.as_str() != "GET",
+                    || format!("vercel {} {}", req.method, req.url.path()),
+                    || self.respond_now(req),
+                )
+                // Held: neither carried out nor answered (until long after any test).
+                .unwrap_or_else(|| ResponseTemplate::new(503).set_delay(Duration::from_secs(3600))),
+        }
+    }
+}
+
+impl FakeVercel {
+    fn respond_now(&self, req: &Request) -> ResponseTemplate {
         let body: Option<Value> = if req.body.is_empty() {
             None
         } else {

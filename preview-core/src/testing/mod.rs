@@ -6,6 +6,7 @@
 //! conformance suite.
 
 mod faults;
+mod gate;
 mod memory;
 
 pub mod conformance;
@@ -14,6 +15,7 @@ pub use faults::{
     HttpChaos, HttpChaosState, HttpFault, RetryAfter, cases, full_counts, percent_decode,
     random_strings,
 };
+pub use gate::Gate;
 pub use memory::{
     Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource,
     PROTECTION_BYPASS_HEADER, RecordingHooks, StoredVar, Tripwire,
