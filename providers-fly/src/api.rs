@@ -44,20 +44,44 @@ impl Answer {
         preview_core::http::header(&self.headers, errors::REQUEST_ID).map(str::to_string)
     }
 
-    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
-        // serde's message can quote the body; keep only where it broke.
-        serde_json::from_str(&self.body).map_err(|e| Error::Api {
+    /// Decodes the body. `call` names the request (`create app pr-42-agents`): an answer that is
+    /// not JSON, or lacks a field we need, is blamed on that call, never on a later one.
+    pub(crate) fn json<T: DeserializeOwned>(&self, call: &str) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| self.unreadable(call, &decode_detail(&e)))
+    }
+
+    /// The error for an answer to `call` that could not be used, and why.
+    pub(crate) fn unreadable(&self, call: &str, why: &str) -> Error {
+        Error::Api {
             provider: PROVIDER,
             status: self.status.as_u16(),
-            message: format!(
-                "cannot decode the answer for {what}: {:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-            request_id: preview_core::http::header(&self.headers, errors::REQUEST_ID)
-                .map(str::to_string),
-        })
+            message: format!("{call}: the answer could not be read: {why}"),
+            request_id: self.request_id(),
+        }
+    }
+}
+
+/// Why a body did not decode, without quoting it (serde's own message can quote values from the
+/// body, and an answer may echo what we sent).
+fn decode_detail(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Eof if e.line() == 1 && e.column() == 0 => "the body is empty".to_string(),
+        Category::Eof => format!("the body ends early ({at})"),
+        Category::Syntax => format!("it is not JSON (syntax error at {at})"),
+        Category::Data => {
+            // `missing field `id``: the name is ours (from the wire types), never the body's.
+            let text = e.to_string();
+            match text.strip_prefix("missing field ") {
+                Some(rest) => {
+                    let field = rest.split(" at line").next().unwrap_or(rest);
+                    format!("required field {field} is missing")
+                }
+                None => format!("a value has the wrong type or shape ({at})"),
+            }
+        }
+        Category::Io => "reading it failed".to_string(),
     }
 }
 
@@ -187,7 +211,12 @@ impl Api {
     }
 
     // ---- apps
+    //
+    // Each function names its call (`create app pr-42-agents`) in every error it returns, and
+    // decodes into wire types whose required fields are the ones we act on (the spec marks none
+    // required): an answer without them is an error of that call.
 
+    /// `GET /v1/apps/{app}`, raw: 404 and 403 are answers here (missing; someone else's).
     pub(crate) async fn get_app(&self, app: &str) -> Result<Answer> {
         self.call(
             Idempotency::Idempotent,
@@ -202,6 +231,8 @@ impl Api {
         .await
     }
 
+    /// `POST /v1/apps`, raw (a `name_taken` 422 is an answer); a success is checked with
+    /// [`created_app`].
     pub(crate) async fn create_app(&self, req: &wire::CreateApp<'_>) -> Result<Answer> {
         self.call(
             Idempotency::NonIdempotent,
@@ -236,6 +267,7 @@ impl Api {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<wire::ListApps> {
+        let call = format!("list apps of organization {org}");
         let mut q = vec![("org_slug", org.to_string()), ("limit", limit.to_string())];
         if let Some(c) = cursor {
             q.push(("cursor", c.to_string()));
@@ -251,14 +283,14 @@ impl Api {
             &[],
         )
         .await?
-        .ok("apps")?
-        .json("apps")
+        .ok(&call)?
+        .json(&call)
     }
 
     // ---- secrets
 
     pub(crate) async fn list_secrets(&self, app: &str) -> Result<wire::AppSecrets> {
-        let what = format!("secrets of app {app}");
+        let call = format!("list secrets of app {app}");
         self.call(
             Idempotency::Idempotent,
             Method::GET,
@@ -270,8 +302,8 @@ impl Api {
             &[],
         )
         .await?
-        .ok(&what)?
-        .json(&what)
+        .ok(&format!("secrets of app {app}"))?
+        .json(&call)
     }
 
     pub(crate) async fn update_secrets(
@@ -279,7 +311,7 @@ impl Api {
         app: &str,
         req: &wire::UpdateSecrets<'_>,
     ) -> Result<wire::UpdateSecretsResp> {
-        let what = format!("secrets of app {app}");
+        let call = format!("write secrets of app {app}");
         self.call(
             Idempotency::Idempotent,
             Method::POST,
@@ -291,15 +323,15 @@ impl Api {
             &[],
         )
         .await
-        .and_then(|a| a.ok(&what))
-        .and_then(|a| a.json(&what))
+        .and_then(|a| a.ok(&format!("secrets of app {app}")))
+        .and_then(|a| a.json(&call))
         .map_err(withhold_message)
     }
 
-    // ---- IPs
+    // ---- IPs and volumes
 
     pub(crate) async fn list_ips(&self, app: &str) -> Result<wire::IpAssignments> {
-        let what = format!("IP assignments of app {app}");
+        let call = format!("list IP assignments of app {app}");
         self.call(
             Idempotency::Idempotent,
             Method::GET,
@@ -311,31 +343,70 @@ impl Api {
             &[],
         )
         .await?
-        .ok(&what)?
-        .json(&what)
+        .ok(&format!("IP assignments of app {app}"))?
+        .json(&call)
     }
 
-    pub(crate) async fn assign_ip(&self, app: &str, kind: &str) -> Result<()> {
-        let what = format!("{kind} IP of app {app}");
+    pub(crate) async fn assign_ip(&self, app: &str, kind: &str) -> Result<wire::IpAssignment> {
+        let call = format!("assign a {kind} IP to app {app}");
+        let ip: wire::IpAssignment = self
+            .call(
+                Idempotency::NonIdempotent,
+                Method::POST,
+                &["v1", "apps", app, "ip_assignments"],
+                &[],
+                Some(&Json(&wire::AssignIp { kind })),
+                None,
+                None,
+                &[],
+            )
+            .await?
+            .ok(&format!("{kind} IP of app {app}"))?
+            .json(&call)?;
+        Ok(ip)
+    }
+
+    /// Releases an IP; already released is success.
+    pub(crate) async fn release_ip(&self, app: &str, ip: &str) -> Result<()> {
+        let a = self
+            .call(
+                Idempotency::Idempotent,
+                Method::DELETE,
+                &["v1", "apps", app, "ip_assignments", ip],
+                &[],
+                None,
+                None,
+                None,
+                &[],
+            )
+            .await?;
+        if a.status != StatusCode::NOT_FOUND {
+            a.ok(&format!("IP {ip} of app {app}"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list_volumes(&self, app: &str) -> Result<Vec<wire::Volume>> {
+        let call = format!("list volumes of app {app}");
         self.call(
-            Idempotency::NonIdempotent,
-            Method::POST,
-            &["v1", "apps", app, "ip_assignments"],
+            Idempotency::Idempotent,
+            Method::GET,
+            &["v1", "apps", app, "volumes"],
             &[],
-            Some(&Json(&wire::AssignIp { kind })),
+            None,
             None,
             None,
             &[],
         )
         .await?
-        .ok(&what)?;
-        Ok(())
+        .ok(&format!("volumes of app {app}"))?
+        .json(&call)
     }
 
     // ---- machines
 
     pub(crate) async fn list_machines(&self, app: &str) -> Result<Vec<wire::Machine>> {
-        let what = format!("machines of app {app}");
+        let call = format!("list machines of app {app}");
         self.call(
             Idempotency::Idempotent,
             Method::GET,
@@ -347,8 +418,8 @@ impl Api {
             &[],
         )
         .await?
-        .ok(&what)?
-        .json(&what)
+        .ok(&format!("machines of app {app}"))?
+        .json(&call)
     }
 
     pub(crate) async fn get_machine(&self, app: &str, id: &str) -> Result<wire::Machine> {
@@ -365,7 +436,7 @@ impl Api {
         )
         .await?
         .ok(&what)?
-        .json(&what)
+        .json(&format!("read {what}"))
     }
 
     pub(crate) async fn create_machine(
@@ -386,7 +457,7 @@ impl Api {
         )
         .await?
         .ok(&what)?
-        .json(&what)
+        .json(&format!("create a machine in app {app}"))
     }
 
     pub(crate) async fn update_machine(
@@ -409,7 +480,7 @@ impl Api {
         )
         .await?
         .ok(&what)?
-        .json(&what)
+        .json(&format!("update {what}"))
     }
 
     pub(crate) async fn start_machine(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
@@ -429,18 +500,40 @@ impl Api {
         Ok(())
     }
 
+    /// Destroys a Machine (forced: it may be running); already gone is success.
+    pub(crate) async fn delete_machine(&self, app: &str, id: &str) -> Result<()> {
+        let a = self
+            .call(
+                Idempotency::Idempotent,
+                Method::DELETE,
+                &["v1", "apps", app, "machines", id],
+                &[("force", "true".to_string())],
+                None,
+                None,
+                None,
+                &[],
+            )
+            .await?;
+        if a.status != StatusCode::NOT_FOUND {
+            a.ok(&format!("machine {id} of app {app}"))?;
+        }
+        Ok(())
+    }
+
     /// Takes a lease. Its grant is not idempotent (a second ask answers 409 while the first lease
-    /// lives), so each ask carries a description no one else uses ([`lease_description`]): when the answer is lost
-    /// (408, 5xx, a timeout after sending), the lease is looked up and, if it carries that
-    /// description, it is ours and its nonce is used; the lease is never asked for blindly again.
+    /// lives), so each ask carries a description no one else uses ([`lease_description`]): when
+    /// the answer is lost (408, 5xx, a timeout after sending), the lease is looked up and, if it
+    /// carries that description, it is ours and its nonce is used; the lease is never asked for
+    /// blindly again.
     pub(crate) async fn acquire_lease(
         &self,
         app: &str,
         id: &str,
         ttl: u64,
         description: &str,
-    ) -> Result<String> {
+    ) -> Result<wire::Lease> {
         let what = format!("lease on machine {id} of app {app}");
+        let call = format!("take a {what}");
         let sent = self
             .call(
                 Idempotency::NonIdempotent,
@@ -453,27 +546,46 @@ impl Api {
                 &[],
             )
             .await;
-        let lease: wire::Lease = match sent {
-            Ok(a) => a.ok(&what)?.json(&what)?,
+        match sent {
+            Ok(a) => a.ok(&what)?.json(&call),
             // Refused outright: nothing was granted.
-            Err(e @ Error::RateLimited { .. }) => return Err(e),
+            Err(e @ Error::RateLimited { .. }) => Err(e),
             Err(e) if e.is_retryable(Idempotency::Idempotent) => {
                 match self.get_lease(app, id).await {
                     Ok(Some(l)) if l.description.as_deref() == Some(description) => {
                         tracing::info!(app, machine = id, "found the lease whose grant was lost");
-                        l
+                        Ok(l)
                     }
-                    _ => return Err(e),
+                    _ => Err(e),
                 }
             }
-            Err(e) => return Err(e),
-        };
-        lease.nonce.ok_or_else(|| Error::Api {
-            provider: PROVIDER,
-            status: 201,
-            message: format!("{what}: the answer carries no nonce"),
-            request_id: None,
-        })
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Extends a lease we hold by `ttl` from now (same nonce).
+    pub(crate) async fn refresh_lease(
+        &self,
+        app: &str,
+        id: &str,
+        ttl: u64,
+        nonce: &str,
+        description: &str,
+    ) -> Result<wire::Lease> {
+        let what = format!("lease on machine {id} of app {app}");
+        self.call(
+            Idempotency::Idempotent,
+            Method::POST,
+            &["v1", "apps", app, "machines", id, "lease"],
+            &[],
+            Some(&Json(&wire::CreateLease { ttl, description })),
+            Some(nonce),
+            None,
+            &[],
+        )
+        .await?
+        .ok(&what)?
+        .json(&format!("refresh the {what}"))
     }
 
     /// The Machine's current lease, `None` when there is none.
@@ -494,7 +606,7 @@ impl Api {
         if a.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(Some(a.ok(&what)?.json(&what)?))
+        Ok(Some(a.ok(&what)?.json(&format!("read the {what}"))?))
     }
 
     pub(crate) async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<()> {
@@ -519,19 +631,20 @@ impl Api {
         Ok(())
     }
 
-    /// One long-poll: `Ok(Some(state))` when the Machine reached `state`, `Ok(None)` on 408 (keep
-    /// polling).
+    /// One long-poll for any of `states`: `Ok(Some(state))` with the state the Machine reached,
+    /// `Ok(None)` on 408 (none reached within `timeout_secs`: keep polling).
     pub(crate) async fn wait(
         &self,
         app: &str,
         id: &str,
-        state: &str,
+        states: &[&str],
         version: Option<&str>,
         timeout_secs: u64,
     ) -> Result<Option<String>> {
         let what = format!("wait for machine {id} of app {app}");
+        // One comma-separated `state` (the API takes them comma-separated or repeated).
         let mut q = vec![
-            ("state", state.to_string()),
+            ("state", states.join(",")),
             ("timeout", timeout_secs.to_string()),
         ];
         if let Some(v) = version {
@@ -553,8 +666,17 @@ impl Api {
         if a.status == StatusCode::REQUEST_TIMEOUT {
             return Ok(None);
         }
-        let w: wire::WaitResponse = a.ok(&what)?.json(&what)?;
-        Ok(w.ok.then(|| w.state.unwrap_or_else(|| state.to_string())))
+        let a = a.ok(&what)?;
+        let w: wire::WaitResponse = a.json(&what)?;
+        if !w.ok {
+            return Ok(None);
+        }
+        match (w.state, states) {
+            (Some(s), _) => Ok(Some(s)),
+            // Only one state was asked for: that one was reached.
+            (None, [only]) => Ok(Some(only.to_string())),
+            (None, _) => Err(a.unreadable(&what, "it does not say which state was reached")),
+        }
     }
 
     pub(crate) async fn events(&self, app: &str, id: &str) -> Result<Vec<wire::MachineEvent>> {
@@ -571,7 +693,7 @@ impl Api {
         )
         .await?
         .ok(&what)?
-        .json(&what)
+        .json(&format!("list {what}"))
     }
 }
 
@@ -593,14 +715,18 @@ fn withhold_message(mut e: Error) -> Error {
     e
 }
 
-/// A lease description no other ask uses: `preview apply` and a process-wide sequence number
-/// with the time, so a lease whose grant was lost can be told from anyone else's.
-pub(crate) fn lease_description() -> String {
+/// How every lease description of ours starts: a lease carrying it was taken by `preview` (this
+/// run or another), and is waited out rather than reported as someone else's.
+pub(crate) const LEASE_PREFIX: &str = "preview apply ";
+
+/// A lease description no other ask uses: [`LEASE_PREFIX`], the app, and a process-wide sequence
+/// number with the time, so a lease whose grant was lost can be told from anyone else's.
+pub(crate) fn lease_description(app: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(
-        "preview apply {}-{n}",
+        "{LEASE_PREFIX}{app} {}-{n}",
         jiff::Timestamp::now().as_nanosecond()
     )
 }

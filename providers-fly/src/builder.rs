@@ -39,6 +39,7 @@ pub struct FlyDatabasesBuilder {
     delete_timeout: Duration,
     tunnel_timeout: Duration,
     poll_interval: Duration,
+    lease_ttl: Duration,
     retry: preview_core::RetryConfig,
 }
 
@@ -68,6 +69,7 @@ impl Default for FlyDatabasesBuilder {
             delete_timeout: Duration::from_secs(300),
             tunnel_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(2),
+            lease_ttl: crate::host::DEFAULT_LEASE_TTL,
             retry: preview_core::RetryConfig::default(),
         }
     }
@@ -169,6 +171,16 @@ impl FlyDatabasesBuilder {
         self
     }
 
+    /// How long a Machine lease lives unless refreshed (default [`DEFAULT_LEASE_TTL`], at least
+    /// 1 s): the longest a run killed while holding one blocks the next. Extended between the
+    /// steps of an update once half of it has passed.
+    ///
+    /// [`DEFAULT_LEASE_TTL`]: crate::host::DEFAULT_LEASE_TTL
+    pub fn lease_ttl(mut self, d: impl Into<Duration>) -> Self {
+        self.lease_ttl = d.into();
+        self
+    }
+
     /// How one request is re-sent after a transient failure (default: `RetryConfig::default()`;
     /// `RetryConfig::none()` sends every request once and leaves retries to the caller).
     pub fn retry(mut self, retry: preview_core::RetryConfig) -> Self {
@@ -235,6 +247,7 @@ impl FlyDatabasesBuilder {
             delete_timeout: self.delete_timeout,
             tunnel_timeout: self.tunnel_timeout,
             poll_interval: self.poll_interval,
+            lease_ttl: self.lease_ttl.max(Duration::from_secs(1)),
         })
     }
 }

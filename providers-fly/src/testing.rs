@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use preview_core::testing::{HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -62,6 +62,46 @@ struct Fault {
     execute: bool,
 }
 
+/// A Machine lease: it lives until released or until its TTL runs out (wall clock).
+#[derive(Debug, Clone)]
+struct FakeLease {
+    nonce: String,
+    owner: String,
+    description: String,
+    /// When it runs out.
+    expires: Instant,
+    /// The same, as the API reports it (Unix seconds).
+    expires_at: i64,
+}
+
+impl FakeLease {
+    fn new(nonce: String, owner: String, description: String, ttl: Duration) -> Self {
+        let expires_at = jiff::Timestamp::now().as_second() + ttl.as_secs() as i64;
+        Self {
+            nonce,
+            owner,
+            description,
+            expires: Instant::now() + ttl,
+            expires_at,
+        }
+    }
+
+    fn json(&self, version: &Json) -> Json {
+        json!({"nonce": self.nonce, "expires_at": self.expires_at, "owner": self.owner,
+               "description": self.description, "version": version.clone()})
+    }
+
+    fn held_by(&self, id: &str) -> String {
+        let at = jiff::Timestamp::from_second(self.expires_at)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        format!(
+            "aborted: machine ID {id} lease currently held by {}, expires at {at}",
+            self.owner
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct FakeApp {
     id: String,
@@ -70,20 +110,49 @@ struct FakeApp {
     secrets: BTreeMap<String, String>,
     secrets_version: u64,
     ips: Vec<Json>,
+    volumes: Vec<Json>,
     machines: Vec<Json>,
     events: BTreeMap<String, Vec<Json>>,
-    leases: BTreeMap<String, String>,
-    /// The description each lease was taken with, by Machine id.
-    lease_descriptions: BTreeMap<String, String>,
+    /// Live leases by Machine id (expired ones are dropped whenever the app is looked at).
+    leases: BTreeMap<String, FakeLease>,
     /// GETs that still see the app after a DELETE (deletion is asynchronous).
     deleting: Option<u32>,
+}
+
+impl FakeApp {
+    fn prune_leases(&mut self) {
+        let now = Instant::now();
+        self.leases.retain(|_, l| l.expires > now);
+    }
+}
+
+/// What [`FakeFly::snapshot`] keeps: everything the API would remember (apps and all they hold,
+/// idempotency keys, boot timers, id counters), not the log, faults or knobs.
+#[derive(Clone)]
+pub struct FlySnapshot {
+    apps: BTreeMap<String, FakeApp>,
+    keys: BTreeMap<String, String>,
+    counter: u64,
+    ready_at: BTreeMap<String, Instant>,
+}
+
+impl fmt::Debug for FlySnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlySnapshot")
+            .field("apps", &self.apps.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
 struct State {
     org: String,
     token: String,
+    /// Who the token is, as leases name their owner.
+    identity: String,
     apps: BTreeMap<String, FakeApp>,
+    /// Idempotency keys of app creates (per organisation) and the app name each was used for.
+    keys: BTreeMap<String, String>,
     counter: u64,
     faults: VecDeque<Fault>,
     log: Vec<Exchange>,
@@ -102,6 +171,8 @@ struct State {
     chaos: Option<HttpChaosState>,
     /// Totals of chaos plans already ended by [`FakeFly::calm`].
     calmed: (usize, u32),
+    /// Shared with other fakes to stop the world after a given mutating request.
+    gate: Option<Gate>,
 }
 
 /// How long the fake takes to answer a request (a latency model); see [`FakeFly::set_latency`].
@@ -167,6 +238,7 @@ impl FakeFly {
             state: Arc::new(Mutex::new(State {
                 org: org.to_string(),
                 token: token.to_string(),
+                identity: format!("{}@tokens.fly.io", &digest(token)[..12]),
                 delete_polls: 1,
                 boot_state: "started".into(),
                 check_status: "passing".into(),
@@ -198,8 +270,28 @@ impl FakeFly {
         }
     }
 
-    /// Adds an app of organisation `org` that this crate does not own (no marker, or another org).
+    /// Adds an app of organisation `org` that this crate does not own: someone else's app, with
+    /// something in it this crate never makes (a shared IPv4 its owner allocated), and no marker.
     pub fn add_foreign_app(&self, name: &str, org: &str) {
+        let mut s = self.lock();
+        s.counter += 1;
+        let id = format!("app{}", s.counter);
+        let ip = json!({"ip": "66.241.124.9", "region": "global", "shared": true, "egress": false,
+                        "created_at": now_iso(), "service_name": "app"});
+        s.apps.insert(
+            name.to_string(),
+            FakeApp {
+                id,
+                org: org.to_string(),
+                ips: vec![ip],
+                ..FakeApp::default()
+            },
+        );
+    }
+
+    /// Adds an empty app of organisation `org` (nothing in it, no marker, no idempotency key): what
+    /// `fly apps create` leaves, or a create whose run died before anything else was written.
+    pub fn add_empty_app(&self, name: &str, org: &str) {
         let mut s = self.lock();
         s.counter += 1;
         let id = format!("app{}", s.counter);
@@ -211,6 +303,53 @@ impl FakeFly {
                 ..FakeApp::default()
             },
         );
+    }
+
+    /// Puts a volume in `app` (this crate never makes one: for an app, it is foreign).
+    pub fn add_volume(&self, app: &str) {
+        let mut s = self.lock();
+        s.counter += 1;
+        let id = format!("vol_{:012}", s.counter);
+        if let Some(a) = s.apps.get_mut(app) {
+            a.volumes.push(
+                json!({"id": id, "name": "data", "region": "iad", "size_gb": 1,
+                                  "state": "created", "created_at": now_iso()}),
+            );
+        }
+    }
+
+    /// Sets the app secret `name` of `app` (e.g. a secret its owner set by hand).
+    pub fn add_secret(&self, app: &str, name: &str, value: &str) {
+        if let Some(a) = self.lock().apps.get_mut(app) {
+            a.secrets.insert(name.to_string(), digest(value));
+            a.secrets_version += 1;
+        }
+    }
+
+    /// Shares `gate` with this fake: every request passes through it (see [`Gate`]); a request it
+    /// holds is neither carried out nor answered (the connection stays open until the test ends).
+    pub fn set_gate(&self, gate: Gate) {
+        self.lock().gate = Some(gate);
+    }
+
+    /// Everything the API would remember, to put back with [`restore`](Self::restore).
+    pub fn snapshot(&self) -> FlySnapshot {
+        let s = self.lock();
+        FlySnapshot {
+            apps: s.apps.clone(),
+            keys: s.keys.clone(),
+            counter: s.counter,
+            ready_at: s.ready_at.clone(),
+        }
+    }
+
+    /// Puts back what [`snapshot`](Self::snapshot) kept (ids keep counting up from the highest seen).
+    pub fn restore(&self, snap: &FlySnapshot) {
+        let mut s = self.lock();
+        s.apps = snap.apps.clone();
+        s.keys = snap.keys.clone();
+        s.counter = s.counter.max(snap.counter);
+        s.ready_at = snap.ready_at.clone();
     }
 
     /// The next request whose method is `method` and whose path ends with `path_suffix` is
@@ -344,7 +483,33 @@ impl FakeFly {
 
     /// Leases held on the Machines of `app`.
     pub fn leases_of(&self, app: &str) -> usize {
-        self.lock().apps.get(app).map_or(0, |a| a.leases.len())
+        self.lock().apps.get_mut(app).map_or(0, |a| {
+            a.prune_leases();
+            a.leases.len()
+        })
+    }
+
+    /// The live leases of `app`: (owner, description, seconds left).
+    pub fn lease_details(&self, app: &str) -> Vec<(String, String, u64)> {
+        let now = Instant::now();
+        self.lock().apps.get_mut(app).map_or(Vec::new(), |a| {
+            a.prune_leases();
+            a.leases
+                .values()
+                .map(|l| {
+                    (
+                        l.owner.clone(),
+                        l.description.clone(),
+                        l.expires.saturating_duration_since(now).as_secs(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Who the fake's token is, as leases name their owner.
+    pub fn identity(&self) -> String {
+        self.lock().identity.clone()
     }
 
     /// The Machines of an app, as the API would return them.
@@ -376,10 +541,18 @@ impl FakeFly {
 
     /// Leases currently held, over all apps.
     pub fn leases_held(&self) -> usize {
-        self.lock().apps.values().map(|a| a.leases.len()).sum()
+        self.lock()
+            .apps
+            .values_mut()
+            .map(|a| {
+                a.prune_leases();
+                a.leases.len()
+            })
+            .sum()
     }
 
-    /// Someone else takes a lease on every Machine of `app`.
+    /// Someone else (another identity, with `flyctl deploy`) takes a lease on every Machine of
+    /// `app`, for an hour.
     pub fn hold_foreign_lease(&self, app: &str) {
         if let Some(a) = self.lock().apps.get_mut(app) {
             let ids: Vec<String> = a
@@ -388,8 +561,15 @@ impl FakeFly {
                 .filter_map(|m| m["id"].as_str().map(str::to_string))
                 .collect();
             for id in ids {
-                a.leases.insert(id.clone(), "foreign-nonce".into());
-                a.lease_descriptions.insert(id, "flyctl deploy".into());
+                a.leases.insert(
+                    id,
+                    FakeLease::new(
+                        "foreign-nonce".into(),
+                        "someone@example.com".into(),
+                        "flyctl deploy".into(),
+                        Duration::from_secs(3600),
+                    ),
+                );
             }
         }
     }
@@ -543,6 +723,18 @@ impl FakeFly {
                 a.ips.push(entry.clone());
                 (200, entry)
             }),
+            ("DELETE", ["v1", "apps", app, "ip_assignments", ip]) => s.with_app(app, |a, _| {
+                let before = a.ips.len();
+                a.ips.retain(|i| i["ip"].as_str() != Some(*ip));
+                if a.ips.len() == before {
+                    error(404, "ip assignment not found")
+                } else {
+                    (204, Json::Null)
+                }
+            }),
+            ("GET", ["v1", "apps", app, "volumes"]) => {
+                s.with_app(app, |a, _| (200, Json::Array(a.volumes.clone())))
+            }
             ("GET", ["v1", "apps", app, "machines"]) => {
                 s.with_app(app, |a, _| (200, Json::Array(a.machines.clone())))
             }
@@ -584,9 +776,8 @@ impl FakeFly {
             ("GET", ["v1", "apps", app, "machines", id]) => s.with_machine(app, id, |_, m, _| (200, m.clone())),
             ("POST", ["v1", "apps", app, "machines", id]) => {
                 s.with_machine(app, id, |leases, m, n| {
-                    let held = leases.get(*id);
-                    if held.is_some() && held != nonce.as_ref() {
-                        return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
+                    if let Some(l) = leases.get(*id).filter(|l| Some(&l.nonce) != nonce.as_ref()) {
+                        return error(409, &l.held_by(id));
                     }
                     if let Some(cur) = body.get("current_version").and_then(Json::as_str) {
                         if Some(cur) != m["version"].as_str() {
@@ -605,10 +796,22 @@ impl FakeFly {
                     (200, m.clone())
                 })
             }
+            ("DELETE", ["v1", "apps", app, "machines", id]) => s.with_app(app, |a, _| {
+                if let Some(l) = a.leases.get(*id).filter(|l| Some(&l.nonce) != nonce.as_ref()) {
+                    return error(409, &l.held_by(id));
+                }
+                let Some(pos) = a.machines.iter().position(|m| m["id"] == *id) else {
+                    return error(404, "machine not found");
+                };
+                a.machines.remove(pos);
+                a.events.remove(*id);
+                a.leases.remove(*id);
+                (200, Json::Null)
+            }),
             ("POST", ["v1", "apps", app, "machines", id, "start"]) => {
                 s.with_machine(app, id, |leases, m, _| {
-                    if leases.contains_key(*id) && leases.get(*id) != nonce.as_ref() {
-                        return error(409, "lease currently held by other@tokens.fly.io");
+                    if let Some(l) = leases.get(*id).filter(|l| Some(&l.nonce) != nonce.as_ref()) {
+                        return error(409, &l.held_by(id));
                     }
                     match m["state"].as_str() {
                         Some("stopped" | "suspended" | "created") => {
@@ -622,36 +825,35 @@ impl FakeFly {
             }
             ("POST", ["v1", "apps", app, "machines", id, "lease"]) => {
                 let description = body.get("description").and_then(Json::as_str).unwrap_or("").to_string();
-                let (status, out) = s.with_machine(app, id, |leases, m, n| {
-                    if leases.contains_key(*id) {
-                        return error(409, &format!("aborted: machine ID {id} lease currently held by other@tokens.fly.io, expires at 2026-11-22T09:00:00Z"));
+                let ttl = Duration::from_secs(body.get("ttl").and_then(Json::as_u64).unwrap_or(30));
+                let owner = s.identity.clone();
+                s.with_machine(app, id, |leases, m, n| {
+                    match leases.get_mut(*id) {
+                        // The holder refreshes its lease: same nonce, a new expiry.
+                        Some(l) if nonce.as_ref() == Some(&l.nonce) => {
+                            *l = FakeLease::new(l.nonce.clone(), l.owner.clone(), l.description.clone(), ttl);
+                            (201, l.json(&m["version"]))
+                        }
+                        Some(l) => error(409, &l.held_by(id)),
+                        None => {
+                            let lease = FakeLease::new(format!("nonce{n:06}"), owner, description, ttl);
+                            let out = lease.json(&m["version"]);
+                            leases.insert(id.to_string(), lease);
+                            (201, out)
+                        }
                     }
-                    let nonce = format!("nonce{n:06}");
-                    leases.insert(id.to_string(), nonce.clone());
-                    (201, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()}))
-                });
-                if status == 201 {
-                    if let Some(a) = s.apps.get_mut(*app) {
-                        a.lease_descriptions.insert(id.to_string(), description);
-                    }
-                }
-                (status, out)
+                })
             }
             ("GET", ["v1", "apps", app, "machines", id, "lease"]) => {
-                let description = s
-                    .apps
-                    .get(*app)
-                    .and_then(|a| a.lease_descriptions.get(*id).cloned())
-                    .unwrap_or_default();
                 s.with_machine(app, id, |leases, m, _| match leases.get(*id) {
                     None => error(404, "no lease"),
-                    Some(nonce) => (200, json!({"nonce": nonce, "expires_at": 1_763_800_120i64, "owner": "preview@tokens.fly.io", "description": description, "version": m["version"].clone()})),
+                    Some(l) => (200, l.json(&m["version"])),
                 })
             }
             ("DELETE", ["v1", "apps", app, "machines", id, "lease"]) => {
                 s.with_machine(app, id, |leases, _, _| match leases.get(*id) {
                     None => error(404, "no lease"),
-                    Some(held) if Some(held) != nonce.as_ref() => error(409, "lease nonce mismatch"),
+                    Some(held) if Some(&held.nonce) != nonce.as_ref() => error(409, "lease nonce mismatch"),
                     Some(_) => {
                         leases.remove(*id);
                         (200, Json::Null)
@@ -659,20 +861,7 @@ impl FakeFly {
                 })
             }
             ("GET", ["v1", "apps", app, "machines", id, "wait"]) => {
-                let want = query.get("state").cloned().unwrap_or_else(|| "started".into());
-                let timeout = query.get("timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
-                if !(1..=60).contains(&timeout) {
-                    let (status, body) = error(400, "invalid_argument: timeout must be between 1 and 60 seconds");
-                    return (status, body, Duration::ZERO);
-                }
-                s.with_machine(app, id, |_, m, _| {
-                    let state = m["state"].as_str().unwrap_or("").to_string();
-                    if state == want {
-                        (200, json!({"ok": true, "state": state, "version": m["version"].clone(), "event_id": "ev-wait"}))
-                    } else {
-                        error(408, &format!("machine failed to reach desired state, {want}, currently {state}"))
-                    }
-                })
+                return s.wait(app, id, req, &query);
             }
             ("GET", ["v1", "apps", app, "machines", id, "events"]) => s.with_app(app, |a, _| {
                 match a.events.get(*id) {
@@ -683,7 +872,8 @@ impl FakeFly {
             _ => error(404, &format!("the fake does not know {method} {path}")),
         };
         if status < 300 {
-            s.boot(&method, &segs, &query, status, &mut out)
+            let (status, out) = s.boot(&method, &segs, status, &mut out);
+            (status, out, Duration::ZERO)
         } else {
             (status, out, Duration::ZERO)
         }
@@ -799,19 +989,11 @@ impl State {
 
     /// Applies the boot time to a successful answer: new Machines start booting, booting ones
     /// read as `starting`, and a `/wait` is held until the boot ends.
-    fn boot(
-        &mut self,
-        method: &str,
-        segs: &[&str],
-        query: &BTreeMap<String, String>,
-        status: u16,
-        out: &mut Json,
-    ) -> (u16, Json, Duration) {
+    fn boot(&mut self, method: &str, segs: &[&str], status: u16, out: &mut Json) -> (u16, Json) {
         let now = Instant::now();
         let Some(boot_time) = self.boot_time else {
-            return (status, out.take(), Duration::ZERO);
+            return (status, out.take());
         };
-        let mut hold = Duration::ZERO;
         match (method, segs) {
             ("POST", ["v1", "apps", _, "machines"]) => {
                 if let Some(id) = out["id"].as_str() {
@@ -823,30 +1005,6 @@ impl State {
                 ["v1", "apps", _, "machines", id] | ["v1", "apps", _, "machines", id, "start"],
             ) => {
                 self.ready_at.insert((*id).to_string(), now + boot_time);
-            }
-            ("GET", ["v1", "apps", _, "machines", id, "wait"]) => {
-                if let Some(left) = self
-                    .ready_at
-                    .get(*id)
-                    .map(|at| at.saturating_duration_since(now))
-                    .filter(|d| !d.is_zero())
-                {
-                    let timeout = query
-                        .get("timeout")
-                        .and_then(|t| t.parse::<u64>().ok())
-                        .map_or(Duration::from_secs(60), Duration::from_secs);
-                    if left > timeout {
-                        let want = query.get("state").map_or("started", String::as_str);
-                        let (status, body) = error(
-                            408,
-                            &format!(
-                                "machine failed to reach desired state, {want}, currently starting"
-                            ),
-                        );
-                        return (status, body, timeout);
-                    }
-                    hold = left;
-                }
             }
             ("GET", ["v1", "apps", _, "machines", ..]) => {
                 let booting = |m: &Json| {
@@ -871,12 +1029,110 @@ impl State {
             }
             _ => {}
         }
-        (status, out.take(), hold)
+        (status, out.take())
     }
 
     fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
+    }
+
+    /// `GET …/wait`: answers at once when the Machine is in one of the wanted states; a Machine
+    /// still booting (under a boot time) holds the call until it gets there, or answers 408 at the
+    /// call's `timeout` (holding it that long) if it will not. Without a boot time, a Machine in
+    /// another state gets its 408 at once.
+    fn wait(
+        &mut self,
+        app: &str,
+        id: &str,
+        req: &Request,
+        query: &BTreeMap<String, String>,
+    ) -> (u16, Json, Duration) {
+        const STATES: [&str; 6] = [
+            "started",
+            "stopped",
+            "suspended",
+            "destroyed",
+            "failed",
+            "settled",
+        ];
+        // `state` may repeat or be comma-separated.
+        let mut wanted: Vec<String> = req
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k == "state")
+            .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        if wanted.is_empty() {
+            wanted.push("started".into());
+        }
+        let bad = |msg: &str| {
+            let (status, body) = error(400, msg);
+            (status, body, Duration::ZERO)
+        };
+        if let Some(w) = wanted.iter().find(|w| !STATES.contains(&w.as_str())) {
+            return bad(&format!("invalid_argument: unknown state {w:?}"));
+        }
+        let timeout = query
+            .get("timeout")
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(60);
+        if !(1..=60).contains(&timeout) {
+            return bad("invalid_argument: timeout must be between 1 and 60 seconds");
+        }
+        let timeout = Duration::from_secs(timeout);
+        let now = Instant::now();
+        let left = self
+            .ready_at
+            .get(id)
+            .map(|at| at.saturating_duration_since(now))
+            .filter(|d| !d.is_zero());
+        let booted_hold = self.boot_time.is_some();
+        let (status, body) = self.with_machine(app, id, |_, m, _| (200, m.clone()));
+        if status != 200 {
+            return (status, body, Duration::ZERO);
+        }
+        let state = body["state"].as_str().unwrap_or("").to_string();
+        let version = body["version"].clone();
+        let reached = |state: &str| {
+            (
+                200,
+                json!({"ok": true, "state": state, "version": version, "event_id": "ev-wait"}),
+            )
+        };
+        let not_reached = |current: &str| {
+            error(
+                408,
+                &format!(
+                    "machine failed to reach desired state, {}, currently {current}",
+                    wanted.join(",")
+                ),
+            )
+        };
+        match left {
+            // Booting: it reads `starting` until `left` has passed, then `state`.
+            Some(left) if wanted.contains(&state) && left <= timeout => {
+                let (s, b) = reached(&state);
+                (s, b, left)
+            }
+            Some(left) => {
+                let current = if left <= timeout {
+                    state.as_str()
+                } else {
+                    "starting"
+                };
+                let (s, b) = not_reached(current);
+                (s, b, timeout)
+            }
+            None if wanted.contains(&state) => {
+                let (s, b) = reached(&state);
+                (s, b, Duration::ZERO)
+            }
+            None => {
+                let (s, b) = not_reached(&state);
+                (s, b, if booted_hold { timeout } else { Duration::ZERO })
+            }
+        }
     }
 
     fn with_app(
@@ -897,9 +1153,10 @@ impl State {
         &mut self,
         app: &str,
         id: &str,
-        f: impl FnOnce(&mut BTreeMap<String, String>, &mut Json, u64) -> (u16, Json),
+        f: impl FnOnce(&mut BTreeMap<String, FakeLease>, &mut Json, u64) -> (u16, Json),
     ) -> (u16, Json) {
         self.with_app(app, |a, n| {
+            a.prune_leases();
             let FakeApp {
                 machines, leases, ..
             } = a;
@@ -960,6 +1217,15 @@ impl State {
             return error(403, "unauthorized for organization");
         }
         let key = body["idempotency_key"].as_str().map(str::to_string);
+        // The spec: "a second create with the same key but a different name is rejected outright".
+        if let Some(k) = &key {
+            if let Some(other) = self.keys.get(&format!("{org}/{k}")).filter(|n| *n != name) {
+                return error(
+                    400,
+                    &format!("idempotency_key was already used to create app {other}"),
+                );
+            }
+        }
         if let Some(a) = self.apps.get(name) {
             if a.org == org && key.is_some() && a.idempotency_key == key && a.deleting.is_none() {
                 return (201, json!({"id": a.id, "created_at": 1_763_800_000i64}));
@@ -971,6 +1237,9 @@ impl State {
         }
         let n = self.next();
         let id = format!("app{n}");
+        if let Some(k) = &key {
+            self.keys.insert(format!("{org}/{k}"), name.to_string());
+        }
         self.apps.insert(
             name.to_string(),
             FakeApp {
@@ -1016,6 +1285,23 @@ impl State {
 
 impl Respond for FakeFly {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        let gate = self.lock().gate.clone();
+        match gate {
+            None => self.respond_now(req),
+            Some(g) => g
+                .pass(
+                    req.method.as_str() != "GET",
+                    || format!("fly {} {}", req.method, req.url.path()),
+                    || self.respond_now(req),
+                )
+                // Held: neither carried out nor answered (until long after any test).
+                .unwrap_or_else(|| ResponseTemplate::new(503).set_delay(Duration::from_secs(3600))),
+        }
+    }
+}
+
+impl FakeFly {
+    fn respond_now(&self, req: &Request) -> ResponseTemplate {
         let method = req.method.as_str().to_string();
         let path = req.url.path().to_string();
         let (latency, fault, chaos_delay) = {

@@ -1,5 +1,10 @@
 //! Private serde types of the Machines API (`fly-machines.openapi.fixed.json`). Only the fields we
 //! send or read; unknown fields are ignored on the way in and never sent on the way out.
+//!
+//! The spec marks no response field required. Here a field is required (no `#[serde(default)]`)
+//! when a decision rests on it: ownership (an app's organisation, the secrets list), identity (a
+//! Machine's id and state), a lease's nonce. An answer without it is an error of the call that got
+//! it, rather than a default that would mislead a later step.
 
 use std::collections::BTreeMap;
 
@@ -20,20 +25,32 @@ pub(crate) struct Organization {
     pub(crate) slug: Option<String>,
 }
 
-/// `App`.
+/// `App` (`GET /v1/apps/{app}`: the organisation decides ownership).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct App {
-    #[serde(default)]
+    pub(crate) name: String,
+    pub(crate) organization: Organization,
+}
+
+/// An app in `ListAppsResponse`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ListedApp {
     pub(crate) name: String,
     #[serde(default)]
     pub(crate) organization: Option<Organization>,
 }
 
+/// `CreateAppResponse`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreatedApp {
+    #[allow(dead_code)]
+    pub(crate) id: String,
+}
+
 /// `ListAppsResponse`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListApps {
-    #[serde(default)]
-    pub(crate) apps: Vec<App>,
+    pub(crate) apps: Vec<ListedApp>,
     #[serde(default)]
     pub(crate) next_cursor: Option<String>,
 }
@@ -49,14 +66,12 @@ pub(crate) struct CreateApp<'a> {
 /// `AppSecrets`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct AppSecrets {
-    #[serde(default)]
     pub(crate) secrets: Vec<AppSecret>,
 }
 
 /// `AppSecret` (we never ask for values).
 #[derive(Debug, Deserialize)]
 pub(crate) struct AppSecret {
-    #[serde(default)]
     pub(crate) name: String,
 }
 
@@ -76,11 +91,10 @@ pub(crate) struct UpdateSecretsResp {
 /// `listIPAssignmentsResponse`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct IpAssignments {
-    #[serde(default)]
     pub(crate) ips: Vec<IpAssignment>,
 }
 
-/// `IPAssignment`.
+/// `IPAssignment` (and `AssignIPResponse`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct IpAssignment {
     #[serde(default)]
@@ -89,6 +103,33 @@ pub(crate) struct IpAssignment {
     pub(crate) shared: bool,
     #[serde(default)]
     pub(crate) egress: bool,
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
+}
+
+impl IpAssignment {
+    /// A public, dedicated address (not shared, not egress, not the private `fdaa:` range): what
+    /// `ensure_ips` assigns. `Some("v4")` or `Some("v6")`.
+    pub(crate) fn public_kind(&self) -> Option<&'static str> {
+        if self.shared || self.egress {
+            return None;
+        }
+        let ip = self.ip.as_deref()?;
+        if ip.contains('.') {
+            Some("v4")
+        } else if ip.contains(':') && !ip.to_ascii_lowercase().starts_with("fdaa") {
+            Some("v6")
+        } else {
+            None
+        }
+    }
+}
+
+/// `Volume` (only whether there are any matters: we never make one).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Volume {
+    #[allow(dead_code)]
+    pub(crate) id: String,
 }
 
 /// `assignIPRequest`.
@@ -122,9 +163,7 @@ pub(crate) struct CheckStatus {
 /// `Machine`.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Machine {
-    #[serde(default)]
     pub(crate) id: String,
-    #[serde(default)]
     pub(crate) state: String,
     #[serde(default)]
     pub(crate) version: Option<String>,
@@ -160,16 +199,21 @@ pub(crate) struct CreateLease<'a> {
 /// `Lease`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Lease {
+    /// Given to the holder; whether other callers see it is not documented.
     #[serde(default)]
     pub(crate) nonce: Option<String>,
     #[serde(default)]
     pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub(crate) expires_at: Option<i64>,
 }
 
 /// `WaitMachineResponse`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct WaitResponse {
-    #[serde(default)]
     pub(crate) ok: bool,
     #[serde(default)]
     pub(crate) state: Option<String>,

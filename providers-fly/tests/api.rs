@@ -138,14 +138,16 @@ async fn apply_creates_app_ips_secrets_and_one_machine() {
     [
         "GET /v1/apps/pr-42-agents",
         "POST /v1/apps",
+        "POST /v1/apps/pr-42-agents/secrets",
         "GET /v1/apps/pr-42-agents/ip_assignments",
         "POST /v1/apps/pr-42-agents/ip_assignments",
         "POST /v1/apps/pr-42-agents/ip_assignments",
+        "GET /v1/apps/pr-42-agents/ip_assignments",
         "GET /v1/apps/pr-42-agents/machines",
-        "POST /v1/apps/pr-42-agents/secrets",
         "POST /v1/apps/pr-42-agents/machines",
-        "GET /v1/apps/pr-42-agents/machines/003d8d0000000e/wait",
-        "GET /v1/apps/pr-42-agents/machines/003d8d0000000e",
+        "GET /v1/apps/pr-42-agents/machines",
+        "GET /v1/apps/pr-42-agents/machines/003d8d00000010/wait",
+        "GET /v1/apps/pr-42-agents/machines/003d8d00000010",
     ]
     "#);
     // Secrets went to the vault, by reference from the containers; never into the config.
@@ -411,10 +413,10 @@ async fn changed_machine_is_updated_with_version_under_a_released_lease() {
         .collect();
     insta::assert_debug_snapshot!(summary, @r#"
     [
-        "POST /v1/apps/pr-11-agents/machines/003d8d0000000e/lease 201",
+        "POST /v1/apps/pr-11-agents/machines/003d8d00000010/lease 201",
         "POST /v1/apps/pr-11-agents/secrets 200",
-        "POST /v1/apps/pr-11-agents/machines/003d8d0000000e 200",
-        "DELETE /v1/apps/pr-11-agents/machines/003d8d0000000e/lease 200",
+        "POST /v1/apps/pr-11-agents/machines/003d8d00000010 200",
+        "DELETE /v1/apps/pr-11-agents/machines/003d8d00000010/lease 200",
     ]
     "#);
     let nonce = writes[0].response["nonce"].as_str().unwrap().to_string();
@@ -885,7 +887,8 @@ async fn list_follows_the_cursor_over_two_pages_and_keeps_only_ours() {
         .await;
     let marked = json!({"secrets": [{"name": "PREVIEW_ENV"}]});
     mount_get(&server, "/v1/apps/pr-1-agents/secrets", 200, marked.clone()).await;
-    // pr-2-agents has our naming but not our marker: not ours.
+    // pr-2-agents has our naming but not our marker, and holds a Machine we did not make: not
+    // ours (an empty one would be a create whose run died before the marker: ours).
     mount_get(
         &server,
         "/v1/apps/pr-2-agents/secrets",
@@ -893,6 +896,28 @@ async fn list_follows_the_cursor_over_two_pages_and_keeps_only_ours() {
         json!({"secrets": []}),
     )
     .await;
+    mount_get(
+        &server,
+        "/v1/apps/pr-2-agents",
+        200,
+        json!({"id": "app2", "name": "pr-2-agents", "organization": {"slug": ORG, "name": ORG}}),
+    )
+    .await;
+    mount_get(
+        &server,
+        "/v1/apps/pr-2-agents/machines",
+        200,
+        json!([{"id": "m9", "state": "started", "config": {"image": "nginx"}}]),
+    )
+    .await;
+    mount_get(
+        &server,
+        "/v1/apps/pr-2-agents/ip_assignments",
+        200,
+        json!({"ips": []}),
+    )
+    .await;
+    mount_get(&server, "/v1/apps/pr-2-agents/volumes", 200, json!([])).await;
     mount_get(&server, "/v1/apps/pr-3-agents/secrets", 200, marked).await;
     no_mutations(&server).await;
     catch_all(&server).await;

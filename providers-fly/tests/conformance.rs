@@ -110,10 +110,12 @@ async fn resources_we_do_not_own_are_already_exists_and_untouched() {
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
     assert!(fake.mutating().iter().all(|x| x.status >= 400));
-    assert_eq!(
-        host.delete_database(&n).await.unwrap(),
-        Deleted::AlreadyGone
-    );
+    // Teardown never reports success while something it can see under the name remains: the
+    // app is in our organisation and not ours, so it is reported (naming it) and left untouched.
+    let err = host.delete_database(&n).await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert!(err.to_string().contains("pr-106-agents"), "{err}");
+    assert!(fake.mutating().iter().all(|x| x.status >= 400));
     assert!(fake.apps().contains(&"pr-106-agents".to_string()));
     check_exchanges(&fake);
 }
