@@ -672,6 +672,7 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
                         commit: Some(pr.head_sha.clone()),
                         state: ReportState::Ready { links: vec![] },
                         run_url: None,
+                        started_at: None,
                     })
                     .await
                     .expect("seed github");

@@ -26,7 +26,9 @@ use crate::name::{PrNumber, PreviewName};
 ///   call with the same spec makes no mutating call and reports every resource `Unchanged`. It never
 ///   creates a second instance of anything. Resources it finds under the environment's name that it
 ///   does not own are an [`Error::AlreadyExists`](crate::Error::AlreadyExists), never touched.
-/// - `delete_database` of a missing environment is `Ok(Deleted::AlreadyGone)`.
+/// - `delete_database` of a missing environment is `Ok(Deleted::AlreadyGone)`. Something under the
+///   environment's name that the host can see but does not own is never deleted and never
+///   reported gone: it is an [`Error::AlreadyExists`](crate::Error::AlreadyExists) naming it.
 /// - `list_databases` returns only environments this host owns (by name and ownership marker).
 /// - `open_tunnels` gives local forwards to each service for hooks run on this machine, reachable
 ///   when it returns; dropping the [`Tunnels`] closes them.
@@ -202,6 +204,10 @@ pub trait AppHost: Debug + Send + Sync + 'static {
 /// - `get_pull_request` of a missing PR is `Ok(None)`.
 /// - `publish_report` keeps exactly one report per environment (created, then updated); publishing
 ///   the same report twice makes no mutating call the second time (`Outcome::Unchanged`).
+/// - `publish_report` never replaces a report of a run that started later
+///   ([`Report::started_at`](crate::Report::started_at)): it makes no mutating call then and
+///   answers `Outcome::Skipped`. Two runs racing on one environment thus leave the newer run's
+///   outcome, whichever publishes last.
 /// - `get_report` reads back what was last published, `None` when nothing was.
 #[async_trait]
 pub trait SourceHost: Debug + Send + Sync + 'static {

@@ -723,11 +723,16 @@ pub struct Report {
     pub state: ReportState,
     /// Link to the CI run, when known.
     pub run_url: Option<String>,
+    /// When the run that made this report started. Hosts keep it with the published report and
+    /// never replace a report of a run that started later (see
+    /// [`SourceHost::publish_report`](crate::SourceHost::publish_report)), so a slow run cannot
+    /// overwrite a newer outcome with an older one. `None`: unknown, always published.
+    pub started_at: Option<Timestamp>,
 }
 
 impl Report {
-    /// A digest of what the report says: everything but `run_url`, which names the run that wrote
-    /// it rather than the environment's state. Hosts store it with the published report and give it
+    /// A digest of what the report says: everything but `run_url` and `started_at`, which name
+    /// the run that wrote it rather than the environment's state. Hosts store it with the published report and give it
     /// back in [`ReportSummary::digest`], so a re-run can tell "the PR already shows exactly this"
     /// from one read, without publishing again. 64 bits of SHA-256: a change detector, not a MAC
     /// (a report holds no secret).
@@ -749,6 +754,16 @@ pub struct ReportSummary {
     /// [`Report::digest`] of the published report, when the host stored one (`None`: unknown, so
     /// the pipeline publishes again rather than assume it is current).
     pub digest: Option<String>,
+    /// [`Report::started_at`] of the published report, when the host stored one.
+    pub started_at: Option<Timestamp>,
+}
+
+impl ReportSummary {
+    /// Whether the published report comes from a run that started after `started_at` (a report
+    /// made then must not replace it). Unknown times on either side are never newer.
+    pub fn is_newer_than(&self, started_at: Option<Timestamp>) -> bool {
+        matches!((self.started_at, started_at), (Some(published), Some(ours)) if published > ours)
+    }
 }
 
 #[cfg(test)]

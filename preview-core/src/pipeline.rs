@@ -628,6 +628,9 @@ impl Preview {
     /// # Errors
     /// [`Error::InPhase`] with the failing phase.
     pub async fn deploy(&self, pr: PrNumber) -> Result<DeployReport> {
+        // Every report of this run carries its start: a host never lets it replace the report
+        // of a run that started later.
+        let started = (self.now)();
         let name = self.config.name(pr);
         let pull = self
             .phase(Phase::Observe, async {
@@ -680,7 +683,7 @@ impl Preview {
         }
         self.preflight(&pull, &rendered)
             .map_err(|e| e.redact(&rendered.sensitive_values()))?;
-        match self.converge(&pull, &rendered).await {
+        match self.converge(&pull, &rendered, started).await {
             Ok(report) => Ok(report),
             Err(err) => {
                 // Providers may echo what they were sent (a Fly error quoting the Machine's env,
@@ -688,6 +691,36 @@ impl Preview {
                 // output. And something may have been changed by now: whatever went wrong is a
                 // failure, never "nothing was touched".
                 let err = err.redact(&rendered.sensitive_values()).after_changes();
+                // The PR closed while we worked (a teardown may be racing us, and may be why we
+                // failed): what is left is removed, as when the close is noticed after the seed,
+                // and the outcome is "closed", not a failure report over "torn down".
+                if let Ok(Some(p)) = self.pull_request(pr).await {
+                    if p.state != PrState::Open {
+                        match self.teardown_name(&name, started).await {
+                            Ok(t) => {
+                                self.emit(Event::Warning {
+                                    message: format!(
+                                        "pull request #{pr} closed during the deploy, which stopped ({err}); its environment was torn down"
+                                    ),
+                                });
+                                return Ok(DeployReport {
+                                    name: name.clone(),
+                                    pr,
+                                    status: DeployStatus::ClosedDuringDeploy,
+                                    commit: Some(pull.head_sha.clone()),
+                                    changes: t.changes,
+                                    deployments: BTreeMap::new(),
+                                    links: vec![],
+                                });
+                            }
+                            Err(e) => self.emit(Event::Warning {
+                                message: format!(
+                                    "pull request #{pr} closed during the deploy; tearing down failed too: {e}"
+                                ),
+                            }),
+                        }
+                    }
+                }
                 let phase = err
                     .phase()
                     .map(|p| p.to_string())
@@ -705,6 +738,7 @@ impl Preview {
                     commit: Some(pull.head_sha.clone()),
                     state: ReportState::Failed { phase, error },
                     run_url: self.run_url.clone(),
+                    started_at: Some(started),
                 };
                 if let Err(e) = self
                     .retry("publish failure report", || {
@@ -785,7 +819,12 @@ impl Preview {
         }
     }
 
-    async fn converge(&self, pull: &PullRequest, r: &Rendered) -> Result<DeployReport> {
+    async fn converge(
+        &self,
+        pull: &PullRequest,
+        r: &Rendered,
+        started: Timestamp,
+    ) -> Result<DeployReport> {
         let name = &r.name;
         let pr = pull.number;
         let mut changes = Vec::new();
@@ -803,6 +842,7 @@ impl Preview {
                         commit: Some(pull.head_sha.clone()),
                         state: ReportState::Deploying,
                         run_url: self.run_url.clone(),
+                        started_at: Some(started),
                     };
                     let o = self.retry("publish report", || self.source.publish_report(&deploying)).await?;
                     let c = ResourceChange::new(self.source.kind(), "report", format!("PR #{pr}"), o);
@@ -905,14 +945,16 @@ impl Preview {
                 .await?;
             Ok::<_, Error>((applied, deployed))
         };
-        let (announced, db_result, app_result) =
-            futures::future::join3(announce, db_side, app_side).await;
+        // When one side fails the other is dropped where it stands (as on a cancel; a re-run
+        // converges): a Machine that failed to boot is reported now, not after the app builds.
+        // The announcement always completes, so the failure report follows it.
+        let (announced, sides) =
+            futures::future::join(announce, futures::future::try_join(db_side, app_side)).await;
         // Nothing announced: the report already said "ready" at this very commit.
         let (announced, shown) = announced?;
         let was_ready = announced.is_none();
         changes.extend(announced);
-        let db_changes = db_result?;
-        let (app_changes, deployed) = app_result?;
+        let (db_changes, (app_changes, deployed)) = sides?;
         changes.extend(db_changes);
         changes.extend(app_changes);
         let mut deployments = BTreeMap::new();
@@ -970,6 +1012,7 @@ impl Preview {
                 links: r.links.clone(),
             },
             run_url: self.run_url.clone(),
+            started_at: Some(started),
         };
         // Nothing created or changed, and the PR already shows exactly this report: a close during
         // the run cannot strand anything this run made, and there is nothing to publish. Reading
@@ -987,7 +1030,7 @@ impl Preview {
                 })
                 .await?;
             if !still_open {
-                let t = self.teardown_name(name).await?;
+                let t = self.teardown_name(name, started).await?;
                 changes.extend(t.changes);
                 return Ok(DeployReport {
                     name: name.clone(),
@@ -999,11 +1042,33 @@ impl Preview {
                     links: vec![],
                 });
             }
-            self.phase(
-                Phase::Report,
-                self.retry("publish report", || self.source.publish_report(&ready)),
-            )
-            .await?
+            let published = self
+                .phase(
+                    Phase::Report,
+                    self.retry("publish report", || self.source.publish_report(&ready)),
+                )
+                .await?;
+            // A run that started after us has published. If it was a teardown (the PR closed
+            // right after our check), our "ready" no longer holds: leave nothing behind.
+            if published == Outcome::Skipped {
+                let newer = self
+                    .retry("get report", || self.source.get_report(name, pr))
+                    .await?;
+                if newer.is_some_and(|s| s.kind == ReportKind::TornDown) {
+                    let t = self.teardown_name(name, started).await?;
+                    changes.extend(t.changes);
+                    return Ok(DeployReport {
+                        name: name.clone(),
+                        pr,
+                        status: DeployStatus::ClosedDuringDeploy,
+                        commit: Some(pull.head_sha.clone()),
+                        changes,
+                        deployments: BTreeMap::new(),
+                        links: vec![],
+                    });
+                }
+            }
+            published
         };
         let c = ResourceChange::new(self.source.kind(), "report", format!("PR #{pr}"), outcome);
         self.changes(std::slice::from_ref(&c));
@@ -1093,11 +1158,17 @@ impl Preview {
     /// # Errors
     /// [`Error::InPhase`] (teardown) listing every resource that could not be removed.
     pub async fn teardown(&self, pr: PrNumber) -> Result<TeardownReport> {
+        let started = (self.now)();
         let name = self.config.name(pr);
-        self.teardown_name(&name).await
+        self.teardown_name(&name, started).await
     }
 
-    async fn teardown_name(&self, name: &PreviewName) -> Result<TeardownReport> {
+    /// Tears `name` down; its report says the run that started at `started` did it.
+    async fn teardown_name(
+        &self,
+        name: &PreviewName,
+        started: Timestamp,
+    ) -> Result<TeardownReport> {
         let env = self.env.clone();
         let lookup = move |k: &str| env(k);
         let refs = self.config.app_refs(name, &lookup)?;
@@ -1150,6 +1221,7 @@ impl Preview {
                         commit: s.commit.clone(),
                         state: ReportState::TornDown,
                         run_url: self.run_url.clone(),
+                        started_at: Some(started),
                     };
                     match self
                         .retry("publish report", || self.source.publish_report(&report))
@@ -1265,7 +1337,10 @@ impl Preview {
                 let results: Vec<_> = futures::stream::iter(
                     decisions.iter().filter(|d| d.action == SweepAction::Delete),
                 )
-                .map(|d| async move { (d.name.clone(), self.teardown_name(&d.name).await) })
+                .map(|d| async move {
+                    let started = (self.now)();
+                    (d.name.clone(), self.teardown_name(&d.name, started).await)
+                })
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;

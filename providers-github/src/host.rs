@@ -810,14 +810,28 @@ impl SourceHost for GitHubSource {
         let body = render::comment(report);
         let mut found = self.find_comments(&report.name, report.pr).await?;
         let existing = Self::keeper(&found).map(|i| found.remove(i));
+        // Never replace the report of a run that started later (a slow run would otherwise
+        // overwrite a newer outcome with an older one): nothing is written at all then.
+        if let Some(f) = &existing {
+            let published = render::parse_marker(&f.body, &report.name);
+            if published.is_some_and(|p| p.is_newer_than(report.started_at)) {
+                tracing::info!(
+                    comment = f.id,
+                    "the comment shows a newer run's report; not replacing it"
+                );
+                return Ok(Outcome::Skipped);
+            }
+        }
         let mut removed_duplicate = false;
         for f in &found {
             tracing::warn!(comment = f.id, "removing a duplicate preview comment");
             removed_duplicate |= self.remove_comment(f.id).await?;
         }
-        let unchanged = existing
-            .as_ref()
-            .is_some_and(|f| f.body.replace("\r\n", "\n").trim_end() == body.trim_end());
+        // The same text (whichever run wrote it) is no change: nothing is written.
+        let unchanged = existing.as_ref().is_some_and(|f| {
+            render::without_stamp(f.body.replace("\r\n", "\n").trim_end())
+                == render::without_stamp(body.trim_end())
+        });
         // Deployments first: a "torn down" comment then proves teardown of the deployments ran.
         let deployment_wrote = self.sync_deployment(report, unchanged).await?;
         let create = || async {

@@ -71,6 +71,34 @@ pub(crate) fn marker(
     m
 }
 
+/// `marker` with the start of the run that made the report (`run=<Unix milliseconds>`), which
+/// decides whether a later report may replace it (`Report::started_at`).
+pub(crate) fn stamped(marker: String, started_at: Option<jiff::Timestamp>) -> String {
+    match (started_at, marker.strip_suffix(" -->")) {
+        (Some(at), Some(head)) => format!("{head} run={} -->", at.as_millisecond()),
+        _ => marker,
+    }
+}
+
+/// `body` without the run stamp of its marker: two comments that differ only in which run wrote
+/// them say the same thing (re-publishing it is no change).
+pub(crate) fn without_stamp(body: &str) -> String {
+    let (first, rest) = body.split_once('\n').unwrap_or((body, ""));
+    let first = match first.find(" run=") {
+        Some(i) if first.starts_with(MARKER_PREFIX) => {
+            let tail = &first[i + 5..];
+            let end = tail.find(' ').unwrap_or(tail.len());
+            format!("{}{}", &first[..i], &tail[end..])
+        }
+        _ => first.to_string(),
+    };
+    if body.contains('\n') {
+        format!("{first}\n{rest}")
+    } else {
+        first
+    }
+}
+
 /// Reads the marker of `name` back from a comment body; `None` when the body has no marker for
 /// exactly this environment.
 pub(crate) fn parse_marker(body: &str, name: &PreviewName) -> Option<ReportSummary> {
@@ -83,6 +111,7 @@ pub(crate) fn parse_marker(body: &str, name: &PreviewName) -> Option<ReportSumma
     let mut kind = None;
     let mut commit = None;
     let mut digest = None;
+    let mut started_at = None;
     for w in words {
         if let Some(s) = w.strip_prefix("state=") {
             kind = parse_kind(s);
@@ -90,12 +119,18 @@ pub(crate) fn parse_marker(body: &str, name: &PreviewName) -> Option<ReportSumma
             commit = clean_sha(Some(s)).map(str::to_string);
         } else if let Some(s) = w.strip_prefix("digest=") {
             digest = clean_digest(s).map(str::to_string);
+        } else if let Some(s) = w.strip_prefix("run=") {
+            started_at = s
+                .parse::<i64>()
+                .ok()
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
         }
     }
     Some(ReportSummary {
         kind: kind?,
         commit,
         digest,
+        started_at,
     })
 }
 
@@ -176,7 +211,10 @@ pub(crate) fn comment(report: &Report) -> String {
     let name = &report.name;
     let kind = report.state.kind();
     let sha = clean_sha(report.commit.as_deref());
-    let mut out = marker(name, kind, report.commit.as_deref(), Some(&report.digest()));
+    let mut out = stamped(
+        marker(name, kind, report.commit.as_deref(), Some(&report.digest())),
+        report.started_at,
+    );
     out.push('\n');
     let headline = match &report.state {
         ReportState::Deploying => format!("### ⏳ Preview environment `{name}` is deploying"),
@@ -356,6 +394,38 @@ mod tests {
         // A marker from before digests (or a hand-edited one) reads as "digest unknown".
         let forged = "<!-- preview:env=pr-42-agents state=ready digest=zz -->";
         assert_eq!(parse_marker(forged, &name()).unwrap().digest, None);
+    }
+
+    #[test]
+    fn the_run_start_rides_in_the_marker() {
+        let at = jiff::Timestamp::from_millisecond(1_763_800_000_123).unwrap();
+        let m = stamped(
+            marker(
+                &name(),
+                ReportKind::TornDown,
+                None,
+                Some("0123456789abcdef"),
+            ),
+            Some(at),
+        );
+        assert_eq!(
+            m,
+            "<!-- preview:env=pr-42-agents state=torn_down digest=0123456789abcdef run=1763800000123 -->"
+        );
+        let back = parse_marker(&m, &name()).unwrap();
+        assert_eq!(back.started_at, Some(at));
+        assert_eq!(back.kind, ReportKind::TornDown);
+        // Without a start (library use), no stamp; an unreadable one reads as unknown.
+        let plain = marker(&name(), ReportKind::Ready, None, None);
+        assert_eq!(stamped(plain.clone(), None), plain);
+        let odd = "<!-- preview:env=pr-42-agents state=ready run=soon -->";
+        assert_eq!(parse_marker(odd, &name()).unwrap().started_at, None);
+        // Which run wrote a comment is no part of what it says.
+        assert_eq!(
+            without_stamp(&format!("{m}\nbody")),
+            "<!-- preview:env=pr-42-agents state=torn_down digest=0123456789abcdef -->\nbody"
+        );
+        assert_eq!(without_stamp("no marker run=1"), "no marker run=1");
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn report(n: u64, state: ReportState) -> Report {
         commit: Some(SHA.into()),
         state,
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
+        started_at: None,
     }
 }
 

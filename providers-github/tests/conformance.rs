@@ -44,6 +44,7 @@ fn report(name: PreviewName, state: ReportState) -> Report {
         commit: Some(SHA.into()),
         state,
         run_url: None,
+        started_at: None,
     }
 }
 

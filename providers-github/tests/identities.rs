@@ -48,6 +48,7 @@ fn report(state: ReportState) -> Report {
         commit: Some(SHA.into()),
         state,
         run_url: None,
+        started_at: None,
     }
 }
 

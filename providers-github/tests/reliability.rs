@@ -73,6 +73,7 @@ fn report_for(n: u32, state: ReportState) -> Report {
         commit: Some(SHA.into()),
         state,
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
+        started_at: None,
     }
 }
 

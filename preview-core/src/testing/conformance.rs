@@ -360,6 +360,7 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
         commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         state: ReportState::Deploying,
         run_url: None,
+        started_at: None,
     };
     let first = host.publish_report(&report).await.expect("publish");
     assert!(
@@ -400,6 +401,61 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
     );
     report.state = ReportState::TornDown;
     host.publish_report(&report).await.expect("torn down");
+}
+
+/// A report never replaces one of a run that started later: an older run's report is `Skipped`
+/// and the newer one stays; a run that started later still replaces it.
+pub async fn check_source_report_never_goes_back(host: &dyn SourceHost, pr: PrNumber) {
+    let naming = Naming::new("pvorder", "").expect("valid");
+    let name = naming.name(pr);
+    let at = |s: i64| jiff::Timestamp::from_second(1_763_800_000 + s).expect("in range");
+    let report = |state: ReportState, started: i64| Report {
+        name: name.clone(),
+        pr,
+        branch: Some("feature/x".into()),
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        state,
+        run_url: None,
+        started_at: Some(at(started)),
+    };
+    let torn_down = report(ReportState::TornDown, 20);
+    host.publish_report(&torn_down).await.expect("publish");
+    // A deploy that started before that teardown fails late: its report must not win.
+    let older = report(
+        ReportState::Failed {
+            phase: "database".into(),
+            error: "the app went away".into(),
+        },
+        10,
+    );
+    assert_eq!(
+        host.publish_report(&older).await.expect("older"),
+        Outcome::Skipped
+    );
+    let s = host
+        .get_report(&name, pr)
+        .await
+        .expect("get")
+        .expect("published");
+    assert_eq!(s.kind, ReportKind::TornDown);
+    assert_eq!(s.started_at, Some(at(20)));
+    assert!(s.is_newer_than(Some(at(10))));
+    // A run that started later (the PR was reopened) replaces it.
+    let newer = report(ReportState::Deploying, 30);
+    assert_eq!(
+        host.publish_report(&newer).await.expect("newer"),
+        Outcome::Updated
+    );
+    let s = host
+        .get_report(&name, pr)
+        .await
+        .expect("get")
+        .expect("published");
+    assert_eq!(s.kind, ReportKind::Deploying);
+    assert_eq!(s.started_at, Some(at(30)));
+    host.publish_report(&report(ReportState::TornDown, 40))
+        .await
+        .expect("clean up");
 }
 
 /// Runs every [`DatabaseHost`] check as its own test. `$make` is an expression (it may `.await`)
@@ -496,6 +552,11 @@ macro_rules! source_host_conformance {
             async fn report_lifecycle() {
                 let (h, pr) = $make;
                 $crate::testing::conformance::check_source_report_lifecycle(&h, pr).await;
+            }
+            #[tokio::test]
+            async fn report_never_goes_back() {
+                let (h, pr) = $make;
+                $crate::testing::conformance::check_source_report_never_goes_back(&h, pr).await;
             }
         }
     };

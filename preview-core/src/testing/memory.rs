@@ -1342,6 +1342,7 @@ impl SourceHost for InMemorySource {
                 kind: r.state.kind(),
                 commit: r.commit.clone(),
                 digest: Some(r.digest()),
+                started_at: r.started_at,
             });
         s.journal
             .run("get_report", name.as_str(), || Ok((found, false)))
@@ -1360,7 +1361,21 @@ impl SourceHost for InMemorySource {
         } = s;
         journal.run("publish_report", &key, || {
             let outcome = match reports.get(&key) {
-                Some(r) if r == report => return Ok((Outcome::Unchanged, false)),
+                // The same report (whichever run made it) is no change.
+                Some(r)
+                    if Report {
+                        started_at: report.started_at,
+                        ..r.clone()
+                    } == *report =>
+                {
+                    return Ok((Outcome::Unchanged, false));
+                }
+                // Never replace the report of a run that started later.
+                Some(r)
+                    if matches!((r.started_at, report.started_at), (Some(p), Some(o)) if p > o) =>
+                {
+                    return Ok((Outcome::Skipped, false));
+                }
                 Some(_) => Outcome::Updated,
                 None => Outcome::Created,
             };
