@@ -106,6 +106,16 @@ impl HostFactory for RealProviders {
                 if let Some(path) = lookup("FLYCTL").filter(|p| !p.is_empty()) {
                     b = b.flyctl_path(path);
                 }
+                // Test builds only (feature `testing`): the kill suites SIGKILL the binary while it
+                // holds a Machine lease at many points; each next deploy waits the lease out, and
+                // the real 20 s TTL would make that suite minutes longer. The lease test itself
+                // runs with the real TTL.
+                #[cfg(feature = "testing")]
+                if let Some(secs) =
+                    lookup("PREVIEW_TEST_FLY_LEASE_TTL_SECS").and_then(|v| v.parse::<u64>().ok())
+                {
+                    b = b.lease_ttl(std::time::Duration::from_secs(secs));
+                }
                 Arc::new(b.build()?)
             }
             other => {
