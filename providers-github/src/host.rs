@@ -462,7 +462,10 @@ impl GitHubSource {
                     Some(id) => (id, false),
                     // A failure before anything was announced has no deployment to mark.
                     None if matches!(state, ReportState::Failed { .. }) => return Ok(false),
-                    None => (self.create_deployment(&env, sha, &report.name).await?, true),
+                    None => {
+                        let id = self.create_deployment(&env, sha, &report.name).await?;
+                        (self.keep_oldest_deployment(&env, sha, id).await?, true)
+                    }
                 };
                 let desired = match state {
                     ReportState::Deploying => "in_progress",
@@ -497,7 +500,39 @@ impl GitHubSource {
         }
     }
 
-    /// The newest deployment of `sha` in `env`.
+    /// Two runs that announced at once each created a deployment of `sha`: every run uses the
+    /// oldest, and the one that created a newer one retires it (inactive, then deleted, as GitHub
+    /// requires). The later creator always sees the earlier one, so exactly one is left.
+    async fn keep_oldest_deployment(&self, env: &str, sha: &str, created: u64) -> Result<u64> {
+        let Some(oldest) = self.find_deployment(env, sha).await? else {
+            return Ok(created);
+        };
+        if oldest < created {
+            tracing::info!(
+                env,
+                deployment = created,
+                kept = oldest,
+                "another run created a deployment of this commit first; removing ours"
+            );
+            self.post_status(created, "inactive", None, None, "A duplicate, removed")
+                .await?;
+            match self
+                .write(
+                    Method::DELETE,
+                    self.repo_url(&["deployments", &created.to_string()]),
+                    None,
+                    "deployment",
+                )
+                .await
+            {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(oldest)
+    }
+
+    /// The oldest deployment of `sha` in `env` (the one every run uses).
     async fn find_deployment(&self, env: &str, sha: &str) -> Result<Option<u64>> {
         let mut url = self.repo_url(&["deployments"]);
         url.query_pairs_mut()
@@ -507,8 +542,9 @@ impl GitHubSource {
         let existing: Vec<wire::Deployment> = self.get_all(url, "deployments").await?;
         Ok(existing
             .iter()
-            .find(|d| d.sha == sha && d.environment == env)
-            .map(|d| d.id))
+            .filter(|d| d.sha == sha && d.environment == env)
+            .map(|d| d.id)
+            .min())
     }
 
     /// Creates a deployment of `sha` in `env` (transient, never auto-merging).
@@ -832,8 +868,12 @@ impl SourceHost for GitHubSource {
             render::without_stamp(f.body.replace("\r\n", "\n").trim_end())
                 == render::without_stamp(body.trim_end())
         });
-        // Deployments first: a "torn down" comment then proves teardown of the deployments ran.
-        let deployment_wrote = self.sync_deployment(report, unchanged).await?;
+        // The first comment of an environment comes before its first deployment, so a
+        // deployment never exists without the comment that leads teardown to it (a run killed
+        // between the two leaves a comment and no deployment). After that, deployments first:
+        // the comment is written last, so what it says (ready, torn down) proves the deployments
+        // were brought in line before it.
+        let first = existing.is_none() && !matches!(report.state, ReportState::TornDown);
         let create = || async {
             self.write(
                 Method::POST,
@@ -843,6 +883,12 @@ impl SourceHost for GitHubSource {
             )
             .await
         };
+        if first {
+            create().await?;
+            self.sync_deployment(report, false).await?;
+            return Ok(Outcome::Created);
+        }
+        let deployment_wrote = self.sync_deployment(report, unchanged).await?;
         let outcome = match existing {
             Some(_) if unchanged => Outcome::Unchanged,
             Some(f) => {

@@ -1110,6 +1110,24 @@ impl Responder {
                 }
                 ok(201, bodies::deployment(id, sha, &env, &description))
             }
+            ("DELETE", ["deployments", id]) => {
+                let id = id.parse::<u64>().unwrap_or(0);
+                let Some(i) = s.deployments.iter().position(|d| d.id == id) else {
+                    return err(404, "Not Found");
+                };
+                let inactive = s.deployments[i].statuses.last().map(|st| st.state.as_str())
+                    == Some("inactive");
+                // GitHub: with more than one deployment, only an inactive one can be deleted.
+                if !inactive && s.deployments.len() > 1 {
+                    return ok(
+                        422,
+                        json!({"message": "We cannot delete an active deployment unless it is the only deployment in a given environment.",
+                               "documentation_url": "https://docs.github.com/rest/deployments/deployments#delete-a-deployment"}),
+                    );
+                }
+                s.deployments.remove(i);
+                empty(204)
+            }
             ("GET", ["deployments", id, "statuses"]) => {
                 let id = id.parse::<u64>().unwrap_or(0);
                 let Some(d) = s.deployments.iter().find(|d| d.id == id) else {

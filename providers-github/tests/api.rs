@@ -828,7 +828,9 @@ async fn deployment_requests_are_what_github_documents() {
         .and(query_param("sha", SHA))
         .and(query_param("environment", "preview/pr-7"))
         .respond_with(respond("GET", deployments, 200, json!([])))
-        .expect(1)
+        // Looked up before the create, and once after it: a run that created a deployment
+        // alongside another keeps the older one (here, a plain mock: still none listed).
+        .expect(2)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -960,6 +962,23 @@ async fn a_202_instead_of_a_deployment_is_a_conflict() {
     Mock::given(method("GET"))
         .and(path(comments))
         .respond_with(respond("GET", comments, 200, json!([])))
+        .mount(&server)
+        .await;
+    // The first comment comes before the first deployment.
+    Mock::given(method("POST"))
+        .and(path(comments))
+        .respond_with(respond(
+            "POST",
+            comments,
+            201,
+            bodies::issue_comment(
+                104,
+                7,
+                "preview-bot",
+                "<!-- preview:env=pr-7 state=deploying -->",
+            ),
+        ))
+        .expect(1)
         .mount(&server)
         .await;
     catch_all(&server).await;

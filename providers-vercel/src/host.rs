@@ -964,25 +964,32 @@ impl AppHost for VercelApps {
             .filter(|e| owned_by(e, name))
             .filter_map(|e| e.updated_at.or(e.created_at))
             .fold(0.0_f64, f64::max);
-        let mut candidates: Vec<wire::DeploymentItem> = self
-            .list_deployments(
-                project,
-                &[
-                    ("sha", commit.sha.as_str()),
-                    ("branch", spec.branch.as_str()),
-                ],
-                1,
-            )
-            .await?
-            .into_iter()
-            .filter(|d| {
-                d.meta(META_ENV) == Some(name.as_str())
-                    && d.created > vars_at
-                    && !is_failed_state(d.state())
-            })
-            .collect();
-        candidates.sort_by(|a, b| b.created.total_cmp(&a.created));
-        let (id, mut outcome) = match candidates.first() {
+        // Deployments of this commit for this environment, built after our vars, not failed;
+        // oldest first.
+        let candidates = || async {
+            let mut found: Vec<wire::DeploymentItem> = self
+                .list_deployments(
+                    project,
+                    &[
+                        ("sha", commit.sha.as_str()),
+                        ("branch", spec.branch.as_str()),
+                    ],
+                    1,
+                )
+                .await?
+                .into_iter()
+                .filter(|d| {
+                    d.meta(META_ENV) == Some(name.as_str())
+                        && d.created > vars_at
+                        && !is_failed_state(d.state())
+                })
+                .collect();
+            found.sort_by(|a, b| a.created.total_cmp(&b.created).then(a.uid.cmp(&b.uid)));
+            Ok::<_, Error>(found)
+        };
+        let existing = candidates().await?;
+        let (id, mut outcome) = match existing.last() {
+            // The newest when several exist (left by earlier runs): the freshest build.
             Some(d) => (d.uid.clone(), Outcome::Unchanged),
             None => {
                 let body = serde_json::to_value(wire::CreateDeployment {
@@ -1005,7 +1012,26 @@ impl AppHost for VercelApps {
                 .map_err(|e| Error::failed("vercel: encode deployment", e.to_string()))?;
                 let url = self.url(&["v13", "deployments"], &[])?;
                 let created: wire::Deployment = self.call(Method::POST, url, Some(body)).await?;
-                (created.id, Outcome::Created)
+                // Two runs that found none each created one: every run uses the oldest, and the
+                // one that created a newer one deletes it (the later creator always sees the
+                // earlier one, so exactly one is left).
+                let oldest = candidates()
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| created.id.clone(), |d| d.uid);
+                if oldest != created.id {
+                    tracing::info!(
+                        project,
+                        deployment = %created.id,
+                        kept = %oldest,
+                        "another run created a deployment of this commit first; deleting ours"
+                    );
+                    let url = self.url(&["v13", "deployments", &created.id], &[])?;
+                    let _: Option<serde_json::Value> =
+                        self.call_opt(Method::DELETE, url, None).await?;
+                }
+                (oldest, Outcome::Created)
             }
         };
         let d = self.wait_ready(&id, spec.deploy_timeout).await?;

@@ -1008,6 +1008,16 @@ impl FakeVercel {
                     json!({"deployments": items, "pagination": pagination(n, next)}),
                 )
             }
+            ("DELETE", ["v13", "deployments", id]) => {
+                match s.deployments.iter().position(|d| d.id == *id) {
+                    Some(i) => {
+                        let d = s.deployments.remove(i);
+                        s.ready_at.remove(&d.id);
+                        (200, json!({"uid": d.id, "state": "DELETED"}))
+                    }
+                    None => not_found("deployment"),
+                }
+            }
             ("PATCH", ["v12", "deployments", id, "cancel"]) => {
                 let Some(d) = s.deployments.iter_mut().find(|d| d.id == *id) else {
                     return not_found("deployment");
