@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod state;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
