@@ -324,8 +324,9 @@ impl Api {
         )
         .await
         .and_then(|a| a.ok(&format!("secrets of app {app}")))
-        .and_then(|a| a.json(&call))
-        .map_err(withhold_message)
+        .map_err(withhold_message)?
+        // A decode error quotes nothing of the body: it keeps its text.
+        .json(&call)
     }
 
     // ---- IPs and volumes

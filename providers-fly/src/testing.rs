@@ -318,6 +318,22 @@ impl FakeFly {
         }
     }
 
+    /// Puts a Machine with `config` in `app`, as someone else would (no metadata of ours unless
+    /// `config` has it).
+    pub fn add_machine(&self, app: &str, config: Json) {
+        let mut s = self.lock();
+        s.counter += 1;
+        let n = s.counter;
+        let id = format!("{:014x}", 0x5eed_0000_0000u64 + n);
+        if let Some(a) = s.apps.get_mut(app) {
+            a.machines.push(json!({
+                "id": id, "name": id, "state": "started", "region": "iad",
+                "config": config, "version": version(n), "instance_id": version(n),
+                "checks": [], "host_status": "ok", "created_at": now_iso(), "updated_at": now_iso(),
+            }));
+        }
+    }
+
     /// Sets the app secret `name` of `app` (e.g. a secret its owner set by hand).
     pub fn add_secret(&self, app: &str, name: &str, value: &str) {
         if let Some(a) = self.lock().apps.get_mut(app) {
