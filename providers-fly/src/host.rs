@@ -264,6 +264,14 @@ impl FlyDatabases {
     }
 
     async fn app_state(&self, app: &str) -> Result<AppState> {
+        match self.look_at_app(app).await {
+            // Gone between our reads (another run deleted it): it is missing.
+            Err(Error::NotFound { .. }) => Ok(AppState::Missing),
+            other => other,
+        }
+    }
+
+    async fn look_at_app(&self, app: &str) -> Result<AppState> {
         let a = self.api.get_app(app).await?;
         match a.status {
             StatusCode::NOT_FOUND => return Ok(AppState::Missing),
@@ -833,7 +841,11 @@ impl FlyDatabases {
 
     /// Whether an app found in the list is ours: marked, or empty (half-created).
     async fn listed(&self, app: &str) -> Result<Option<&'static str>> {
-        let secrets = self.api.list_secrets(app).await?;
+        let secrets = match self.api.list_secrets(app).await {
+            // Deleted since the list: nothing to list.
+            Err(Error::NotFound { .. }) => return Ok(None),
+            other => other?,
+        };
         if secrets.secrets.iter().any(|s| s.name == OWNER_SECRET) {
             return Ok(Some("app"));
         }

@@ -850,7 +850,18 @@ impl SourceHost for GitHubSource {
         // overwrite a newer outcome with an older one): nothing is written at all then.
         if let Some(f) = &existing {
             let published = render::parse_marker(&f.body, &report.name);
-            if published.is_some_and(|p| p.is_newer_than(report.started_at)) {
+            if let Some(p) = published.filter(|p| p.is_newer_than(report.started_at)) {
+                let ready = matches!(report.state, ReportState::Ready { .. });
+                if ready && p.digest.as_deref() == Some(report.digest().as_str()) {
+                    // The newer run says the same thing: the comment stays, but the deployment
+                    // is brought in line (a status this run posted earlier, e.g. "in progress",
+                    // may have landed after the newer run's "success").
+                    return Ok(if self.sync_deployment(report, true).await? {
+                        Outcome::Updated
+                    } else {
+                        Outcome::Unchanged
+                    });
+                }
                 tracing::info!(
                     comment = f.id,
                     "the comment shows a newer run's report; not replacing it"
@@ -901,7 +912,16 @@ impl SourceHost for GitHubSource {
                     )
                     .await;
                 match edited {
-                    Ok(_) => Outcome::Updated,
+                    Ok(_) => {
+                        if matches!(report.state, ReportState::Ready { .. }) {
+                            // Look once more: an older run racing this one may have posted its
+                            // "in progress" after our "success". If it lands even later, that
+                            // run's own final publish finds this comment and puts "success"
+                            // back (above).
+                            self.sync_deployment(report, false).await?;
+                        }
+                        Outcome::Updated
+                    }
                     // Deleted meanwhile: ours replaces it.
                     Err(Error::NotFound { .. }) => {
                         create().await?;

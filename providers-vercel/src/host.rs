@@ -36,6 +36,11 @@ pub const PROTECTION_BYPASS_HEADER: &str = "x-vercel-protection-bypass";
 /// The deployment `meta` key naming the environment a deployment was made for.
 pub const META_ENV: &str = "previewEnv";
 
+/// The deployment `meta` key holding a digest of the env vars it was built with (their keys and
+/// fingerprints): a deployment carrying the current digest has the current values, even if a
+/// var was re-written with the same value after it was created (two runs at once both write).
+pub const META_VARS: &str = "previewVars";
+
 /// Deployment states that are still moving.
 const IN_PROGRESS: &str = "QUEUED,BUILDING,INITIALIZING";
 
@@ -248,6 +253,25 @@ fn owned_by(env: &wire::Env, name: &PreviewName) -> bool {
 /// unkeyed hash of a low-entropy value could be confirmed offline by hashing guesses. 128 bits.
 fn fingerprint(key: &DigestKey, name: &PreviewName, var: &str, kind: &str, value: &str) -> String {
     key.hex(&[name.as_str(), var, kind, value], 16)
+}
+
+/// A digest of our vars' keys and fingerprints (`None` when one has no fingerprint): what a
+/// deployment built with them carries in [`META_VARS`]. Keyed like the fingerprints, so runs of
+/// one environment (same master) agree on it.
+fn vars_digest(key: &DigestKey, vars: &[wire::Env]) -> Option<String> {
+    let mut pairs: Vec<(&str, String)> = vars
+        .iter()
+        .map(|e| {
+            let fp = e.comment.as_deref().and_then(parse_mark)?.fp?;
+            Some((e.key.as_str(), fp))
+        })
+        .collect::<Option<_>>()?;
+    if pairs.is_empty() {
+        return None;
+    }
+    pairs.sort();
+    let parts: Vec<&str> = pairs.iter().flat_map(|(k, fp)| [*k, fp.as_str()]).collect();
+    Some(key.hex(&parts, 8))
 }
 
 fn timestamp(ms: f64) -> Option<jiff::Timestamp> {
@@ -956,16 +980,23 @@ impl AppHost for VercelApps {
         let (org, repo) = validate_commit(spec, commit)?;
         let project = spec.target.project.as_str();
 
-        // Env changes only reach deployments created after them.
-        let vars_at = self
+        // Env changes only reach deployments created after them, or carrying their digest.
+        let ours: Vec<wire::Env> = self
             .list_env(project, Some(&spec.branch))
             .await?
-            .iter()
+            .into_iter()
             .filter(|e| owned_by(e, name))
+            .collect();
+        let vars_at = ours
+            .iter()
             .filter_map(|e| e.updated_at.or(e.created_at))
             .fold(0.0_f64, f64::max);
-        // Deployments of this commit for this environment, built after our vars, not failed;
-        // oldest first.
+        let digest = vars_digest(
+            spec.fingerprint_key.as_ref().unwrap_or(&self.own_key),
+            &ours,
+        );
+        // Deployments of this commit for this environment, built with our current vars, not
+        // failed; oldest first.
         let candidates = || async {
             let mut found: Vec<wire::DeploymentItem> = self
                 .list_deployments(
@@ -979,8 +1010,10 @@ impl AppHost for VercelApps {
                 .await?
                 .into_iter()
                 .filter(|d| {
+                    let current = d.created > vars_at
+                        || digest.is_some() && d.meta(META_VARS) == digest.as_deref();
                     d.meta(META_ENV) == Some(name.as_str())
-                        && d.created > vars_at
+                        && current
                         && !is_failed_state(d.state())
                 })
                 .collect();
@@ -1007,6 +1040,7 @@ impl AppHost for VercelApps {
                         ("githubCommitSha", commit.sha.as_str()),
                     ]
                     .into_iter()
+                    .chain(digest.as_deref().map(|d| (META_VARS, d)))
                     .collect(),
                 })
                 .map_err(|e| Error::failed("vercel: encode deployment", e.to_string()))?;

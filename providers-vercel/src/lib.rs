@@ -30,6 +30,6 @@ mod wire;
 
 pub use builder::{DEFAULT_BASE_URL, VercelAppsBuilder};
 pub use host::{
-    MARKER, META_ENV, PROTECTION_BYPASS_HEADER, VercelApps, guard_preview_only, is_failed_state,
-    poll_delay,
+    MARKER, META_ENV, META_VARS, PROTECTION_BYPASS_HEADER, VercelApps, guard_preview_only,
+    is_failed_state, poll_delay,
 };
