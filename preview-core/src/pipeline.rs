@@ -622,8 +622,15 @@ impl Preview {
     /// - A re-run with nothing changed makes no mutating provider call, and does not seed again
     ///   (the report already says ready at this commit, so the seed ran for it).
     /// - A PR that is closed, merged or from a fork is skipped before any secret is resolved.
-    /// - A PR that closes while deploying ends with nothing left (the environment is torn down).
+    /// - A PR that closes while deploying ends with nothing left (the environment is torn down),
+    ///   also when the deploy failed meanwhile (a teardown racing it): the outcome is then
+    ///   [`DeployStatus::ClosedDuringDeploy`], not a failure report over "torn down".
     /// - A failure in any phase after the PR was read publishes a failure report naming the phase.
+    /// - Every report carries the run's start ([`Report::started_at`]); the source host never lets
+    ///   it replace the report of a run that started later, so racing runs leave the newest
+    ///   outcome on the PR. A "ready" that lost to a newer teardown tears down again.
+    /// - When the database or the app side fails, the other side is dropped where it stands (a
+    ///   re-run converges), so the failure is reported without waiting for the rest.
     ///
     /// # Errors
     /// [`Error::InPhase`] with the failing phase.
