@@ -537,6 +537,69 @@ async fn a_pr_closed_during_deploy_ends_with_nothing_left() {
 }
 
 #[tokio::test]
+async fn a_deploy_that_fails_after_its_pr_closed_tears_down_instead_of_reporting_failure() {
+    for &(host, op) in OPS.iter().filter(|(h, _)| *h != "source") {
+        let w = world();
+        let pr = w.source.open_pr(42, "feature/login", SHA1);
+        // Closed after the first read, as when a teardown starts while the deploy runs (and may
+        // be why it fails).
+        w.source.change_state_after_reads(pr, 1, PrState::Closed);
+        inject(&w, host, op, true);
+        let r = preview(&w, stable())
+            .deploy(pr)
+            .await
+            .unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert_eq!(r.status, DeployStatus::ClosedDuringDeploy, "{op}");
+        assert_nothing_left(&w);
+        let report = w.source.report("pr-42-agents").expect("a report");
+        assert_eq!(report.state, ReportState::TornDown, "{op}");
+        assert!(
+            w.source
+                .report_history()
+                .iter()
+                .all(|r| !matches!(r.state, ReportState::Failed { .. })),
+            "{op}: a failure report was published"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_older_runs_report_never_replaces_a_newer_one() {
+    // A teardown that started after a slow deploy has published "torn down"; the deploy then
+    // fails late: its failure report must not replace it.
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    let clock = |s: i64| -> Arc<dyn Fn() -> jiff::Timestamp + Send + Sync> {
+        Arc::new(move || jiff::Timestamp::from_second(1_763_800_000 + s).unwrap())
+    };
+    preview(&w, stable())
+        .clock(clock(0))
+        .deploy(pr)
+        .await
+        .unwrap();
+    preview(&w, stable())
+        .clock(clock(100))
+        .teardown(pr)
+        .await
+        .unwrap();
+    w.source.set_state(pr, PrState::Open);
+    w.db.fail_next("apply_database", unavailable());
+    // Its PR is open again (a reopen), but it started before the teardown.
+    let err = preview(&w, stable())
+        .clock(clock(50))
+        .deploy(pr)
+        .await
+        .unwrap_err();
+    assert!(err.phase().is_some(), "{err}");
+    let report = w.source.report("pr-42-agents").expect("a report");
+    assert_eq!(report.state, ReportState::TornDown);
+    assert_eq!(
+        report.started_at,
+        Some(jiff::Timestamp::from_second(1_763_800_100).unwrap())
+    );
+}
+
+#[tokio::test]
 async fn closed_and_fork_prs_are_skipped_before_any_secret_or_mutation() {
     for kind in ["closed", "merged", "fork"] {
         let w = world();
