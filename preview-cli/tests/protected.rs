@@ -357,6 +357,8 @@ mod postgres {
                 w.vercel.set_env_comment(project, &e.id, &old);
             }
         }
+        // Nor did an earlier version write the vars digest on its deployments.
+        w.vercel.remove_deployment_meta(providers_vercel::META_VARS);
         // Rewritten once: one upsert per project. Vercel then sees the vars as updated, so each
         // app is built once more (the README says so).
         let before = w.vercel.mutations().len();

@@ -631,6 +631,14 @@ impl FakeVercel {
         }
     }
 
+    /// Removes the `meta` entry `key` from every deployment (as made by an earlier version that
+    /// did not write it).
+    pub fn remove_deployment_meta(&self, key: &str) {
+        for d in &mut self.lock().deployments {
+            d.meta.remove(key);
+        }
+    }
+
     /// Removes an env var out of band (drift).
     pub fn remove_env(&self, project: &str, key: &str) {
         if let Some(p) = self.lock().project_mut(project) {
