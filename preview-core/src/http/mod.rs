@@ -1,8 +1,19 @@
-//! Shared HTTP plumbing for provider crates (feature `http`): one way to build a client, attach a
-//! sensitive auth header, classify transport errors, and read the headers every provider needs.
+//! The one HTTP path of the provider crates (feature `http`): [`ClientOptions`] (base URL,
+//! timeouts, retry) that every provider builder embeds, and [`Client`], whose requests say whether
+//! they are idempotent and are sent, re-sent and mapped to [`Error`] in one loop
+//! ([`Request::send_retry`]), modelled on object_store's `RetryExt`.
 //!
-//! Providers still map status codes to [`Error`] themselves (each API has its quirks); this module
-//! only holds what is the same everywhere.
+//! # Two levels of retry
+//! Requests retry here, in [`Request::send_retry`]: one trait call is a dozen requests, and
+//! retrying the whole call because one of them met a 503 would give up under faults that each
+//! request survives alone. Units (a whole trait call: look up, then create what is missing) retry
+//! in the pipeline ([`crate::pipeline`]), which is what makes a non-idempotent create safe: its
+//! ambiguous failure is not re-sent here, and the unit's next run finds what it made.
+//! [`Error::RetriesExhausted`] is never retried, so a request that gave up stops both levels and
+//! attempts cannot multiply.
+//!
+//! A provider keeps only its endpoint functions (which request, which statuses are answers, how
+//! the body decodes) and its status → error table ([`Provider::errors`]).
 
 use std::time::Duration;
 
@@ -11,8 +22,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, TransportKind};
 
+mod options;
+mod send;
+
+pub use options::{ClientOptions, ClientSettings};
+pub use send::{Answer, Client, Pacing, Permit, Provider, Request, decode_detail};
+
 /// A reqwest client with our user agent; with `Some(timeout)`, a per-request timeout and a 10 s
-/// connect timeout.
+/// connect timeout ([`ClientOptions`] builds its clients with this).
 ///
 /// `None` is only for tests on a paused tokio clock: there the runtime advances time to the next
 /// timer whenever it waits for the network, so a client timeout would fire while a local mock
