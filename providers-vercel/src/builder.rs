@@ -4,18 +4,21 @@ use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use url::Url;
 
-use preview_core::{Error, Result, RetryConfig};
+use preview_core::http::{Client, ClientOptions, ClientSettings, auth_header};
+use preview_core::{Error, Result};
 
+use crate::core::Core;
 use crate::host::VercelApps;
 
 /// The public Vercel API.
 pub const DEFAULT_BASE_URL: &str = "https://api.vercel.com";
 
-/// Builds a [`VercelApps`].
+/// Builds a [`VercelApps`]. Base URL, timeouts and retry are the shared
+/// [`ClientOptions`] ([`ClientSettings`]); the rest is Vercel's own.
 ///
 /// ```
+/// use preview_core::http::ClientSettings;
 /// use providers_vercel::VercelApps;
 /// let vercel = VercelApps::builder()
 ///     .token("t0ken")
@@ -27,14 +30,10 @@ pub const DEFAULT_BASE_URL: &str = "https://api.vercel.com";
 /// ```
 #[derive(Clone)]
 pub struct VercelAppsBuilder {
-    pub(crate) token: Option<SecretString>,
-    pub(crate) team_id: Option<String>,
-    pub(crate) base_url: Option<String>,
-    /// `None`: no client timeouts at all ([`VercelAppsBuilder::without_timeouts`]).
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) waits: crate::host::Waits,
-    pub(crate) poll_unit: Duration,
-    pub(crate) retry: RetryConfig,
+    token: Option<SecretString>,
+    team_id: Option<String>,
+    http: ClientOptions,
+    poll_unit: Duration,
 }
 
 impl fmt::Debug for VercelAppsBuilder {
@@ -42,9 +41,8 @@ impl fmt::Debug for VercelAppsBuilder {
         f.debug_struct("VercelAppsBuilder")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("team_id", &self.team_id)
-            .field("base_url", &self.base_url)
-            .field("timeout", &self.timeout)
-            .field("retry", &self.retry)
+            .field("http", &self.http)
+            .field("poll_unit", &self.poll_unit)
             .finish_non_exhaustive()
     }
 }
@@ -54,17 +52,37 @@ impl Default for VercelAppsBuilder {
         Self {
             token: None,
             team_id: None,
-            base_url: None,
-            timeout: Some(Duration::from_secs(30)),
-            waits: crate::host::Waits::Tokio,
+            http: ClientOptions::new(),
             poll_unit: Duration::from_secs(1),
-            retry: RetryConfig::default(),
         }
     }
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl VercelApps {
+    /// A builder.
+    pub fn builder() -> VercelAppsBuilder {
+        VercelAppsBuilder::new()
+    }
+
+    /// A builder from `VERCEL_TOKEN`, `VERCEL_TEAM_ID`/`VERCEL_ORG_ID` and `VERCEL_API_URL`.
+    pub fn from_env() -> VercelAppsBuilder {
+        VercelAppsBuilder::from_env()
+    }
+}
+
+/// Base URL (default [`DEFAULT_BASE_URL`]), per-request timeout (default 30 s; deployment waits
+/// are bounded by the app's `deploy_timeout` instead) and retry. Reads, deletes, edits and the env
+/// upsert are re-sent on 408, 429 and 5xx; creates (a domain, a deployment, an alias) only when
+/// they never reached Vercel or were refused outright (reliability.md a4), so an ambiguous create
+/// goes back to the caller, whose retry looks it up first.
+impl ClientSettings for VercelAppsBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.http
+    }
 }
 
 impl VercelAppsBuilder {
@@ -86,7 +104,9 @@ impl VercelAppsBuilder {
         let mut b = Self::new();
         b.token = non_empty(get("VERCEL_TOKEN")).map(SecretString::from);
         b.team_id = non_empty(get("VERCEL_TEAM_ID")).or_else(|| non_empty(get("VERCEL_ORG_ID")));
-        b.base_url = non_empty(get("VERCEL_API_URL"));
+        if let Some(url) = non_empty(get("VERCEL_API_URL")) {
+            b = b.base_url(url);
+        }
         b
     }
 
@@ -102,50 +122,11 @@ impl VercelAppsBuilder {
         self
     }
 
-    /// The API base URL (default [`DEFAULT_BASE_URL`]); tests point it at a mock server.
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-
-    /// Per-request timeout (default 30 s). Deployment waits are bounded by the app's
-    /// `deploy_timeout` instead.
-    pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = Some(timeout.into());
-        self
-    }
-
-    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
-    /// advances time to the next timer whenever it waits for the network, so a client timeout
-    /// would fire while a local fake is still answering. Never use it against Vercel.
-    pub fn without_timeouts(mut self) -> Self {
-        self.timeout = None;
-        self
-    }
-
-    /// Waits for deployments on `clock` instead of tokio time (tests: no real sleeping, and the
-    /// exact sleeps are recorded).
-    #[cfg(feature = "testing")]
-    pub fn virtual_clock(mut self, clock: crate::testing::VirtualClock) -> Self {
-        self.waits = crate::host::Waits::Virtual(clock);
-        self
-    }
-
     /// The unit of the deployment poll schedule (default 1 s: polls 1 s apart for 15 s, then 5 s,
     /// 15 s and 30 s, as `@vercel/client`). A smaller unit scales the whole schedule, for
     /// benchmarks that scale time; must be positive.
     pub fn poll_unit(mut self, unit: impl Into<Duration>) -> Self {
         self.poll_unit = unit.into();
-        self
-    }
-
-    /// How one request is re-sent after a transient failure (default: [`RetryConfig::default`]).
-    /// Reads, deletes, edits and the env upsert are re-sent on 408, 429 and 5xx; creates (a
-    /// domain, a deployment, an alias) only when they never reached Vercel or were refused
-    /// outright (reliability.md a4), so an ambiguous create goes back to the caller, whose retry
-    /// looks it up first. `RetryConfig::none()` sends every request once.
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
         self
     }
 
@@ -157,15 +138,9 @@ impl VercelAppsBuilder {
         let token = self.token.ok_or_else(|| {
             Error::config("the Vercel token is not set: set VERCEL_TOKEN (or pass a token)")
         })?;
-        let raw = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        let base = Url::parse(raw)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "VERCEL_API_URL {raw:?} is not a valid http(s) URL (e.g. {DEFAULT_BASE_URL})"
-                ))
-            })?;
+        let base = self
+            .http
+            .checked_base_url(DEFAULT_BASE_URL, "VERCEL_API_URL")?;
         let bad_team = self.team_id.as_ref().filter(|team| {
             !team
                 .chars()
@@ -176,24 +151,12 @@ impl VercelAppsBuilder {
                 "VERCEL_TEAM_ID {team:?} is invalid: expected a team id such as team_1a2b3c"
             )));
         }
-        if self.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::config("the Vercel request timeout must be positive"));
-        }
         if self.poll_unit.is_zero() {
             return Err(Error::config("the Vercel poll unit must be positive"));
         }
-        // No timeouts only for paused-clock tests (see `without_timeouts`).
-        let http = preview_core::http::client(self.timeout)?;
-        let auth = preview_core::http::auth_header("Bearer", &token, "vercel")?;
-        VercelApps::new(
-            http,
-            auth,
-            base,
-            self.team_id,
-            self.waits,
-            self.poll_unit,
-            self.retry,
-        )
+        let auth = auth_header("Bearer", &token, "vercel")?;
+        let client = Client::new(crate::errors::API, &self.http, Some(auth))?;
+        VercelApps::new(Core::new(client, base, self.team_id, self.poll_unit))
     }
 }
 
@@ -227,7 +190,7 @@ mod tests {
             ("VERCEL_API_URL", "http://127.0.0.1:9"),
         ]));
         assert_eq!(b.team_id.as_deref(), Some("team_a"));
-        assert_eq!(b.base_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(b.http.get_base_url(), Some("http://127.0.0.1:9"));
     }
 
     #[test]

@@ -9,9 +9,29 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use preview_core::Error;
-use preview_core::http::{header, retry_after, truncate, unavailable};
+use preview_core::http::{Answer, Provider, header, retry_after, truncate, unavailable};
 
 pub(crate) const PROVIDER: &str = "vercel";
+
+/// Vercel for the shared sender: its request id header and this table.
+pub(crate) const API: Provider = Provider {
+    name: PROVIDER,
+    request_id_header: REQUEST_ID,
+    errors: table,
+};
+
+/// The header Vercel puts its request id in.
+const REQUEST_ID: &str = "x-vercel-id";
+
+/// [`from_response`] for the sender (which reads the clock itself).
+fn table(answer: &Answer, _what: &str) -> Error {
+    from_response(
+        answer.status().as_u16(),
+        answer.headers(),
+        answer.body(),
+        jiff::Timestamp::now(),
+    )
+}
 
 /// The longest provider message kept in an error.
 const MAX_MESSAGE: usize = 300;
@@ -36,7 +56,7 @@ struct Limit {
 
 /// The request id Vercel puts on every response, for support.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
-    header(headers, "x-vercel-id").map(str::to_string)
+    header(headers, REQUEST_ID).map(str::to_string)
 }
 
 /// Maps a non-2xx response to an [`Error`]. `now` is used for `Retry-After` dates and `limit.reset`.

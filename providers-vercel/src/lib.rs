@@ -3,11 +3,11 @@
 //!
 //! - Env vars are written in one upsert per app with `target: ["preview"]`, `gitBranch` = the PR's
 //!   head branch, type `encrypted` (or `sensitive`), and an ownership marker in `comment`
-//!   ([`MARKER`]). Nothing ever writes or deletes a production or development var
-//!   ([`guard_preview_only`]).
+//!   ([`MARKER`]). Nothing ever writes or deletes a production or development var: every write
+//!   and delete passes a guard that admits only branch-scoped `preview` vars.
 //! - The app's domain is added to its project for the PR's branch.
 //! - Deployments are created from the git source (so branch-scoped vars apply), awaited with
-//!   back-off ([`poll_delay`]) and aliased to the domain.
+//!   back-off (1 s steps, then 5, 15 and 30 s, as `@vercel/client`) and aliased to the domain.
 //! - Teardown removes the domain, cancels in-flight deployments, and deletes every var we own.
 //!
 //! ```no_run
@@ -22,14 +22,14 @@
 //! tests.
 
 mod builder;
+mod core;
 mod errors;
 mod host;
+mod ownership;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wire;
 
 pub use builder::{DEFAULT_BASE_URL, VercelAppsBuilder};
-pub use host::{
-    MARKER, META_ENV, META_VARS, PROTECTION_BYPASS_HEADER, VercelApps, guard_preview_only,
-    is_failed_state, poll_delay,
-};
+pub use host::{PROTECTION_BYPASS_HEADER, VercelApps};
+pub use ownership::{MARKER, META_ENV, META_VARS};

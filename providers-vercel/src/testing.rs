@@ -9,6 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> preview_core::Result<()> {
+//! use preview_core::http::ClientSettings;
 //! use providers_vercel::{VercelApps, testing::FakeVercel};
 //! let fake = FakeVercel::new("test-token").team("team_1").project("prj_api", "agents-api");
 //! let server = fake.start().await;
@@ -27,41 +28,6 @@ use std::time::Duration;
 use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
-
-/// A virtual clock for deployment waits ([`VercelAppsBuilder::virtual_clock`](crate::VercelAppsBuilder::virtual_clock)):
-/// sleeping advances it at once and is recorded. `Clone` shares it.
-#[derive(Debug, Clone, Default)]
-pub struct VirtualClock {
-    inner: Arc<Mutex<(Duration, Vec<Duration>)>>,
-}
-
-impl VirtualClock {
-    /// A clock at zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, (Duration, Vec<Duration>)> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Time slept so far.
-    pub fn now(&self) -> Duration {
-        self.lock().0
-    }
-
-    /// Every sleep, in order.
-    pub fn sleeps(&self) -> Vec<Duration> {
-        self.lock().1.clone()
-    }
-
-    /// Sleeps `d` (returns at once).
-    pub fn advance(&self, d: Duration) {
-        let mut g = self.lock();
-        g.0 += d;
-        g.1.push(d);
-    }
-}
 
 /// An env var held by the fake. `Debug` leaves the value out.
 #[derive(Clone, PartialEq)]

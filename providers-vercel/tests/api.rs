@@ -413,7 +413,7 @@ async fn invalid_domains_are_config_errors() {
     assert!(fake.exchanges().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deployment_is_created_from_git_and_awaited_until_ready() {
     let fake = fake();
     fake.set_build(BuildOutcome::Ready { after_polls: 3 });
@@ -513,7 +513,7 @@ async fn a_deployment_is_created_from_git_and_awaited_until_ready() {
     check_exchanges(&fake.exchanges());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_deployment_reports_state_code_message_and_inspector_url() {
     let fake = fake();
     fake.set_build(BuildOutcome::Error {
@@ -548,7 +548,7 @@ async fn a_failed_deployment_reports_state_code_message_and_inspector_url() {
     check_exchanges(&fake.exchanges());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_deadline_ends_the_wait_with_a_timeout_after_backed_off_polls() {
     let fake = fake();
     fake.set_build(BuildOutcome::Never);
@@ -588,7 +588,7 @@ async fn the_deadline_ends_the_wait_with_a_timeout_after_backed_off_polls() {
     check_exchanges(&fake.exchanges());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_last_sleep_is_cut_at_the_deadline() {
     let fake = fake();
     fake.set_build(BuildOutcome::Never);
@@ -675,7 +675,7 @@ async fn teardown_deletes_exactly_our_vars_for_the_branch_and_the_domain() {
     check_exchanges(&fake.exchanges());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn teardown_cancels_an_in_flight_deployment_of_the_environment() {
     let fake = fake();
     fake.set_build(BuildOutcome::Never);
@@ -1119,7 +1119,7 @@ async fn a_renamed_head_branch_moves_our_vars_and_domain_to_it() {
     check_exchanges(&fake.exchanges());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lost_responses_of_creates_are_found_on_retry_not_duplicated() {
     let fake = fake();
     fake.lose_next_response("POST", "/domains", 502);

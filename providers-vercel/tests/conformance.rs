@@ -5,9 +5,10 @@ mod common;
 
 use common::{TEAM, TOKEN, check_exchanges};
 use preview_core::Commit;
+use preview_core::http::ClientSettings;
 use preview_core::testing::conformance;
 use providers_vercel::VercelApps;
-use providers_vercel::testing::{FakeVercel, VirtualClock};
+use providers_vercel::testing::FakeVercel;
 
 const PROJECT: &str = "prj_conformance";
 const DOMAIN_BASE: &str = "preview.example.com";
@@ -30,7 +31,8 @@ async fn vercel() -> (VercelApps, FakeVercel) {
         .token(TOKEN)
         .team_id(TEAM)
         .base_url(server.uri())
-        .virtual_clock(VirtualClock::new())
+        // Deployments build after a few polls: poll 1 ms apart instead of 1 s.
+        .poll_unit(std::time::Duration::from_millis(1))
         .build()
         .expect("valid settings");
     (host, fake)

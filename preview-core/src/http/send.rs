@@ -283,6 +283,16 @@ struct Prepared<'r> {
 }
 
 impl<'c> Request<'c> {
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL (with the query so far).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
     /// Appends query pairs (form-encoded: no text can add a pair or end the query).
     pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
         if !pairs.is_empty() {

@@ -1,11 +1,15 @@
 //! Shared test setup, and the ONE place bodies are checked against the Vercel OpenAPI description.
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+// The builders' base URL, timeout and retry setters, for every test file (`use common::*`).
+#[allow(unused_imports)]
+pub use preview_core::http::ClientSettings;
 use preview_core::{AppRef, AppSpec, EnvVar, Naming, PrNumber, PreviewName, Value};
 use providers_vercel::VercelApps;
-use providers_vercel::testing::{Exchange, FakeVercel, VirtualClock};
+use providers_vercel::testing::{Exchange, FakeVercel};
 use serde_json::Value as Json;
 use wiremock::{MockServer, ResponseTemplate};
 
@@ -47,17 +51,95 @@ pub fn host_once(server: &MockServer) -> VercelApps {
         .expect("valid settings")
 }
 
-/// A host whose deployment waits run on a virtual clock (no real sleeping; sleeps recorded).
-pub fn host_with_clock(server: &MockServer) -> (VercelApps, VirtualClock) {
-    let clock = VirtualClock::new();
+/// A host for a test on tokio's paused clock (`start_paused = true`, so every wait lands on
+/// whole milliseconds), with the deployment waits it logs recorded: no real sleeping. The host
+/// has no client timeouts, which would fire while the local fake answers.
+pub fn host_with_clock(server: &MockServer) -> (VercelApps, WaitClock) {
+    let clock = WaitClock::start();
     let host = VercelApps::builder()
         .token(TOKEN)
         .team_id(TEAM)
         .base_url(server.uri())
-        .virtual_clock(clock.clone())
+        .without_timeouts()
         .build()
         .expect("valid settings");
     (host, clock)
+}
+
+/// Time on the test's paused tokio clock since [`host_with_clock`], and every deployment wait
+/// the host logged (`waiting for the deployment`, `delay_ms`), in order. Records on this thread
+/// while it lives.
+pub struct WaitClock {
+    start: tokio::time::Instant,
+    sleeps: Arc<Mutex<Vec<Duration>>>,
+    _recording: tracing::subscriber::DefaultGuard,
+}
+
+impl WaitClock {
+    fn start() -> Self {
+        let sleeps = Arc::new(Mutex::new(Vec::new()));
+        let recording = tracing::subscriber::set_default(WaitLog(sleeps.clone()));
+        Self {
+            start: tokio::time::Instant::now(),
+            sleeps,
+            _recording: recording,
+        }
+    }
+
+    /// Time slept so far (virtual).
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Every deployment wait, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.sleeps.lock().unwrap().clone()
+    }
+}
+
+/// A subscriber keeping the `delay_ms` of each `waiting for the deployment` event.
+struct WaitLog(Arc<Mutex<Vec<Duration>>>);
+
+#[derive(Default)]
+struct WaitFields {
+    message: String,
+    delay_ms: Option<u64>,
+}
+
+impl tracing::field::Visit for WaitFields {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "delay_ms" {
+            self.delay_ms = Some(value);
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for WaitLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = WaitFields::default();
+        event.record(&mut fields);
+        if let (true, Some(ms)) = (
+            fields.message == "waiting for the deployment",
+            fields.delay_ms,
+        ) {
+            self.0.lock().unwrap().push(Duration::from_millis(ms));
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 pub fn name(pr: u64) -> PreviewName {
