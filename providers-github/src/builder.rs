@@ -1,11 +1,14 @@
-//! Configuration: builder and environment.
+//! Configuration of [`GitHubSource`]: builder and environment (no I/O).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use preview_core::{Error, Result, RetryConfig};
+use preview_core::http::{Client, ClientOptions, ClientSettings, auth_header};
+use preview_core::{Error, Result};
 use secrecy::SecretString;
 
+use crate::core::{API, Core, GitHubPacing};
 use crate::host::GitHubSource;
 
 /// Default API base URL (GitHub Enterprise Server uses `https://HOST/api/v3`).
@@ -18,7 +21,8 @@ pub const DEFAULT_ENVIRONMENT_TEMPLATE: &str = "preview/pr-{pr}";
 /// Who authors comments made with the Actions `GITHUB_TOKEN` (which may not read `GET /user`).
 pub const ACTIONS_BOT: &str = "github-actions[bot]";
 
-/// Builds a [`GitHubSource`].
+/// Builds a [`GitHubSource`]. Base URL, timeouts and retry are the shared [`ClientOptions`]
+/// ([`ClientSettings`]); the rest is GitHub's own.
 ///
 /// ```
 /// use providers_github::GitHubSource;
@@ -33,13 +37,11 @@ pub const ACTIONS_BOT: &str = "github-actions[bot]";
 pub struct GitHubSourceBuilder {
     token: Option<SecretString>,
     repository: Option<String>,
-    base_url: Option<String>,
     identity: Option<String>,
     environment_template: String,
-    timeout: Option<Duration>,
+    http: ClientOptions,
     write_spacing: Duration,
     max_concurrent_reads: usize,
-    retry: RetryConfig,
 }
 
 impl fmt::Debug for GitHubSourceBuilder {
@@ -47,13 +49,11 @@ impl fmt::Debug for GitHubSourceBuilder {
         f.debug_struct("GitHubSourceBuilder")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("repository", &self.repository)
-            .field("base_url", &self.base_url)
             .field("identity", &self.identity)
             .field("environment_template", &self.environment_template)
-            .field("timeout", &self.timeout)
+            .field("http", &self.http)
             .field("write_spacing", &self.write_spacing)
             .field("max_concurrent_reads", &self.max_concurrent_reads)
-            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -63,14 +63,35 @@ impl Default for GitHubSourceBuilder {
         Self {
             token: None,
             repository: None,
-            base_url: None,
             identity: None,
             environment_template: DEFAULT_ENVIRONMENT_TEMPLATE.to_string(),
-            timeout: Some(Duration::from_secs(30)),
+            http: ClientOptions::new(),
             write_spacing: Duration::from_secs(1),
             max_concurrent_reads: 10,
-            retry: RetryConfig::default(),
         }
+    }
+}
+
+impl GitHubSource {
+    /// A builder.
+    pub fn builder() -> GitHubSourceBuilder {
+        GitHubSourceBuilder::new()
+    }
+
+    /// A builder from `GITHUB_TOKEN`, `GITHUB_REPOSITORY` and `GITHUB_API_URL`.
+    pub fn from_env() -> GitHubSourceBuilder {
+        GitHubSourceBuilder::from_env()
+    }
+}
+
+/// Base URL (default [`DEFAULT_API_URL`]; GitHub Enterprise: `https://HOST/api/v3`), per-request
+/// timeout (default 30 s) and retry. Reads, comment edits and deletes are re-sent on 408, 429, 5xx
+/// and rate limits; creates only when they never reached GitHub or were refused outright
+/// (reliability.md a4), so an ambiguous failure of a create goes back to the caller, whose retry
+/// looks the comment or deployment up first. `RetryConfig::none()` sends every request once.
+impl ClientSettings for GitHubSourceBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.http
     }
 }
 
@@ -90,11 +111,14 @@ impl GitHubSourceBuilder {
     /// embedding).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let non_empty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        Self {
+        let b = Self {
             token: non_empty("GITHUB_TOKEN").map(SecretString::from),
             repository: non_empty("GITHUB_REPOSITORY"),
-            base_url: non_empty("GITHUB_API_URL"),
             ..Self::default()
+        };
+        match non_empty("GITHUB_API_URL") {
+            Some(url) => b.base_url(url),
+            None => b,
         }
     }
 
@@ -107,12 +131,6 @@ impl GitHubSourceBuilder {
     /// The repository, `owner/name`.
     pub fn repository(mut self, repository: impl Into<String>) -> Self {
         self.repository = Some(repository.into());
-        self
-    }
-
-    /// The API base URL (GitHub Enterprise: `https://HOST/api/v3`; tests: a mock server).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
         self
     }
 
@@ -130,20 +148,6 @@ impl GitHubSourceBuilder {
         self
     }
 
-    /// Per-request timeout (default 30 s; connecting may take at most 10 s).
-    pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = Some(timeout.into());
-        self
-    }
-
-    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
-    /// advances time to the next timer whenever it waits for the network, so a client timeout
-    /// would fire while a local mock server is still answering. Never use it against GitHub.
-    pub fn without_timeouts(mut self) -> Self {
-        self.timeout = None;
-        self
-    }
-
     /// Minimum time between two mutating requests (default 1 s, GitHub's guidance).
     pub fn write_spacing(mut self, spacing: impl Into<Duration>) -> Self {
         self.write_spacing = spacing.into();
@@ -154,16 +158,6 @@ impl GitHubSourceBuilder {
     /// limits punish bursts of concurrent requests, so fan-outs (sweep) queue here.
     pub fn max_concurrent_reads(mut self, n: usize) -> Self {
         self.max_concurrent_reads = n.max(1);
-        self
-    }
-
-    /// How one request is re-sent after a transient failure (default: [`RetryConfig::default`]).
-    /// Reads, comment edits and deletes are re-sent on 408, 429, 5xx and rate limits; creates only
-    /// when they never reached GitHub or were refused outright (reliability.md a4), so an ambiguous
-    /// failure of a create goes back to the caller, whose retry looks the comment or deployment up
-    /// first. `RetryConfig::none()` sends every request once.
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
         self
     }
 
@@ -179,46 +173,28 @@ impl GitHubSourceBuilder {
             Error::config("GitHub repository missing: set GITHUB_REPOSITORY to owner/name")
         })?;
         let (owner, repo) = parse_repository(&repository)?;
-        let raw_base = self.base_url.unwrap_or_else(|| DEFAULT_API_URL.to_string());
-        // The value is not echoed: a mistyped URL may carry credentials.
-        let base = url::Url::parse(raw_base.trim()).map_err(|e| {
-            Error::config(format!(
-                "GITHUB_API_URL is not a URL ({e}); expected e.g. {DEFAULT_API_URL}"
-            ))
-        })?;
-        if !matches!(base.scheme(), "http" | "https")
-            || base.cannot_be_a_base()
-            || base.query().is_some()
-            || !base.username().is_empty()
-            || base.password().is_some()
-        {
-            let mut shown = base.clone();
-            let _ = shown.set_username("");
-            let _ = shown.set_password(None);
-            shown.set_query(None);
-            return Err(Error::config(format!(
-                "GITHUB_API_URL {:?} must be a plain http(s) URL without credentials or query, e.g. {DEFAULT_API_URL}",
-                shown.as_str()
-            )));
-        }
+        // A rejected value is shown without credentials or query.
+        let base = self
+            .http
+            .checked_base_url(DEFAULT_API_URL, "GITHUB_API_URL")?;
         check_template(&self.environment_template)?;
         if let Some(id) = &self.identity {
             if id.trim().is_empty() {
                 return Err(Error::config("GitHub identity must not be empty"));
             }
         }
-        GitHubSource::new(crate::host::Config {
-            token,
-            owner,
-            repo,
-            base,
-            identity: self.identity,
-            environment_template: self.environment_template,
-            timeout: self.timeout,
-            write_spacing: self.write_spacing,
-            max_concurrent_reads: self.max_concurrent_reads,
-            retry: self.retry,
-        })
+        let pacing = GitHubPacing::new(self.max_concurrent_reads, self.write_spacing);
+        let client = Client::new(
+            API,
+            &self.http,
+            Some(auth_header("Bearer", &token, crate::errors::PROVIDER)?),
+        )?
+        .pacing(Arc::new(pacing));
+        Ok(GitHubSource::new(
+            Core::new(client, base, owner, repo),
+            self.identity,
+            self.environment_template,
+        ))
     }
 }
 

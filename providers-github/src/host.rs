@@ -1,73 +1,39 @@
-//! [`GitHubSource`]: the [`SourceHost`] over the GitHub REST API.
+//! [`GitHubSource`]: the [`SourceHost`] over the GitHub REST API: observe (the PR, our comments,
+//! the deployments), decide, and call the endpoints in `core.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use preview_core::http::{auth_header, client, header, transport_error};
 use preview_core::{
-    Error, Idempotency, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportState,
-    ReportSummary, Result, RetryConfig, SourceHost, retry,
+    Error, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportState,
+    ReportSummary, Result, SourceHost,
 };
-use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use tokio::time::Instant;
-use url::Url;
 
-use crate::builder::{ACTIONS_BOT, GitHubSourceBuilder};
-use crate::errors::{PROVIDER, map_status};
-use crate::render;
+use crate::builder::ACTIONS_BOT;
+use crate::comment;
+use crate::core::{Core, found};
+use crate::errors::PROVIDER;
 use crate::wire;
-
-/// The API version we speak.
-pub const API_VERSION: &str = "2022-11-28";
-
-/// The most pages a list may have; a longer `link` chain is treated as a loop.
-const MAX_PAGES: usize = 1000;
-
-pub(crate) struct Config {
-    pub(crate) token: SecretString,
-    pub(crate) owner: String,
-    pub(crate) repo: String,
-    pub(crate) base: Url,
-    pub(crate) identity: Option<String>,
-    pub(crate) environment_template: String,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) write_spacing: Duration,
-    pub(crate) max_concurrent_reads: usize,
-    pub(crate) retry: RetryConfig,
-}
 
 /// Pull requests, the sticky comment and deployments of one GitHub repository.
 ///
 /// Each request is re-sent after a transient failure as far as its idempotency allows (see
-/// [`GitHubSourceBuilder::retry`]); giving up is `RetriesExhausted`, which the pipeline does not
-/// retry again, so attempts do not multiply. Mutating requests are serialised and spaced
-/// at least `write_spacing` apart (GitHub's guidance for avoiding secondary rate limits); at most
-/// `max_concurrent_reads` reads are in flight at once. Reads of a
-/// pull request are conditional (`If-None-Match`), so polling an unchanged PR costs no quota.
+/// [`GitHubSourceBuilder::retry`](crate::GitHubSourceBuilder)); giving up is `RetriesExhausted`,
+/// which the pipeline does not retry again, so attempts do not multiply. Mutating requests are
+/// serialised and spaced at least `write_spacing` apart (GitHub's guidance for avoiding secondary
+/// rate limits); at most `max_concurrent_reads` reads are in flight at once. Reads of a pull
+/// request are conditional (`If-None-Match`), so polling an unchanged PR costs no quota.
 pub struct GitHubSource {
-    http: reqwest::Client,
-    auth: HeaderValue,
-    base: Url,
-    owner: String,
-    repo: String,
+    core: Core,
     configured_identity: Option<String>,
     identity: OnceCell<String>,
     environment_template: String,
-    write_spacing: Duration,
-    last_write: tokio::sync::Mutex<Option<Instant>>,
-    reads: tokio::sync::Semaphore,
     etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
     /// Whether each comment author seen with our marker may write to the repository.
     writers: Mutex<HashMap<String, bool>>,
-    retry: RetryConfig,
 }
 
 /// One of our sticky comments for an environment.
@@ -81,74 +47,35 @@ struct Found {
 impl fmt::Debug for GitHubSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHubSource")
-            .field("repository", &format_args!("{}/{}", self.owner, self.repo))
-            .field("base_url", &self.base.as_str())
+            .field("repository", &self.core.repository())
+            .field("base_url", &self.core.base().as_str())
             .field("identity", &self.configured_identity)
             .field("environment_template", &self.environment_template)
-            .field("write_spacing", &self.write_spacing)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for GitHubSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "github(repo={}/{})", self.owner, self.repo)
-    }
-}
-
-/// A response read to the end.
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Api {
-            provider: PROVIDER,
-            status: self.status.as_u16(),
-            message: format!("unexpected response for {what}: {e}"),
-            request_id: crate::errors::request_id(&self.headers),
-        })
+        write!(f, "github(repo={})", self.core.repository())
     }
 }
 
 impl GitHubSource {
-    /// A builder.
-    pub fn builder() -> GitHubSourceBuilder {
-        GitHubSourceBuilder::new()
-    }
-
-    /// A builder from `GITHUB_TOKEN`, `GITHUB_REPOSITORY` and `GITHUB_API_URL`.
-    pub fn from_env() -> GitHubSourceBuilder {
-        GitHubSourceBuilder::from_env()
-    }
-
-    pub(crate) fn new(c: Config) -> Result<Self> {
-        // No timeouts only for paused-clock tests (see `GitHubSourceBuilder::without_timeouts`).
-        let http = client(c.timeout)?;
-        Ok(Self {
-            http,
-            auth: auth_header("Bearer", &c.token, PROVIDER)?,
-            base: c.base,
-            owner: c.owner,
-            repo: c.repo,
-            configured_identity: c.identity,
+    pub(crate) fn new(core: Core, identity: Option<String>, environment_template: String) -> Self {
+        Self {
+            core,
+            configured_identity: identity,
             identity: OnceCell::new(),
-            environment_template: c.environment_template,
-            write_spacing: c.write_spacing,
-            last_write: tokio::sync::Mutex::new(None),
-            reads: tokio::sync::Semaphore::new(c.max_concurrent_reads.max(1)),
+            environment_template,
             etags: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
-            retry: c.retry,
-        })
+        }
     }
 
     /// The repository, `owner/name`.
     pub fn repository(&self) -> String {
-        format!("{}/{}", self.owner, self.repo)
+        self.core.repository()
     }
 
     /// The deployment environment name of an environment (from the template).
@@ -156,163 +83,6 @@ impl GitHubSource {
         self.environment_template
             .replace("{pr}", &name.pr().to_string())
             .replace("{name}", name.as_str())
-    }
-
-    /// `{base}/repos/{owner}/{repo}/{segments…}`, each segment percent-encoded (a `/` in an
-    /// environment name stays inside its segment).
-    fn repo_url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            // The builder rejected cannot-be-a-base URLs, so this branch always runs.
-            path.pop_if_empty()
-                .extend(["repos", self.owner.as_str(), self.repo.as_str()])
-                .extend(segments);
-        }
-        url
-    }
-
-    fn root_url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        url
-    }
-
-    /// Sends one request (once) and reads the whole response.
-    async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<Vec<u8>>,
-        extra: Option<(&'static str, HeaderValue)>,
-    ) -> Result<Resp> {
-        // Reads queue for a permit (held until the body is read); writes are already serialised.
-        let _permit = if method == Method::GET {
-            Some(self.reads.acquire().await.map_err(|_| Error::Failed {
-                what: "github read".into(),
-                message: "the read limiter was closed".into(),
-            })?)
-        } else {
-            None
-        };
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
-            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", API_VERSION);
-        if let Some((name, value)) = extra {
-            req = req.header(name, value);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let resp = req.send().await.map_err(|e| transport_error(PROVIDER, e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PROVIDER, e))?
-            .to_vec();
-        tracing::debug!(
-            status = status.as_u16(),
-            request_id = header(&headers, "x-github-request-id").unwrap_or(""),
-            "github response"
-        );
-        Ok(Resp {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// A read; non-success statuses become errors. Re-sent after a transient failure (a read
-    /// is idempotent), so one flaky answer does not fail the whole operation.
-    async fn get(&self, url: Url, what: &str) -> Result<Resp> {
-        let label = format!("github GET {what}");
-        retry(&self.retry, &label, Idempotency::Idempotent, || async {
-            check(self.send(Method::GET, url.clone(), None, None).await?, what)
-        })
-        .await
-    }
-
-    /// A mutating request: serialised with every other write of this client and sent at least
-    /// `write_spacing` after the previous one (on tokio's clock). PATCH, PUT and DELETE are
-    /// re-sent after a transient failure; a POST (a create) only when GitHub refused it outright
-    /// or it never left, so the caller can look up what an ambiguous failure may have created.
-    async fn write(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<Vec<u8>>,
-        what: &str,
-    ) -> Result<Resp> {
-        let idempotency = if method == Method::POST {
-            Idempotency::NonIdempotent
-        } else {
-            Idempotency::Idempotent
-        };
-        let label = format!("github {method} {what}");
-        retry(&self.retry, &label, idempotency, || async {
-            let mut last = self.last_write.lock().await;
-            if let Some(at) = *last {
-                tokio::time::sleep_until(at + self.write_spacing).await;
-            }
-            let result = self
-                .send(method.clone(), url.clone(), body.clone(), None)
-                .await;
-            *last = Some(Instant::now());
-            drop(last);
-            check(result?, what)
-        })
-        .await
-    }
-
-    /// Every item of a list, following `link: rel="next"` exactly as given.
-    async fn get_all<T: DeserializeOwned>(&self, first: Url, what: &str) -> Result<Vec<T>> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(Error::failed(
-                    format!("github: listing {what}"),
-                    format!("more than {MAX_PAGES} pages; the link chain may loop"),
-                ));
-            }
-            let r = self.get(url, what).await?;
-            if r.status == StatusCode::NO_CONTENT || r.body.is_empty() {
-                break;
-            }
-            let mut items: Vec<T> = r.json(what)?;
-            out.append(&mut items);
-            if let Some(link) = header(&r.headers, "link").and_then(next_link) {
-                next = Some(self.same_origin(&link, what)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// A pagination URL, accepted only on the API's own origin: the token goes with it.
-    fn same_origin(&self, raw: &str, what: &str) -> Result<Url> {
-        let url = Url::parse(raw).map_err(|_| {
-            Error::failed(
-                format!("github: listing {what}"),
-                "the next-page link is not a URL",
-            )
-        })?;
-        if url.origin() != self.base.origin() {
-            return Err(Error::failed(
-                format!("github: listing {what}"),
-                "the next-page link points outside the API base URL; not following it with our token",
-            ));
-        }
-        Ok(url)
     }
 
     /// The login our comments are authored by.
@@ -323,8 +93,8 @@ impl GitHubSource {
                 if let Some(id) = &self.configured_identity {
                     return Ok(id.clone());
                 }
-                match self.get(self.root_url(&["user"]), "the token's user").await {
-                    Ok(r) => Ok(r.json::<wire::User>("the token's user")?.login),
+                match self.core.user().await {
+                    Ok(login) => Ok(login),
                     Err(Error::Unauthorized { status: 403, .. }) => {
                         tracing::info!(
                             identity = ACTIONS_BOT,
@@ -346,10 +116,8 @@ impl GitHubSource {
         if let Some(known) = self.writers.lock().ok().and_then(|m| m.get(&key).copied()) {
             return Ok(known);
         }
-        let url = self.repo_url(&["collaborators", login, "permission"]);
-        let writes = match self.get(url, "a commenter's permission").await {
-            Ok(r) => {
-                let p: wire::CollaboratorPermission = r.json("a commenter's permission")?;
+        let writes = match self.core.collaborator_permission(login).await {
+            Ok(p) => {
                 matches!(p.permission.as_str(), "admin" | "maintain" | "write")
                     || matches!(p.role_name.as_deref(), Some("admin" | "maintain" | "write"))
             }
@@ -372,19 +140,15 @@ impl GitHubSource {
     /// converges them to one.
     async fn find_comments(&self, name: &PreviewName, pr: PrNumber) -> Result<Vec<Found>> {
         let me = self.identity().await?.to_string();
-        let mut url = self.repo_url(&["issues", &pr.to_string(), "comments"]);
-        url.query_pairs_mut().append_pair("per_page", "100");
-        let comments: Vec<wire::Comment> = match self.get_all(url, "comments").await {
-            Ok(c) => c,
-            Err(Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        let Some(comments) = found(self.core.comments(pr).await)? else {
+            return Ok(Vec::new());
         };
         let mut found = Vec::new();
         for c in comments {
             let (Some(body), Some(user)) = (c.body, c.user) else {
                 continue;
             };
-            if render::parse_marker(&body, name).is_none() {
+            if comment::parse_marker(&body, name).is_none() {
                 continue;
             }
             let author = user.login;
@@ -426,15 +190,7 @@ impl GitHubSource {
 
     /// Deletes one of our duplicate comments. Returns whether it is gone.
     async fn remove_comment(&self, id: u64) -> Result<bool> {
-        match self
-            .write(
-                Method::DELETE,
-                self.repo_url(&["issues", "comments", &id.to_string()]),
-                None,
-                "comment",
-            )
-            .await
-        {
+        match self.core.delete_comment(id).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(true),
             Err(Error::Unauthorized { status: 403, .. }) => {
                 tracing::warn!(
@@ -453,7 +209,7 @@ impl GitHubSource {
         match &report.state {
             ReportState::TornDown => self.tear_down_deployments(&env, comment_unchanged).await,
             state => {
-                let Some(sha) = render::clean_sha(report.commit.as_deref()) else {
+                let Some(sha) = comment::clean_sha(report.commit.as_deref()) else {
                     tracing::debug!(env, "no commit in the report: no deployment");
                     return Ok(false);
                 };
@@ -472,11 +228,11 @@ impl GitHubSource {
                     ReportState::Ready { .. } => "success",
                     _ => "failure",
                 };
-                let env_url = render::primary_url(state);
-                let log_url = report.run_url.as_deref().and_then(render::safe_url);
-                let description = render::status_description(state);
+                let env_url = comment::primary_url(state);
+                let log_url = report.run_url.as_deref().and_then(comment::safe_url);
+                let description = comment::status_description(state);
                 if !created {
-                    if let Some(latest) = self.latest_status(id).await? {
+                    if let Some(latest) = self.core.latest_status(id).await? {
                         let same = latest.state == desired
                             && none_if_empty(latest.environment_url.as_deref())
                                 == env_url.as_deref()
@@ -516,30 +272,14 @@ impl GitHubSource {
             );
             self.post_status(created, "inactive", None, None, "A duplicate, removed")
                 .await?;
-            match self
-                .write(
-                    Method::DELETE,
-                    self.repo_url(&["deployments", &created.to_string()]),
-                    None,
-                    "deployment",
-                )
-                .await
-            {
-                Ok(_) | Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            found(self.core.delete_deployment(created).await)?;
         }
         Ok(oldest)
     }
 
     /// The oldest deployment of `sha` in `env` (the one every run uses).
     async fn find_deployment(&self, env: &str, sha: &str) -> Result<Option<u64>> {
-        let mut url = self.repo_url(&["deployments"]);
-        url.query_pairs_mut()
-            .append_pair("sha", sha)
-            .append_pair("environment", env)
-            .append_pair("per_page", "100");
-        let existing: Vec<wire::Deployment> = self.get_all(url, "deployments").await?;
+        let existing = self.core.deployments(env, Some(sha)).await?;
         Ok(existing
             .iter()
             .filter(|d| d.sha == sha && d.environment == env)
@@ -560,45 +300,10 @@ impl GitHubSource {
             transient_environment: true,
             production_environment: false,
         };
-        let r = self
-            .write(
-                Method::POST,
-                self.repo_url(&["deployments"]),
-                Some(json(&body)?),
-                "deployment",
-            )
-            .await?;
-        if r.status == StatusCode::ACCEPTED {
-            // GitHub merged something instead of deploying; we asked it not to (auto_merge false).
-            let msg = r
-                .json::<wire::Message>("deployment")
-                .ok()
-                .and_then(|m| m.message);
-            return Err(Error::Conflict {
-                provider: PROVIDER,
-                message: format!(
-                    "deployment of {sha} not created: {}",
-                    msg.unwrap_or_else(|| "GitHub answered 202".into())
-                ),
-                request_id: crate::errors::request_id(&r.headers),
-            });
-        }
-        let d: wire::Deployment = r.json("deployment")?;
+        // A 202 (GitHub merged something instead of deploying) is a conflict: we asked it not to.
+        let d = self.core.create_deployment(&body).await?;
         tracing::info!(env, deployment = d.id, "created deployment");
         Ok(d.id)
-    }
-
-    async fn latest_status(&self, deployment: u64) -> Result<Option<wire::DeploymentStatus>> {
-        let mut url = self.repo_url(&["deployments", &deployment.to_string(), "statuses"]);
-        // Newest first: the first item of the first page is the latest.
-        url.query_pairs_mut().append_pair("per_page", "1");
-        let r = self.get(url, "deployment statuses").await?;
-        let mut items: Vec<wire::DeploymentStatus> = r.json("deployment statuses")?;
-        Ok(if items.is_empty() {
-            None
-        } else {
-            Some(items.swap_remove(0))
-        })
     }
 
     async fn post_status(
@@ -616,13 +321,7 @@ impl GitHubSource {
             description,
             auto_inactive: true,
         };
-        self.write(
-            Method::POST,
-            self.repo_url(&["deployments", &deployment.to_string(), "statuses"]),
-            Some(json(&body)?),
-            "deployment status",
-        )
-        .await?;
+        self.core.create_status(deployment, &body).await?;
         tracing::info!(deployment, state, "posted deployment status");
         Ok(())
     }
@@ -632,13 +331,9 @@ impl GitHubSource {
     /// the delete was attempted before, so it is not repeated.
     async fn tear_down_deployments(&self, env: &str, comment_unchanged: bool) -> Result<bool> {
         let mut wrote = false;
-        let mut url = self.repo_url(&["deployments"]);
-        url.query_pairs_mut()
-            .append_pair("environment", env)
-            .append_pair("per_page", "100");
-        let deployments: Vec<wire::Deployment> = self.get_all(url, "deployments").await?;
+        let deployments = self.core.deployments(env, None).await?;
         for d in deployments.iter().filter(|d| d.environment == env) {
-            let latest = self.latest_status(d.id).await?;
+            let latest = self.core.latest_status(d.id).await?;
             if latest.as_ref().map(|s| s.state.as_str()) != Some("inactive") {
                 self.post_status(d.id, "inactive", None, None, "Preview environment removed")
                     .await?;
@@ -648,16 +343,10 @@ impl GitHubSource {
         if comment_unchanged && !wrote {
             return Ok(false);
         }
-        let env_url = self.repo_url(&["environments", env]);
-        match self.get(env_url.clone(), "environment").await {
-            Err(Error::NotFound { .. }) => return Ok(wrote),
-            Err(e) => return Err(e),
-            Ok(_) => {}
+        if !self.core.environment_exists(env).await? {
+            return Ok(wrote);
         }
-        match self
-            .write(Method::DELETE, env_url, None, "environment")
-            .await
-        {
+        match self.core.delete_environment(env).await {
             Ok(_) => {
                 tracing::info!(env, "deleted environment");
                 Ok(true)
@@ -677,6 +366,45 @@ impl GitHubSource {
                 );
                 Ok(true)
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the text of the keeper `f` with `body`.
+    async fn edit_comment(&self, report: &Report, f: &Found, body: &str) -> Result<Outcome> {
+        match self.core.update_comment(f.id, body).await {
+            Ok(()) => {
+                if matches!(report.state, ReportState::Ready { .. }) {
+                    // Look once more: an older run racing this one may have posted its
+                    // "in progress" after our "success". If it lands even later, that
+                    // run's own final publish finds this comment and puts "success"
+                    // back (in `publish_report`).
+                    self.sync_deployment(report, false).await?;
+                }
+                Ok(Outcome::Updated)
+            }
+            // Deleted meanwhile: ours replaces it.
+            Err(Error::NotFound { .. }) => {
+                self.core.create_comment(report.pr, body).await?;
+                Ok(Outcome::Created)
+            }
+            // Another identity's comment, and this token may not edit it: a comment of
+            // its own would be a second one that the others cannot trust (it may not
+            // write to the repository either), so say so instead.
+            Err(Error::Unauthorized {
+                status: 403,
+                request_id,
+                ..
+            }) if !f.mine => Err(Error::Unauthorized {
+                provider: PROVIDER,
+                status: 403,
+                message: format!(
+                    "the preview comment of this environment (comment {}) was written by another identity, and this token ({}) may not edit it: run preview with the workflow's GITHUB_TOKEN or a token of someone with write access to the repository",
+                    f.id,
+                    self.identity().await?
+                ),
+                request_id,
+            }),
             Err(e) => Err(e),
         }
     }
@@ -711,49 +439,6 @@ fn none_if_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
-fn check(r: Resp, what: &str) -> Result<Resp> {
-    if r.status.is_success() {
-        Ok(r)
-    } else {
-        Err(map_status(
-            r.status,
-            &r.headers,
-            &r.body,
-            what,
-            jiff::Timestamp::now(),
-        ))
-    }
-}
-
-/// The `rel="next"` target of a `link` header, exactly as given.
-pub(crate) fn next_link(link: &str) -> Option<String> {
-    let mut rest = link;
-    while let Some(start) = rest.find('<') {
-        let after = &rest[start + 1..];
-        let end = after.find('>')?;
-        let target = &after[..end];
-        let params_end = after[end..].find('<').map_or(after.len(), |i| end + i);
-        let params = &after[end + 1..params_end];
-        let is_next = params.split(';').any(|p| {
-            let p = p.trim().trim_end_matches(',').trim();
-            p.strip_prefix("rel=")
-                .map(|v| v.trim_matches('"').split_whitespace().any(|r| r == "next"))
-                .unwrap_or(false)
-        });
-        if is_next {
-            return Some(target.to_string());
-        }
-        rest = &after[params_end..];
-    }
-    None
-}
-
-/// A JSON request body.
-fn json<T: Serialize>(body: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(body)
-        .map_err(|e| Error::config(format!("cannot encode a GitHub request body: {e}")))
-}
-
 #[async_trait]
 impl SourceHost for GitHubSource {
     fn kind(&self) -> &'static str {
@@ -762,50 +447,33 @@ impl SourceHost for GitHubSource {
 
     #[tracing::instrument(skip_all, fields(pr = %pr))]
     async fn get_pull_request(&self, pr: PrNumber) -> Result<Option<PullRequest>> {
-        let url = self.repo_url(&["pulls", &pr.to_string()]);
-        let key = url.to_string();
+        let key = self.core.pull_request_url(pr).to_string();
         let cached = self.etags.lock().ok().and_then(|m| m.get(&key).cloned());
-        let conditional = cached
-            .as_ref()
-            .and_then(|(etag, _)| HeaderValue::from_str(etag).ok())
-            .map(|v| ("if-none-match", v));
-        let what = format!("pull request {pr}");
-        let label = format!("github GET {what}");
-        let answer = retry(&self.retry, &label, Idempotency::Idempotent, || async {
-            let r = self
-                .send(Method::GET, url.clone(), None, conditional.clone())
-                .await?;
-            if r.status == StatusCode::NOT_MODIFIED {
-                Ok(r)
-            } else {
-                check(r, &what)
-            }
-        })
-        .await;
-        let r = match answer {
-            Ok(r) => r,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let etag = cached.as_ref().map(|(etag, _)| etag.as_str());
+        let Some(answer) = found(self.core.pull_request(pr, etag).await)? else {
+            return Ok(None);
         };
-        let body = if r.status == StatusCode::NOT_MODIFIED {
-            match cached {
+        let body = match answer {
+            // 304: unchanged since the cached read.
+            None => match cached {
                 Some((_, body)) => body,
                 None => {
                     return Err(Error::Api {
                         provider: PROVIDER,
                         status: 304,
                         message: "not modified, but nothing was cached".into(),
-                        request_id: crate::errors::request_id(&r.headers),
+                        request_id: None,
                     });
                 }
-            }
-        } else {
-            if let Some(etag) = header(&r.headers, "etag") {
-                if let Ok(mut m) = self.etags.lock() {
-                    m.insert(key, (etag.to_string(), r.body.clone()));
+            },
+            Some(fresh) => {
+                if let Some(etag) = fresh.etag {
+                    if let Ok(mut m) = self.etags.lock() {
+                        m.insert(key, (etag, fresh.body.clone()));
+                    }
                 }
+                fresh.body
             }
-            r.body
         };
         let pr: wire::PullRequest = serde_json::from_slice(&body).map_err(|e| Error::Api {
             provider: PROVIDER,
@@ -818,11 +486,7 @@ impl SourceHost for GitHubSource {
 
     #[tracing::instrument(skip_all)]
     async fn list_open_pull_requests(&self) -> Result<Vec<PullRequest>> {
-        let mut url = self.repo_url(&["pulls"]);
-        url.query_pairs_mut()
-            .append_pair("state", "open")
-            .append_pair("per_page", "100");
-        let prs: Vec<wire::PullRequest> = self.get_all(url, "pull requests").await?;
+        let prs = self.core.open_pull_requests().await?;
         prs.into_iter().map(|p| self.convert(p)).collect()
     }
 
@@ -830,7 +494,7 @@ impl SourceHost for GitHubSource {
     async fn get_report(&self, name: &PreviewName, pr: PrNumber) -> Result<Option<ReportSummary>> {
         let found = self.find_comments(name, pr).await?;
         Ok(Self::keeper(&found)
-            .and_then(|i| render::parse_marker(&found[i].body, name))
+            .and_then(|i| comment::parse_marker(&found[i].body, name))
             // Two comments that may disagree: nothing is "already shown".
             .map(|s| ReportSummary {
                 digest: s.digest.filter(|_| found.len() == 1),
@@ -843,13 +507,13 @@ impl SourceHost for GitHubSource {
     /// identity's keeper gets a clear `Unauthorized` rather than leaving a second comment.
     #[tracing::instrument(skip_all, fields(env = %report.name, pr = %report.pr, state = ?report.state.kind()))]
     async fn publish_report(&self, report: &Report) -> Result<Outcome> {
-        let body = render::comment(report);
+        let body = comment::comment(report);
         let mut found = self.find_comments(&report.name, report.pr).await?;
         let existing = Self::keeper(&found).map(|i| found.remove(i));
         // Never replace the report of a run that started later (a slow run would otherwise
         // overwrite a newer outcome with an older one): nothing is written at all then.
         if let Some(f) = &existing {
-            let published = render::parse_marker(&f.body, &report.name);
+            let published = comment::parse_marker(&f.body, &report.name);
             if let Some(p) = published.filter(|p| p.is_newer_than(report.started_at)) {
                 let ready = matches!(report.state, ReportState::Ready { .. });
                 if ready && p.digest.as_deref() == Some(report.digest().as_str()) {
@@ -876,8 +540,8 @@ impl SourceHost for GitHubSource {
         }
         // The same text (whichever run wrote it) is no change: nothing is written.
         let unchanged = existing.as_ref().is_some_and(|f| {
-            render::without_stamp(f.body.replace("\r\n", "\n").trim_end())
-                == render::without_stamp(body.trim_end())
+            comment::without_stamp(f.body.replace("\r\n", "\n").trim_end())
+                == comment::without_stamp(body.trim_end())
         });
         // The first comment of an environment comes before its first deployment, so a
         // deployment never exists without the comment that leads teardown to it (a run killed
@@ -885,72 +549,17 @@ impl SourceHost for GitHubSource {
         // the comment is written last, so what it says (ready, torn down) proves the deployments
         // were brought in line before it.
         let first = existing.is_none() && !matches!(report.state, ReportState::TornDown);
-        let create = || async {
-            self.write(
-                Method::POST,
-                self.repo_url(&["issues", &report.pr.to_string(), "comments"]),
-                Some(json(&wire::CommentBody { body: &body })?),
-                "comment",
-            )
-            .await
-        };
         if first {
-            create().await?;
+            self.core.create_comment(report.pr, &body).await?;
             self.sync_deployment(report, false).await?;
             return Ok(Outcome::Created);
         }
         let deployment_wrote = self.sync_deployment(report, unchanged).await?;
         let outcome = match existing {
             Some(_) if unchanged => Outcome::Unchanged,
-            Some(f) => {
-                let edited = self
-                    .write(
-                        Method::PATCH,
-                        self.repo_url(&["issues", "comments", &f.id.to_string()]),
-                        Some(json(&wire::CommentBody { body: &body })?),
-                        "comment",
-                    )
-                    .await;
-                match edited {
-                    Ok(_) => {
-                        if matches!(report.state, ReportState::Ready { .. }) {
-                            // Look once more: an older run racing this one may have posted its
-                            // "in progress" after our "success". If it lands even later, that
-                            // run's own final publish finds this comment and puts "success"
-                            // back (above).
-                            self.sync_deployment(report, false).await?;
-                        }
-                        Outcome::Updated
-                    }
-                    // Deleted meanwhile: ours replaces it.
-                    Err(Error::NotFound { .. }) => {
-                        create().await?;
-                        Outcome::Created
-                    }
-                    // Another identity's comment, and this token may not edit it: a comment of
-                    // its own would be a second one that the others cannot trust (it may not
-                    // write to the repository either), so say so instead.
-                    Err(Error::Unauthorized {
-                        status: 403,
-                        request_id,
-                        ..
-                    }) if !f.mine => {
-                        return Err(Error::Unauthorized {
-                            provider: PROVIDER,
-                            status: 403,
-                            message: format!(
-                                "the preview comment of this environment (comment {}) was written by another identity, and this token ({}) may not edit it: run preview with the workflow's GITHUB_TOKEN or a token of someone with write access to the repository",
-                                f.id,
-                                self.identity().await?
-                            ),
-                            request_id,
-                        });
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            Some(f) => self.edit_comment(report, &f, &body).await?,
             None => {
-                create().await?;
+                self.core.create_comment(report.pr, &body).await?;
                 Outcome::Created
             }
         };
@@ -964,6 +573,7 @@ impl SourceHost for GitHubSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::GitHubSourceBuilder;
 
     #[test]
     fn a_deleted_fork_is_a_fork() {
@@ -985,21 +595,5 @@ mod tests {
         assert!(pr.is_fork());
         assert_eq!(pr.state, PrState::Closed);
         assert_eq!(pr.labels, ["bug"]);
-    }
-
-    #[test]
-    fn next_links_are_taken_verbatim() {
-        let link = r#"<https://api.github.com/repositories/1/pulls?state=open&page=2>; rel="next", <https://api.github.com/repositories/1/pulls?state=open&page=5>; rel="last""#;
-        assert_eq!(
-            next_link(link).as_deref(),
-            Some("https://api.github.com/repositories/1/pulls?state=open&page=2")
-        );
-        let last = r#"<https://x/a?page=1>; rel="first", <https://x/a?page=4>; rel="prev""#;
-        assert_eq!(next_link(last), None);
-        assert_eq!(
-            next_link(r#"<https://x/a?page=3>; rel="prev next""#).as_deref(),
-            Some("https://x/a?page=3")
-        );
-        assert_eq!(next_link("garbage"), None);
     }
 }

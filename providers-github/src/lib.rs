@@ -8,9 +8,11 @@
 //!   unchanged. Untrusted text is rendered inert.
 //! - Deployments: one per head commit in a per-PR environment (`preview/pr-<N>` by default), with
 //!   statuses in progress → success or failure, and inactive on teardown.
-//! - Every request is sent once; 403/429 rate limits become
-//!   [`Error::RateLimited`](preview_core::Error::RateLimited) with GitHub's wait, so the pipeline's
-//!   retry waits as long as GitHub asks. Writes are spaced at least a second apart.
+//! - Requests retry in [`preview_core::http`]'s one sender (reads, edits and deletes after a
+//!   transient failure; a create only when it never reached GitHub or was refused outright);
+//!   units (a whole trait call) retry in the pipeline; `RetriesExhausted` stops both. 403/429 rate
+//!   limits become [`Error::RateLimited`](preview_core::Error::RateLimited) with GitHub's wait, so
+//!   both levels wait as long as GitHub asks. Writes are spaced at least a second apart.
 //!
 //! ```no_run
 //! use preview_core::{PrNumber, SourceHost};
@@ -27,23 +29,25 @@
 //! Feature `testing`: `testing::FakeGitHub`, a stateful fake of the API on a local wiremock
 //! server, for end-to-end tests.
 
+mod actions_event;
 mod builder;
+mod comment;
+mod core;
 mod errors;
-mod event;
 mod host;
-mod render;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wire;
 
+pub use actions_event::{PullRequestEvent, pull_request_event_from_env, read_pull_request_event};
 pub use builder::{
     ACTIONS_BOT, DEFAULT_API_URL, DEFAULT_ENVIRONMENT_TEMPLATE, GitHubSourceBuilder,
 };
-pub use event::{PullRequestEvent, pull_request_event_from_env, read_pull_request_event};
-pub use host::{API_VERSION, GitHubSource};
+pub use core::API_VERSION;
+pub use host::GitHubSource;
 
 /// Renders the sticky comment of a report exactly as [`GitHubSource`] publishes it (for previews
 /// and snapshot tests).
 pub fn render_comment(report: &preview_core::Report) -> String {
-    render::comment(report)
+    comment::comment(report)
 }

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 use crate::builder::GitHubSourceBuilder;
+use preview_core::http::ClientSettings;
 
 /// The repository the fake serves.
 pub const REPOSITORY: &str = "acme/app";

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use preview_core::http::ClientSettings;
 use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportKind, ReportState, RetryConfig, SourceHost, retry,

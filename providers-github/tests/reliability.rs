@@ -14,6 +14,7 @@ mod common;
 
 use std::time::Duration;
 
+use preview_core::http::ClientSettings;
 use preview_core::testing::{HttpChaos, cases, percent_decode as decode, random_strings};
 use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
