@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use preview_core::effects::{HookRunner, HttpClient, ProcessHookRunner};
+use preview_core::http::ClientSettings;
 use preview_core::{Config, Error, Hosts, Result};
 
 use crate::context::Context;

@@ -1,7 +1,10 @@
 //! The one retry helper: exponential back-off with jitter, bounded by a retry count *and* a time budget,
 //! honouring the server's `Retry-After`.
 //!
-//! Only the pipeline calls [`retry`]; providers send each request once, so attempts never multiply.
+//! Two levels use it, and only these: requests retry in the one sender,
+//! `http::Request::send_retry` (feature `http`), and units (a whole trait call) retry in the
+//! pipeline. A request that gave up is [`Error::RetriesExhausted`], which is never retried, so it stops
+//! both levels and attempts never multiply.
 //! A bare create is [`Idempotency::NonIdempotent`] and is retried only when the request never left
 //! (connect errors) or was refused outright (429). To make a create safe to retry, retry the whole unit
 //! *look up, then create if absent* as [`Idempotency::Idempotent`]: a create whose response was lost is

@@ -4,16 +4,20 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use preview_core::http::{Client, ClientOptions, ClientSettings, auth_header};
 use preview_core::{Error, Naming, Result};
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::FlyDatabases;
-use crate::api::Api;
+use crate::core::{API, Core};
 
 /// Where the Machines API lives unless told otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev";
 
 /// Builds a [`FlyDatabases`]. Every setting has a setter; `build` validates and does no I/O.
+/// Base URL, timeouts and retry are the shared [`ClientOptions`] ([`ClientSettings`]); the rest
+/// is Fly's own.
 ///
 /// ```
 /// use providers_fly::FlyDatabases;
@@ -31,16 +35,13 @@ pub struct FlyDatabasesBuilder {
     token: Option<SecretString>,
     org: Option<String>,
     naming: Option<Naming>,
-    base_url: String,
-    /// `None`: no client timeouts at all (paused-clock tests only).
-    timeout: Option<Duration>,
+    http: ClientOptions,
     flyctl: PathBuf,
     wait_call: Duration,
     delete_timeout: Duration,
     tunnel_timeout: Duration,
     poll_interval: Duration,
     lease_ttl: Duration,
-    retry: preview_core::RetryConfig,
 }
 
 impl fmt::Debug for FlyDatabasesBuilder {
@@ -49,8 +50,7 @@ impl fmt::Debug for FlyDatabasesBuilder {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("org", &self.org)
             .field("naming", &self.naming)
-            .field("base_url", &self.base_url)
-            .field("timeout", &self.timeout)
+            .field("http", &self.http)
             .field("flyctl", &self.flyctl)
             .finish_non_exhaustive()
     }
@@ -62,16 +62,37 @@ impl Default for FlyDatabasesBuilder {
             token: None,
             org: None,
             naming: None,
-            base_url: DEFAULT_BASE_URL.to_string(),
-            timeout: Some(Duration::from_secs(30)),
+            http: ClientOptions::new(),
             flyctl: PathBuf::from("flyctl"),
             wait_call: Duration::from_secs(60),
             delete_timeout: Duration::from_secs(300),
             tunnel_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(2),
-            lease_ttl: crate::host::DEFAULT_LEASE_TTL,
-            retry: preview_core::RetryConfig::default(),
+            lease_ttl: crate::DEFAULT_LEASE_TTL,
         }
+    }
+}
+
+impl FlyDatabases {
+    /// A builder with defaults.
+    pub fn builder() -> FlyDatabasesBuilder {
+        FlyDatabasesBuilder::new()
+    }
+
+    /// A builder seeded from `FLY_API_TOKEN`, `FLY_ORG`, `FLY_API_URL` and `FLYCTL`.
+    pub fn from_env() -> FlyDatabasesBuilder {
+        FlyDatabasesBuilder::from_env()
+    }
+}
+
+/// Base URL (default [`DEFAULT_BASE_URL`]), per-request timeout (default 30 s; the `/wait`
+/// long-poll gets its own, longer one) and retry: how one request is re-sent after a transient
+/// failure, and how [`FlyDatabases`] retries each unit of an apply (default
+/// `RetryConfig::default()`; `RetryConfig::none()` sends every request once and leaves retries to
+/// the caller).
+impl ClientSettings for FlyDatabasesBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.http
     }
 }
 
@@ -94,7 +115,7 @@ impl FlyDatabasesBuilder {
             b.org = Some(o);
         }
         if let Some(u) = var("FLY_API_URL") {
-            b.base_url = u;
+            b = b.base_url(u);
         }
         if let Some(p) = var("FLYCTL") {
             b.flyctl = PathBuf::from(p);
@@ -118,26 +139,6 @@ impl FlyDatabasesBuilder {
     /// How environment names look: `list_databases` recognises our apps by it.
     pub fn naming(mut self, naming: Naming) -> Self {
         self.naming = Some(naming);
-        self
-    }
-
-    /// The API base URL (tests point it at a local fake).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Per-request timeout (the `/wait` long-poll gets its own, longer one).
-    pub fn timeout(mut self, timeout: impl Into<Duration>) -> Self {
-        self.timeout = Some(timeout.into());
-        self
-    }
-
-    /// No request or connect timeout, for tests on a paused tokio clock: there, the runtime
-    /// advances time to the next timer whenever it waits for the network, so a client timeout
-    /// would fire while a local fake is still answering. Never use it against Fly.
-    pub fn without_timeouts(mut self) -> Self {
-        self.timeout = None;
         self
     }
 
@@ -175,16 +176,9 @@ impl FlyDatabasesBuilder {
     /// 1 s): the longest a run killed while holding one blocks the next. Extended between the
     /// steps of an update once half of it has passed.
     ///
-    /// [`DEFAULT_LEASE_TTL`]: crate::host::DEFAULT_LEASE_TTL
+    /// [`DEFAULT_LEASE_TTL`]: crate::DEFAULT_LEASE_TTL
     pub fn lease_ttl(mut self, d: impl Into<Duration>) -> Self {
         self.lease_ttl = d.into();
-        self
-    }
-
-    /// How one request is re-sent after a transient failure (default: `RetryConfig::default()`;
-    /// `RetryConfig::none()` sends every request once and leaves retries to the caller).
-    pub fn retry(mut self, retry: preview_core::RetryConfig) -> Self {
-        self.retry = retry;
         self
     }
 
@@ -205,38 +199,14 @@ impl FlyDatabasesBuilder {
         let naming = self
             .naming
             .ok_or_else(|| Error::config("fly: no naming given to the Fly host"))?;
-        let base = self.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(Error::config(format!(
-                "fly: FLY_API_URL {base:?} is not an http(s) URL"
-            )));
-        }
-        let (scheme, bare) = {
-            let t = token.expose_secret().trim();
-            if let Some(rest) = t.strip_prefix("FlyV1 ") {
-                ("FlyV1", SecretString::from(rest.trim().to_string()))
-            } else if t.starts_with("fm1r_") || t.starts_with("fm2_") || t.starts_with("fm1a_") {
-                ("FlyV1", SecretString::from(t.to_string()))
-            } else if let Some(rest) = t.strip_prefix("Bearer ") {
-                ("Bearer", SecretString::from(rest.trim().to_string()))
-            } else {
-                ("Bearer", SecretString::from(t.to_string()))
-            }
-        };
-        if bare.expose_secret().is_empty() {
-            return Err(Error::config("fly: the API token is empty"));
-        }
-        let auth = preview_core::http::auth_header(scheme, &bare, "fly")?;
-        // No timeouts only for paused-clock tests (see `without_timeouts`).
-        let client = preview_core::http::client(self.timeout)?;
+        let base = self
+            .http
+            .checked_base_url(DEFAULT_BASE_URL, "FLY_API_URL")?
+            .to_string();
+        let (auth, bare) = auth(&token)?;
+        let client = Client::new(API, &self.http, Some(auth))?;
         Ok(FlyDatabases {
-            api: Api {
-                client,
-                base,
-                auth,
-                timeouts: self.timeout.is_some(),
-                retry: self.retry,
-            },
+            core: Core::new(client, base),
             token: bare,
             org,
             naming,
@@ -250,6 +220,31 @@ impl FlyDatabasesBuilder {
             lease_ttl: self.lease_ttl.max(Duration::from_secs(1)),
         })
     }
+}
+
+/// The `Authorization` header for a token (marked sensitive), and the bare token (for flyctl).
+/// Macaroons (`fm1r_…`, `fm2_…`, `fm1a_…`, or with their `FlyV1 ` prefix) use the `FlyV1`
+/// scheme, others `Bearer`.
+///
+/// # Errors
+/// [`Error::Config`] for an empty token, or one a header cannot carry (never echoed).
+fn auth(token: &SecretString) -> Result<(HeaderValue, SecretString)> {
+    let (scheme, bare) = {
+        let t = token.expose_secret().trim();
+        if let Some(rest) = t.strip_prefix("FlyV1 ") {
+            ("FlyV1", SecretString::from(rest.trim().to_string()))
+        } else if t.starts_with("fm1r_") || t.starts_with("fm2_") || t.starts_with("fm1a_") {
+            ("FlyV1", SecretString::from(t.to_string()))
+        } else if let Some(rest) = t.strip_prefix("Bearer ") {
+            ("Bearer", SecretString::from(rest.trim().to_string()))
+        } else {
+            ("Bearer", SecretString::from(t.to_string()))
+        }
+    };
+    if bare.expose_secret().is_empty() {
+        return Err(Error::config("fly: the API token is empty"));
+    }
+    Ok((auth_header(scheme, &bare, "fly")?, bare))
 }
 
 #[cfg(test)]
@@ -294,14 +289,15 @@ mod tests {
             ("FlyV1 fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"),
             ("plain", "Bearer plain"),
         ] {
-            let fly = FlyDatabasesBuilder::new()
+            FlyDatabasesBuilder::new()
                 .token(token)
                 .org("a")
                 .naming(naming())
                 .build()
                 .unwrap();
-            assert!(fly.api.auth.is_sensitive());
-            assert_eq!(fly.api.auth.to_str().unwrap(), scheme);
+            let (header, _) = auth(&SecretString::from(token)).unwrap();
+            assert!(header.is_sensitive());
+            assert_eq!(header.to_str().unwrap(), scheme);
         }
     }
 }

@@ -1,41 +1,5 @@
 //! [`DatabaseHost`] for Fly.io: one app per environment, holding exactly one multi-container
 //! Machine.
-//!
-//! # Ownership
-//! App names are one global namespace, and the create request (`POST /v1/apps`) cannot carry a
-//! marker. So the marker, the app secret [`OWNER_SECRET`] (secret *names* are readable, values
-//! never are), is the very next write after the create, before anything is put in the app (IPs,
-//! Machine). An app of our name is then judged like this, by `deploy`, `teardown` and `sweep`
-//! alike:
-//!
-//! - **in another organisation** (or `GET` answers 403): not ours. `deploy` fails naming it;
-//!   `teardown` has nothing of ours to remove there.
-//! - **in our organisation, with the marker**: ours, whatever else it holds.
-//! - **in our organisation, without the marker and empty** (no Machine, IP, secret or volume): a
-//!   create whose run died before the marker (a SIGKILL right after `POST /v1/apps`). It is ours by
-//!   name and organisation, and nothing in it can be anyone else's: `deploy` adopts it (writes the
-//!   marker and carries on), `teardown` deletes it, and `list_databases` lists it, so `sweep` sees
-//!   and removes it too.
-//! - **in our organisation, without the marker, holding something**: we never put anything in an
-//!   app before its marker, so what it holds was made by someone else, unless an older run made
-//!   it before the marker came first. The create is re-sent with our `idempotency_key` (derived
-//!   from organisation and name): an API that still remembers the key hands back an app created
-//!   with it (ours), and answers `name_taken` for anyone else's. If it is not proven ours it is
-//!   never deleted or changed: `deploy` and `teardown` fail (exit 1) naming the app and what it
-//!   holds, so a person can rename or remove it; `sweep` does not list it.
-//!
-//! Machines are ours when their `config.metadata.preview_env` is the environment name; Machines
-//! without it are never touched. Two runs racing on one environment converge: both creates of the
-//! app succeed (same idempotency key) or the second finds the first's app; of two Machines or two
-//! dedicated IPs of a kind, every run keeps the oldest and removes the others.
-//!
-//! # Leases
-//! A Machine is updated (or started) under a lease of [`DEFAULT_LEASE_TTL`] (extended between the
-//! update's steps once half its TTL has passed, released on every path). Every lease we take carries a description
-//! starting with `preview apply `: a lease found with such a description belongs to another
-//! `preview` run (a concurrent one, or one killed before it could release it), and is waited out,
-//! with a progress line every few seconds, until it is released or runs out. Any other lease is
-//! someone else's and fails the apply at once.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -51,9 +15,9 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use crate::api::{Api, LEASE_PREFIX};
-use crate::builder::FlyDatabasesBuilder;
-use crate::config::{META_ENV, META_FINGERPRINT, covers, machine_config, secret_values};
+use crate::core::{Core, LEASE_PREFIX};
+
+use crate::machine::{META_ENV, META_FINGERPRINT, covers, machine_config, secret_values};
 use crate::{PROVIDER, wire};
 
 /// The app secret whose presence marks an app as created by `preview` for that environment.
@@ -74,9 +38,45 @@ const PAGE: u32 = 100;
 const LIST_CONCURRENCY: usize = 8;
 
 /// The database stacks of preview environments on Fly.io Machines.
+///
+/// # Ownership
+/// App names are one global namespace, and the create request (`POST /v1/apps`) cannot carry a
+/// marker. So the marker, the app secret [`OWNER_SECRET`] (secret *names* are readable, values
+/// never are), is the very next write after the create, before anything is put in the app (IPs,
+/// Machine). An app of our name is then judged like this, by `deploy`, `teardown` and `sweep`
+/// alike:
+///
+/// - **in another organisation** (or `GET` answers 403): not ours. `deploy` fails naming it;
+///   `teardown` has nothing of ours to remove there.
+/// - **in our organisation, with the marker**: ours, whatever else it holds.
+/// - **in our organisation, without the marker and empty** (no Machine, IP, secret or volume): a
+///   create whose run died before the marker (a SIGKILL right after `POST /v1/apps`). It is ours by
+///   name and organisation, and nothing in it can be anyone else's: `deploy` adopts it (writes the
+///   marker and carries on), `teardown` deletes it, and `list_databases` lists it, so `sweep` sees
+///   and removes it too.
+/// - **in our organisation, without the marker, holding something**: we never put anything in an
+///   app before its marker, so what it holds was made by someone else, unless an older run made
+///   it before the marker came first. The create is re-sent with our `idempotency_key` (derived
+///   from organisation and name): an API that still remembers the key hands back an app created
+///   with it (ours), and answers `name_taken` for anyone else's. If it is not proven ours it is
+///   never deleted or changed: `deploy` and `teardown` fail (exit 1) naming the app and what it
+///   holds, so a person can rename or remove it; `sweep` does not list it.
+///
+/// Machines are ours when their `config.metadata.preview_env` is the environment name; Machines
+/// without it are never touched. Two runs racing on one environment converge: both creates of the
+/// app succeed (same idempotency key) or the second finds the first's app; of two Machines or two
+/// dedicated IPs of a kind, every run keeps the oldest and removes the others.
+///
+/// # Leases
+/// A Machine is updated (or started) under a lease of [`DEFAULT_LEASE_TTL`] (extended between the
+/// update's steps once half its TTL has passed, released on every path). Every lease we take carries a description
+/// starting with `preview apply `: a lease found with such a description belongs to another
+/// `preview` run (a concurrent one, or one killed before it could release it), and is waited out,
+/// with a progress line every few seconds, until it is released or runs out. Any other lease is
+/// someone else's and fails the apply at once.
 #[derive(Clone)]
 pub struct FlyDatabases {
-    pub(crate) api: Api,
+    pub(crate) core: Core,
     pub(crate) token: SecretString,
     pub(crate) org: String,
     pub(crate) naming: Naming,
@@ -92,7 +92,7 @@ impl fmt::Debug for FlyDatabases {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlyDatabases")
             .field("org", &self.org)
-            .field("base_url", &self.api.base)
+            .field("base_url", &self.core.base())
             .field("naming", &self.naming)
             .field("flyctl", &self.flyctl)
             .finish_non_exhaustive()
@@ -119,7 +119,7 @@ enum LeaseStep {
 /// including one granted while its answer was still on the way: that one is found by the
 /// description it was asked for with.
 struct LeaseGuard {
-    api: Api,
+    core: Core,
     app: String,
     machine: String,
     step: LeaseStep,
@@ -134,7 +134,7 @@ impl Drop for LeaseGuard {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (api, app, machine) = (self.api.clone(), self.app.clone(), self.machine.clone());
+        let (api, app, machine) = (self.core.clone(), self.app.clone(), self.machine.clone());
         rt.spawn(async move {
             let nonce = match step {
                 LeaseStep::Held(nonce) => nonce,
@@ -224,16 +224,6 @@ fn count(n: usize, thing: &str) -> String {
 }
 
 impl FlyDatabases {
-    /// A builder with defaults.
-    pub fn builder() -> FlyDatabasesBuilder {
-        FlyDatabasesBuilder::new()
-    }
-
-    /// A builder seeded from `FLY_API_TOKEN`, `FLY_ORG`, `FLY_API_URL` and `FLYCTL`.
-    pub fn from_env() -> FlyDatabasesBuilder {
-        FlyDatabasesBuilder::from_env()
-    }
-
     /// The organisation slug.
     pub fn org(&self) -> &str {
         &self.org
@@ -246,9 +236,9 @@ impl FlyDatabases {
     /// What an app without our marker holds, as a phrase (`1 IP, 2 secrets`); empty when nothing.
     async fn contents(&self, app: &str) -> Result<String> {
         let (machines, ips, volumes) = futures::try_join!(
-            self.api.list_machines(app),
-            self.api.list_ips(app),
-            self.api.list_volumes(app),
+            self.core.list_machines(app),
+            self.core.list_ips(app),
+            self.core.list_volumes(app),
         )?;
         let mut held = Vec::new();
         if !machines.is_empty() {
@@ -272,7 +262,7 @@ impl FlyDatabases {
     }
 
     async fn look_at_app(&self, app: &str) -> Result<AppState> {
-        let a = self.api.get_app(app).await?;
+        let a = self.core.get_app(app).await?;
         match a.status {
             StatusCode::NOT_FOUND => return Ok(AppState::Missing),
             // fly-go reads 403 on a named app as "exists, in someone else's organisation".
@@ -303,7 +293,7 @@ impl FlyDatabases {
             }
         }
         let marked = |s: &wire::AppSecrets| s.secrets.iter().any(|s| s.name == OWNER_SECRET);
-        let first = self.api.list_secrets(app).await?;
+        let first = self.core.list_secrets(app).await?;
         if marked(&first) {
             return Ok(AppState::Ours);
         }
@@ -313,7 +303,7 @@ impl FlyDatabases {
         }
         // Anything we put in an app comes after its marker: a second look at the secrets, after
         // what we saw in it, finds the marker if a run of ours wrote those things meanwhile.
-        let second = self.api.list_secrets(app).await?;
+        let second = self.core.list_secrets(app).await?;
         if marked(&second) {
             return Ok(AppState::Ours);
         }
@@ -330,24 +320,23 @@ impl FlyDatabases {
     /// Creates the app, or learns that the name is taken by someone else.
     async fn create_app(&self, app: &str) -> Result<Created> {
         let call = format!("create app {app}");
-        let a = self
-            .api
+        let sent = self
+            .core
             .create_app(&wire::CreateApp {
                 name: app,
                 org_slug: &self.org,
                 idempotency_key: self.idempotency_key(app),
             })
-            .await?;
-        if a.status.is_success() {
-            // Only a readable answer says the app exists: a proxy's or a broken answer would
-            // otherwise be blamed on whichever call next finds no app.
-            let _: wire::CreatedApp = a.json(&call)?;
-            return Ok(Created::Yes);
-        }
-        match a.error(&format!("app {app}")) {
-            Error::AlreadyExists { request_id, .. } => Ok(Created::Taken(request_id)),
-            e => Err(e),
-        }
+            .await;
+        let a = match sent {
+            Ok(a) => a,
+            Err(Error::AlreadyExists { request_id, .. }) => return Ok(Created::Taken(request_id)),
+            Err(e) => return Err(e),
+        };
+        // Only a readable answer says the app exists: a proxy's or a broken answer would
+        // otherwise be blamed on whichever call next finds no app.
+        let _: wire::CreatedApp = a.json(&call)?;
+        Ok(Created::Yes)
     }
 
     /// The app, created or adopted, with its marker. Returns its outcome and the secrets version
@@ -402,7 +391,7 @@ impl FlyDatabases {
     /// The dedicated IPv4 and IPv6. Of two of a kind (two runs assigned one each at once), every
     /// run keeps the oldest and releases the others.
     async fn ensure_ips(&self, app: &str) -> Result<Vec<ResourceChange>> {
-        let ips = self.api.list_ips(app).await?.ips;
+        let ips = self.core.list_ips(app).await?.ips;
         let has = |ips: &[wire::IpAssignment], kind: &str| {
             ips.iter().any(|i| i.public_kind() == Some(kind))
         };
@@ -412,7 +401,7 @@ impl FlyDatabases {
             let outcome = if has(&ips, kind) {
                 Outcome::Unchanged
             } else {
-                self.api.assign_ip(app, kind).await?;
+                self.core.assign_ip(app, kind).await?;
                 assigned = true;
                 Outcome::Created
             };
@@ -424,7 +413,7 @@ impl FlyDatabases {
             ));
         }
         let ips = if assigned {
-            self.api.list_ips(app).await?.ips
+            self.core.list_ips(app).await?.ips
         } else {
             ips
         };
@@ -437,7 +426,7 @@ impl FlyDatabases {
             for extra in of_kind.iter().skip(1) {
                 if let Some(ip) = extra.ip.as_deref() {
                     tracing::info!(app, ip, "releasing a second dedicated {kind} address");
-                    self.api.release_ip(app, ip).await?;
+                    self.core.release_ip(app, ip).await?;
                 }
             }
         }
@@ -455,7 +444,7 @@ impl FlyDatabases {
         let mut values = secret_values(spec);
         values.insert(OWNER_SECRET.to_string(), name.as_str());
         let resp = self
-            .api
+            .core
             .update_secrets(app, &wire::UpdateSecrets { values })
             .await?;
         Ok(resp.version)
@@ -470,7 +459,7 @@ impl FlyDatabases {
         Fut: std::future::Future<Output = Result<T>>,
     {
         preview_core::retry(
-            &self.api.retry,
+            self.core.retry(),
             what,
             preview_core::Idempotency::Idempotent,
             op,
@@ -499,7 +488,7 @@ impl FlyDatabases {
         let ours = Self::ours(machines, name);
         for extra in ours.iter().skip(1) {
             tracing::warn!(app, machine = %extra.id, "destroying a second Machine of this environment");
-            if let Err(e) = self.api.delete_machine(app, &extra.id).await {
+            if let Err(e) = self.core.delete_machine(app, &extra.id).await {
                 // A later run removes it; the one kept is what matters now.
                 tracing::warn!(app, machine = %extra.id, error = %e, "could not destroy a second Machine");
             }
@@ -515,7 +504,11 @@ impl FlyDatabases {
         let started = Instant::now();
         let mut said: Option<Instant> = None;
         loop {
-            let conflict = match self.api.acquire_lease(app, machine, ttl, description).await {
+            let conflict = match self
+                .core
+                .acquire_lease(app, machine, ttl, description)
+                .await
+            {
                 Ok(lease) => {
                     return lease.nonce.ok_or_else(|| Error::Api {
                         provider: PROVIDER,
@@ -531,7 +524,7 @@ impl FlyDatabases {
             };
             // Who holds it? Poll until it is gone, or until it turns out not to be ours.
             loop {
-                let Some(held) = self.api.get_lease(app, machine).await? else {
+                let Some(held) = self.core.get_lease(app, machine).await? else {
                     break;
                 };
                 let description = held.description.clone().unwrap_or_default();
@@ -585,9 +578,9 @@ impl FlyDatabases {
         F: FnOnce(Held) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let description = crate::api::lease_description(app);
+        let description = crate::core::lease_description(app);
         let mut guard = LeaseGuard {
-            api: self.api.clone(),
+            core: self.core.clone(),
             app: app.to_string(),
             machine: machine.to_string(),
             step: LeaseStep::Asking(description.clone()),
@@ -608,7 +601,7 @@ impl FlyDatabases {
         })
         .await;
         guard.step = LeaseStep::Done;
-        if let Err(e) = self.api.release_lease(app, machine, &nonce).await {
+        if let Err(e) = self.core.release_lease(app, machine, &nonce).await {
             // It runs out on its own within the lease TTL; the operation's result matters more.
             tracing::warn!(app, machine, error = %e, "could not release the lease");
         }
@@ -619,7 +612,7 @@ impl FlyDatabases {
     /// taken or last extended (a step of an update took long): it must not run out under us.
     async fn fresh(&self, app: &str, machine: &str, held: &mut Held) -> Result<String> {
         if held.taken.elapsed() >= self.lease_ttl / 2 {
-            self.api
+            self.core
                 .refresh_lease(
                     app,
                     machine,
@@ -644,14 +637,14 @@ impl FlyDatabases {
         config: &serde_json::Value,
     ) -> Result<(wire::Machine, Outcome)> {
         self.leased(app, &m.id, |mut held| async move {
-            let now = self.api.get_machine(app, &m.id).await?;
+            let now = self.core.get_machine(app, &m.id).await?;
             if now.config.as_ref().is_some_and(|c| covers(c, config)) {
                 return Ok((now, Outcome::Unchanged));
             }
             let secrets_version = self.write_secrets(app, name, spec).await?;
             let nonce = self.fresh(app, &m.id, &mut held).await?;
             let updated = self
-                .api
+                .core
                 .update_machine(
                     app,
                     &m.id,
@@ -671,7 +664,7 @@ impl FlyDatabases {
     }
 
     async fn diagnostics(&self, app: &str, id: &str) -> String {
-        match self.api.events(app, id).await {
+        match self.core.events(app, id).await {
             Ok(events) if !events.is_empty() => {
                 let lines: Vec<String> = events.iter().take(10).map(|e| e.line()).collect();
                 format!("last events: {}", lines.join("; "))
@@ -720,7 +713,7 @@ impl FlyDatabases {
             let secs = self.wait_call.min(remaining).as_secs().clamp(1, 60);
             let asked = Instant::now();
             match self
-                .api
+                .core
                 .wait(app, &m.id, &["started", "failed"], m.version(), secs)
                 .await?
                 .as_deref()
@@ -731,7 +724,7 @@ impl FlyDatabases {
                 Some(_) => break,
                 None => {}
             }
-            let now = self.api.get_machine(app, &m.id).await?;
+            let now = self.core.get_machine(app, &m.id).await?;
             last_state = now.state.clone();
             if now.state == "failed" {
                 return Err(failed(&now.state, self.diagnostics(app, &m.id).await));
@@ -760,7 +753,7 @@ impl FlyDatabases {
         // Get Machine allows 5 req/s: start at an eighth of the interval and back off to it.
         let mut pause = Backoff::new(self.poll_interval / 8, self.poll_interval);
         loop {
-            let now = self.api.get_machine(app, &m.id).await?;
+            let now = self.core.get_machine(app, &m.id).await?;
             if now.state == "failed" {
                 return Err(failed(&now.state, self.diagnostics(app, &m.id).await));
             }
@@ -812,7 +805,7 @@ impl FlyDatabases {
 
     /// Deletes the app and waits until it is gone.
     async fn delete_app(&self, app: &str) -> Result<Deleted> {
-        let a = self.api.delete_app(app).await?;
+        let a = self.core.delete_app(app).await?;
         if a.status == StatusCode::NOT_FOUND {
             return Ok(Deleted::AlreadyGone);
         }
@@ -822,7 +815,7 @@ impl FlyDatabases {
         let start = Instant::now();
         let mut pause = Backoff::new(self.poll_interval / 2, self.poll_interval * 4);
         loop {
-            let a = self.api.get_app(app).await?;
+            let a = self.core.get_app(app).await?;
             if a.status == StatusCode::NOT_FOUND {
                 return Ok(Deleted::Removed);
             }
@@ -841,7 +834,7 @@ impl FlyDatabases {
 
     /// Whether an app found in the list is ours: marked, or empty (half-created).
     async fn listed(&self, app: &str) -> Result<Option<&'static str>> {
-        let secrets = match self.api.list_secrets(app).await {
+        let secrets = match self.core.list_secrets(app).await {
             // Deleted since the list: nothing to list.
             Err(Error::NotFound { .. }) => return Ok(None),
             other => other?,
@@ -876,7 +869,7 @@ impl DatabaseHost for FlyDatabases {
             }
             _ => return Ok(None),
         }
-        let machines = self.api.list_machines(app).await?;
+        let machines = self.core.list_machines(app).await?;
         let ours = Self::ours(&machines, name);
         Ok(Some(Self::database(
             name,
@@ -905,7 +898,7 @@ impl DatabaseHost for FlyDatabases {
         let config = machine_config(name, spec);
         let (machine, outcome) = self
             .unit("fly machine", || async {
-                let machines = self.api.list_machines(app).await?;
+                let machines = self.core.list_machines(app).await?;
                 let done = match self.keep_oldest(app, name, &machines).await {
                     None => {
                         let secrets_version = match written {
@@ -913,7 +906,7 @@ impl DatabaseHost for FlyDatabases {
                             None => self.write_secrets(app, name, spec).await?,
                         };
                         let created = self
-                            .api
+                            .core
                             .create_machine(
                                 app,
                                 &wire::MachineRequest {
@@ -927,7 +920,7 @@ impl DatabaseHost for FlyDatabases {
                             .await?;
                         // Another run may have created one at the same time: every run keeps
                         // the oldest, so both wait on the same Machine.
-                        let machines = self.api.list_machines(app).await?;
+                        let machines = self.core.list_machines(app).await?;
                         let kept = self
                             .keep_oldest(app, name, &machines)
                             .await
@@ -940,7 +933,7 @@ impl DatabaseHost for FlyDatabases {
                             // restart policy `no`): start it rather than wait for nothing.
                             let id = m.id.as_str();
                             self.leased(app, id, |held| async move {
-                                self.api.start_machine(app, id, &held.nonce).await
+                                self.core.start_machine(app, id, &held.nonce).await
                             })
                             .await?;
                             (m, Outcome::Updated)
@@ -1006,7 +999,7 @@ impl DatabaseHost for FlyDatabases {
         let mut seen = std::collections::HashSet::new();
         loop {
             let page = self
-                .api
+                .core
                 .list_apps(&self.org, cursor.as_deref(), PAGE)
                 .await?;
             let mut candidates: Vec<(String, PreviewName)> = Vec::new();

@@ -3,7 +3,7 @@
 //! `fly deploy`, no sidecar image, no `fly.toml`).
 //!
 //! [`FlyDatabases`] implements [`preview_core::DatabaseHost`]: it creates or adopts the app (see
-//! [`host`] for how ownership is decided), makes sure a dedicated IPv4 and IPv6 exist, creates the
+//! [`FlyDatabases`] for how ownership is decided), makes sure a dedicated IPv4 and IPv6 exist, creates the
 //! Machine or updates it under a lease when its config differs, waits with the `/wait` long-poll
 //! and then for every container health check, and opens `flyctl proxy` tunnels for hooks.
 //!
@@ -18,21 +18,29 @@
 //! # let _ = owned; Ok(()) }
 //! ```
 //!
+//! # Retries
+//! Requests retry in [`preview_core::http`]'s one sender (reads, deletes and set-like writes after
+//! a transient failure; creates and leased updates only when refused outright or never sent).
+//! Units retry in the pipeline, and `apply_database` is the one provider operation that also
+//! retries its own units (the app, its IPs, the Machine: each a look-up-then-create, so a create
+//! whose answer was lost is found by the unit's next look-up). `RetriesExhausted` stops every
+//! level, so attempts never multiply.
+//!
 //! With the `testing` feature, [`testing::FakeFly`] is a stateful fake of the Machines API for
 //! offline tests.
 
-mod api;
 mod builder;
-pub mod config;
+mod core;
 mod errors;
-pub mod host;
+mod host;
+pub mod machine;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tunnel;
 mod wire;
 
 pub use builder::{DEFAULT_BASE_URL, FlyDatabasesBuilder};
-pub use host::{FlyDatabases, OWNER_SECRET};
+pub use host::{DEFAULT_LEASE_TTL, FlyDatabases, OWNER_SECRET};
 pub use tunnel::FLYCTL_INSTALL_URL;
 
 /// Provider kind, as reported in errors and changes.

@@ -10,9 +10,12 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use preview_core::http::{Answer, Client, Provider, Request};
 use preview_core::{
     DatabaseSpec, Error, PreviewName, Protocol, Result, ServiceSpec, Tunnel, Tunnels,
 };
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderValue, TE};
 use secrecy::ExposeSecret;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
@@ -248,6 +251,32 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
     msg
 }
 
+/// Probes are sent once through the shared sender (no retry: the caller polls), and every
+/// status is an answer the probe judges itself.
+const PROBE: Provider = Provider {
+    name: crate::PROVIDER,
+    request_id_header: "",
+    errors: probe_error,
+};
+
+/// Never called (probes take every status as an answer); the status, should it be.
+fn probe_error(a: &Answer, what: &str) -> Error {
+    Error::failed(what, format!("HTTP {}", a.status().as_u16()))
+}
+
+/// Sends one probe request over `http` to the local end of a tunnel.
+async fn probe_send(
+    http: reqwest::Client,
+    method: Method,
+    url: &str,
+    prepare: impl FnOnce(Request<'_>) -> Request<'_>,
+) -> std::result::Result<Answer, String> {
+    let url = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let client = Client::from_reqwest(PROBE, http, preview_core::RetryConfig::none());
+    let req = prepare(client.request(method, url).answers_all());
+    req.send_retry().await.map_err(|e| e.to_string())
+}
+
 /// The standard gRPC health check over HTTP/2 without TLS (the proxy bypasses the edge).
 async fn probe_grpc(port: u16) -> std::result::Result<(), String> {
     let client = reqwest::Client::builder()
@@ -256,16 +285,14 @@ async fn probe_grpc(port: u16) -> std::result::Result<(), String> {
         .build()
         .map_err(|e| format!("grpc: {}", e.without_url()))?;
     // A gRPC message: 1 byte "not compressed", 4 bytes length, then HealthCheckRequest{} (empty).
-    let resp = client
-        .post(format!(
-            "http://127.0.0.1:{port}/grpc.health.v1.Health/Check"
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(vec![0u8, 0, 0, 0, 0])
-        .send()
-        .await
-        .map_err(|e| format!("grpc: {}", e.without_url()))?;
+    let url = format!("http://127.0.0.1:{port}/grpc.health.v1.Health/Check");
+    let resp = probe_send(client, Method::POST, &url, |r| {
+        r.header(CONTENT_TYPE, HeaderValue::from_static("application/grpc"))
+            .header(TE, HeaderValue::from_static("trailers"))
+            .body(vec![0u8, 0, 0, 0, 0])
+    })
+    .await
+    .map_err(|e| format!("grpc: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("grpc: HTTP {}", resp.status().as_u16()));
     }
@@ -277,11 +304,7 @@ async fn probe_grpc(port: u16) -> std::result::Result<(), String> {
             ));
         }
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("grpc: {}", e.without_url()))?;
-    grpc_serving(&body)
+    grpc_serving(resp.body())
 }
 
 /// Decodes a framed `HealthCheckResponse` and requires `status = SERVING (1)`.
@@ -315,12 +338,11 @@ async fn probe_http(port: u16, path: &str) -> std::result::Result<(), String> {
     } else {
         format!("/{path}")
     };
-    client
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .send()
+    let url = format!("http://127.0.0.1:{port}{path}");
+    probe_send(client, Method::GET, &url, |r| r)
         .await
         .map(|_| ())
-        .map_err(|e| format!("http: {}", e.without_url()))
+        .map_err(|e| format!("http: {e}"))
 }
 
 async fn probe_tcp(port: u16) -> std::result::Result<(), String> {

@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Deleted, Error, Idempotency, Outcome, RetryConfig, retry};
-use providers_fly::config::machine_config;
+use providers_fly::machine::machine_config;
 use serde_json::{Value as Json, json};
 use wiremock::matchers::{
     body_partial_json, header, method, path, query_param, query_param_is_missing,

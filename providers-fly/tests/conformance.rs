@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Deleted, Error, Naming, Outcome};
 use providers_fly::FlyDatabases;
 use providers_fly::testing::FakeFly;

@@ -12,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Error, RetryConfig};
 use providers_fly::FlyDatabases;
 use providers_fly::testing::FakeFly;

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Deleted, Error, Outcome};
 use providers_fly::FlyDatabases;
 use providers_fly::testing::FakeFly;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::spec;
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::testing::{
     HttpChaos, cases, full_counts as full, percent_decode as decode, random_strings,
 };

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use preview_core::resolve::Inputs;
 use preview_core::{Config, DatabaseSpec, PrNumber, PreviewName, SecretValues};
-use providers_fly::config::machine_config;
+use providers_fly::machine::machine_config;
 
 /// The database stack of `examples/inkeep-agents/preview.toml` for PR 42, with known secrets.
 fn example_spec() -> (PreviewName, DatabaseSpec) {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
+use preview_core::http::ClientSettings;
 use preview_core::{
     CpuKind, Credentials, DatabaseHost, DatabaseSpec, Error, MachineSize, Protocol, RestartPolicy,
     ServiceSpec, TlsMode, Value,

@@ -7,6 +7,7 @@ pub mod spec;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use preview_core::http::ClientSettings;
 use preview_core::{
     CheckKind, ContainerSpec, CpuKind, Credentials, DatabaseSpec, HealthCheck, MachineSize, Naming,
     PrNumber, PreviewName, Protocol, RestartPolicy, ServiceSpec, TlsMode, Value,
