@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use preview_core::async_trait;
 use preview_core::effects::HttpClient;
+use preview_core::http::{Answer, Client, Provider};
 use preview_core::resolve::HttpCall;
-use preview_core::{Error, Result};
+use preview_core::{Error, Result, RetryConfig};
 
 /// reqwest with a 30 s timeout; header values that hold secrets are marked sensitive.
 ///
@@ -16,10 +17,22 @@ use preview_core::{Error, Result};
 /// a protected preview redirecting to a login page is not "ready".
 #[derive(Debug, Clone)]
 pub struct ReqwestHttp {
-    client: Option<reqwest::Client>,
+    client: Option<Client>,
     /// Test builds only: origins sent elsewhere (`PREVIEW_TEST_HTTP_ORIGINS`).
     #[cfg(feature = "testing")]
     origins: Vec<(String, String)>,
+}
+
+/// Readiness checks and seed requests for the shared sender: every status is an answer (the
+/// caller judges it), so this table is never asked.
+const APP: Provider = Provider {
+    name: "http",
+    request_id_header: "",
+    errors: status_error,
+};
+
+fn status_error(a: &Answer, what: &str) -> Error {
+    Error::failed(what, format!("HTTP {}", a.status().as_u16()))
 }
 
 /// At most this many redirects are followed.
@@ -54,7 +67,9 @@ impl ReqwestHttp {
             .connect_timeout(Duration::from_secs(10))
             .redirect(same_origin_redirects())
             .build()
-            .ok();
+            .ok()
+            // Sent once: the pipeline polls readiness and decides about seeds.
+            .map(|http| Client::from_reqwest(APP, http, RetryConfig::none()));
         Self {
             client,
             #[cfg(feature = "testing")]
@@ -103,8 +118,16 @@ impl HttpClient for ReqwestHttp {
             .ok_or_else(|| Error::failed("http", "the HTTP client could not be initialised"))?;
         let method = reqwest::Method::from_bytes(call.method.as_bytes())
             .map_err(|_| Error::config(format!("invalid HTTP method {:?}", call.method)))?;
-        let mut req = client.request(method, self.target(&call.url));
+        let url = reqwest::Url::parse(&self.target(&call.url))
+            .map_err(|_| Error::config(format!("the URL of {:?} is not a valid URL", call.name)))?;
+        let mut req = client.request(method, url).answers_all();
         for (k, v) in &call.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                Error::config(format!(
+                    "{k:?} of {:?} is not an HTTP header name",
+                    call.name
+                ))
+            })?;
             let mut hv = reqwest::header::HeaderValue::from_str(v.expose()).map_err(|_| {
                 Error::config(format!(
                     "header {k} of {:?} has characters HTTP cannot carry",
@@ -112,16 +135,12 @@ impl HttpClient for ReqwestHttp {
                 ))
             })?;
             hv.set_sensitive(v.is_secret());
-            req = req.header(k.as_str(), hv);
+            req = req.header(name, hv);
         }
         if let Some(body) = &call.body {
             req = req.body(body.clone());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| preview_core::http::transport_error("http", e))?;
-        Ok(resp.status().as_u16())
+        Ok(req.send_retry().await?.status().as_u16())
     }
 }
 
