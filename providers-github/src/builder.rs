@@ -18,9 +18,6 @@ pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// environment name (e.g. `pr-42-agents`).
 pub const DEFAULT_ENVIRONMENT_TEMPLATE: &str = "preview/pr-{pr}";
 
-/// Who authors comments made with the Actions `GITHUB_TOKEN` (which may not read `GET /user`).
-pub const ACTIONS_BOT: &str = "github-actions[bot]";
-
 /// Builds a [`GitHubSource`]. Base URL, timeouts and retry are the shared [`ClientOptions`]
 /// ([`ClientSettings`]); the rest is GitHub's own.
 ///
@@ -135,7 +132,7 @@ impl GitHubSourceBuilder {
     }
 
     /// The login our comments are authored by. Without it, `GET /user` is asked once, and when
-    /// that is forbidden (the Actions token) [`ACTIONS_BOT`] is assumed.
+    /// that is forbidden (the Actions token) [`ACTIONS_BOT`](crate::ACTIONS_BOT) is assumed.
     pub fn identity(mut self, login: impl Into<String>) -> Self {
         self.identity = Some(login.into());
         self

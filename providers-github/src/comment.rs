@@ -7,6 +7,9 @@
 
 use preview_core::{Link, PreviewName, Report, ReportKind, ReportState, ReportSummary};
 
+/// Who authors comments made with the Actions `GITHUB_TOKEN` (which may not read `GET /user`).
+pub const ACTIONS_BOT: &str = "github-actions[bot]";
+
 /// The marker's prefix; a comment is ours only if it also has our author.
 pub(crate) const MARKER_PREFIX: &str = "<!-- preview:env=";
 

@@ -12,8 +12,7 @@ use preview_core::{
 };
 use tokio::sync::OnceCell;
 
-use crate::builder::ACTIONS_BOT;
-use crate::comment;
+use crate::comment::{self, ACTIONS_BOT};
 use crate::core::{Core, found};
 use crate::errors::PROVIDER;
 use crate::wire;

@@ -40,9 +40,8 @@ pub mod testing;
 mod wire;
 
 pub use actions_event::{PullRequestEvent, pull_request_event_from_env, read_pull_request_event};
-pub use builder::{
-    ACTIONS_BOT, DEFAULT_API_URL, DEFAULT_ENVIRONMENT_TEMPLATE, GitHubSourceBuilder,
-};
+pub use builder::{DEFAULT_API_URL, DEFAULT_ENVIRONMENT_TEMPLATE, GitHubSourceBuilder};
+pub use comment::ACTIONS_BOT;
 pub use core::API_VERSION;
 pub use host::GitHubSource;
 
