@@ -1379,7 +1379,7 @@ impl Config {
     /// load-time error rather than a deploy-time one.
     fn check_rendered_names(&self) -> Result<()> {
         let name = self.naming.name(PrNumber::new(u64::from(PrNumber::MAX))?);
-        let scope = crate::resolve::identity_scope(&name, Some("owner/repo"));
+        let scope = crate::template::identity_scope(&name, Some("owner/repo"));
         let mut fields: Vec<&Field> = self.apps.iter().filter_map(|a| a.domain.as_ref()).collect();
         fields.push(&self.database.public_host);
         for f in fields {
@@ -1401,7 +1401,7 @@ impl Config {
     /// [`Error::Config`] when the directory found cannot be used.
     pub fn repository(
         &self,
-        env: crate::resolve::EnvLookup<'_>,
+        env: crate::env::EnvLookup<'_>,
     ) -> Result<crate::repository::Repository> {
         crate::repository::Repository::discover(&self.base_dir, env)
     }

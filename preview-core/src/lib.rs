@@ -13,6 +13,7 @@
 //! # Ok::<(), preview_core::Error>(())
 //! ```
 
+pub mod env;
 pub mod error;
 pub mod event;
 pub mod host;

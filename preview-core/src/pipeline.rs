@@ -92,7 +92,7 @@ pub fn plan(
     config: &Config,
     pr: PrNumber,
     inputs: &Inputs,
-    env: crate::resolve::EnvLookup<'_>,
+    env: crate::env::EnvLookup<'_>,
 ) -> Result<Plan> {
     let name = config.name(pr);
     let mut scope: Scope = config.scope(&name, inputs, None)?;
@@ -389,8 +389,7 @@ fn scope_value(scope: &Scope, path: &str) -> String {
 /// any output that could contain it (the CLI masks them in GitHub Actions).
 pub type SecretsObserver = Arc<dyn Fn(&[String]) + Send + Sync>;
 
-/// Reads environment variables (imported secrets, project ids); injectable for tests.
-pub type EnvSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub use crate::env::EnvSource;
 
 /// The pipeline, wired to its hosts.
 pub struct Preview {
@@ -507,7 +506,7 @@ impl Preview {
             secrets: Arc::new(crate::secret::RandomSecrets),
             events: Arc::new(crate::event::NoEvents),
             retry: RetryConfig::default(),
-            env: Arc::new(crate::resolve::process_env),
+            env: Arc::new(crate::env::process_env),
             on_secrets: None,
             run_url: None,
             concurrency: 8,

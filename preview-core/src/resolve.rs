@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::config::{Config, Field, ProjectRef, SecretDef, ServiceDef};
+use crate::env::EnvLookup;
 use crate::error::{Error, Result};
 use crate::model::{
     AppRef, AppSpec, ContainerSpec, Credentials, DatabaseSpec, EnvVar, Link, ServiceEndpoint,
@@ -18,7 +19,7 @@ use crate::model::{
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::secret::{SecretSource, SecretValues};
-use crate::template::{Scope, Value};
+use crate::template::{Scope, Value, identity_scope};
 
 /// What identifies one run: the PR and, when known, its repository, branch and commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,27 +30,6 @@ pub struct Inputs {
     pub branch: Option<String>,
     /// Head commit.
     pub sha: Option<String>,
-}
-
-/// Looks up process environment variables (injectable for tests).
-pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
-
-/// The process environment.
-pub fn process_env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
-pub(crate) fn identity_scope(name: &PreviewName, repo: Option<&str>) -> Scope {
-    let mut s = Scope::new();
-    s.plain("pr.number", name.pr().to_string())
-        .plain("env.name", name.as_str());
-    if let Some(repo) = repo {
-        let (owner, short) = repo.split_once('/').unwrap_or(("", repo));
-        s.plain("repo.owner", owner)
-            .plain("repo.name", short)
-            .plain("repo.full_name", repo);
-    }
-    s
 }
 
 /// One hook, ready to run.
