@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::model::{CpuKind, DependsOn, Protocol, RestartPolicy, TlsMode};
+use crate::host::{CpuKind, DependsOn, Protocol, RestartPolicy, TlsMode};
 use crate::name::{Naming, PrNumber, check_dns_label, check_hostname};
 use crate::secret::SecretKind;
 use crate::template::Template;
@@ -313,7 +313,7 @@ pub struct ContainerDef {
     /// Env templates.
     pub env: BTreeMap<String, Field>,
     /// Health checks (no templates: they are passed as written).
-    pub healthchecks: Vec<crate::model::HealthCheck>,
+    pub healthchecks: Vec<crate::host::HealthCheck>,
     /// Start ordering.
     pub depends_on: BTreeMap<String, DependsOn>,
 }
@@ -357,7 +357,7 @@ pub struct DatabaseDef {
     /// Restart policy.
     pub restart: RestartPolicy,
     /// Size.
-    pub size: crate::model::MachineSize,
+    pub size: crate::host::MachineSize,
     /// Containers.
     pub containers: Vec<ContainerDef>,
     /// Services, by name.
@@ -1031,20 +1031,20 @@ impl Config {
                             "the command is empty",
                         ));
                     }
-                    crate::model::CheckKind::Exec {
+                    crate::host::CheckKind::Exec {
                         command: cmd.clone(),
                     }
                 } else if let Some(port) = h.http_port {
-                    crate::model::CheckKind::Http {
+                    crate::host::CheckKind::Http {
                         port,
                         path: h.http_path.clone().unwrap_or_else(|| "/".into()),
                     }
                 } else {
-                    crate::model::CheckKind::Tcp {
+                    crate::host::CheckKind::Tcp {
                         port: h.tcp_port.unwrap_or_default(),
                     }
                 };
-                checks.push(crate::model::HealthCheck {
+                checks.push(crate::host::HealthCheck {
                     name: h.name.get_ref().clone(),
                     kind,
                     interval: l.duration(&h.interval, &format!("{hk}.interval"))?,
@@ -1084,7 +1084,7 @@ impl Config {
                 }
             }
         }
-        let size = crate::model::MachineSize {
+        let size = crate::host::MachineSize {
             cpu_kind: db.size.cpu_kind,
             cpus: *db.size.cpus.get_ref(),
             memory_mb: *db.size.memory_mb.get_ref(),

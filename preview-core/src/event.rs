@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use crate::error::Phase;
-use crate::model::ResourceChange;
+use crate::host::ResourceChange;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

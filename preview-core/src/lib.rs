@@ -19,7 +19,6 @@ pub mod event;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod model;
 pub mod name;
 pub mod retry;
 pub mod secret;
@@ -27,8 +26,13 @@ pub mod template;
 
 pub use error::{Error, Idempotency, Result, TransportKind};
 pub use event::{CollectEvents, Event, EventSink, NoEvents, Phase};
-pub use host::{AppHost, DatabaseHost, SourceHost};
-pub use model::*;
+pub use host::{
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, CheckKind, Commit,
+    ContainerSpec, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec, Deleted, DependsOn,
+    EnvVar, HealthCheck, Link, MachineSize, Outcome, Owned, PrState, ProtectionBypass, Protocol,
+    PullRequest, Report, ReportKind, ReportState, ReportSummary, ResourceChange, RestartPolicy,
+    ServiceEndpoint, ServiceSpec, SourceHost, TlsMode, Tunnel, Tunnels,
+};
 pub use name::{Naming, PrNumber, PreviewName};
 pub use retry::{RetryConfig, retry};
 pub use secret::{

@@ -18,10 +18,9 @@ use crate::config::{Config, ProjectRef, SecretDef, SweepDef};
 use crate::effects::{HookRunner, HttpClient};
 use crate::error::{Error, Idempotency, Result};
 use crate::event::{Event, EventSink, Phase};
-use crate::host::{AppHost, DatabaseHost, SourceHost};
-use crate::model::{
-    AppDeployment, Commit, Outcome, PrState, ProtectionBypass, PullRequest, Report, ReportKind,
-    ReportState, ResourceChange, Tunnels,
+use crate::host::{
+    AppDeployment, AppHost, Commit, DatabaseHost, Outcome, PrState, ProtectionBypass, PullRequest,
+    Report, ReportKind, ReportState, ResourceChange, SourceHost, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::resolve::{Inputs, Rendered};
@@ -279,7 +278,7 @@ pub fn plan(
                 };
                 let domain = a.domain.as_ref()?.template.render_display(&scope);
                 let b = crate::resolve::SeedBypass {
-                    target: crate::model::AppRef {
+                    target: crate::host::AppRef {
                         app: a.name.clone(),
                         project: String::new(),
                         domain: Some(domain.clone()),
@@ -453,7 +452,7 @@ pub struct DeployReport {
     /// App deployments, by app.
     pub deployments: BTreeMap<String, AppDeployment>,
     /// Links for people.
-    pub links: Vec<crate::model::Link>,
+    pub links: Vec<crate::host::Link>,
 }
 
 impl DeployReport {
@@ -795,7 +794,7 @@ impl Preview {
                 r.database
                     .services
                     .iter()
-                    .map(|s| crate::model::Tunnel {
+                    .map(|s| crate::host::Tunnel {
                         service: s.name.clone(),
                         host: "127.0.0.1".into(),
                         port: 1,

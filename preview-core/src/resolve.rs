@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use crate::config::{Config, Field, ProjectRef, SecretDef, ServiceDef};
 use crate::env::EnvLookup;
 use crate::error::{Error, Result};
-use crate::model::{
+use crate::host::{
     AppRef, AppSpec, ContainerSpec, Credentials, DatabaseSpec, EnvVar, Link, ServiceEndpoint,
     ServiceSpec, TlsMode, Tunnels,
 };

@@ -7,11 +7,10 @@ use jiff::Timestamp;
 
 use crate::effects::{HookRunner, HttpClient, LineSink};
 use crate::error::{Error, Result, TransportKind};
-use crate::host::{AppHost, DatabaseHost, SourceHost};
-use crate::model::{
-    AppDeployment, AppRef, AppSpec, AppStatus, AppliedDatabase, Commit, Database, DatabaseSpec,
-    Deleted, Outcome, Owned, PrState, PullRequest, Report, ReportSummary, ResourceChange, Tunnel,
-    Tunnels,
+use crate::host::{
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, Commit, Database,
+    DatabaseHost, DatabaseSpec, Deleted, Outcome, Owned, PrState, PullRequest, Report,
+    ReportSummary, ResourceChange, SourceHost, Tunnel, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::resolve::{HookRun, HttpCall};
@@ -1162,7 +1161,7 @@ impl AppHost for InMemoryApps {
         &self,
         target: &AppRef,
         secret: Option<secrecy::SecretString>,
-    ) -> Result<Option<crate::model::ProtectionBypass>> {
+    ) -> Result<Option<crate::host::ProtectionBypass>> {
         self.latency().await;
         let mut s = lock(&self.inner);
         let protected = s.protected.get(&target.project).cloned();
@@ -1178,7 +1177,7 @@ impl AppHost for InMemoryApps {
                     ));
                 }
             };
-            let found = secret.map(|secret| crate::model::ProtectionBypass {
+            let found = secret.map(|secret| crate::host::ProtectionBypass {
                 header: PROTECTION_BYPASS_HEADER.into(),
                 secret,
             });
