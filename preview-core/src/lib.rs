@@ -46,8 +46,8 @@ pub use secrecy;
 pub mod config;
 pub mod effects;
 pub mod pipeline;
+pub mod render;
 pub mod repository;
-pub mod resolve;
 #[cfg(feature = "testing")]
 pub mod testing;
 

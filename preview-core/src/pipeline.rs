@@ -23,7 +23,7 @@ use crate::host::{
     Report, ReportKind, ReportState, ResourceChange, SourceHost, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
-use crate::resolve::{Inputs, Rendered};
+use crate::render::{self, Inputs, Rendered};
 use crate::retry::{RetryConfig, retry};
 use crate::secret::SecretSource;
 use crate::template::Scope;
@@ -94,7 +94,7 @@ pub fn plan(
     env: crate::env::EnvLookup<'_>,
 ) -> Result<Plan> {
     let name = config.name(pr);
-    let mut scope: Scope = config.scope(&name, inputs, None)?;
+    let mut scope: Scope = render::scope(config, &name, inputs, None)?;
     if inputs.branch.is_none() {
         scope.plain("pr.branch", format!("<head branch of PR #{pr}>"));
     }
@@ -268,7 +268,7 @@ pub fn plan(
     let mut seed = Vec::new();
     if let Some(s) = &config.seed {
         // Which app's deployment protection a URL goes through, if any (as deploy decides it).
-        let protected: Vec<(crate::resolve::SeedBypass, String)> = config
+        let protected: Vec<(crate::render::SeedBypass, String)> = config
             .apps
             .iter()
             .filter_map(|a| {
@@ -277,7 +277,7 @@ pub fn plan(
                     crate::config::BypassSource::FromEnv(v) => format!("from ${v}"),
                 };
                 let domain = a.domain.as_ref()?.template.render_display(&scope);
-                let b = crate::resolve::SeedBypass {
+                let b = crate::render::SeedBypass {
                     target: crate::host::AppRef {
                         app: a.name.clone(),
                         project: String::new(),
@@ -673,10 +673,8 @@ impl Preview {
         };
         let env = self.env.clone();
         let lookup = move |k: &str| env(k);
-        let secrets = self
-            .config
-            .resolve_secrets(&name, self.secrets.as_ref(), &lookup)?;
-        let mut rendered = self.config.render_all(&name, &inputs, secrets, &lookup)?;
+        let secrets = render::secrets(&self.config, &name, self.secrets.as_ref(), &lookup)?;
+        let mut rendered = render::render_all(&self.config, &name, &inputs, secrets, &lookup)?;
         // Keyed ownership fingerprints: without the master, the fingerprint next to a value
         // cannot be recomputed from a guess of it.
         let fingerprint_key = self.secrets.digest_key(crate::secret::FINGERPRINT_KEY)?;
@@ -802,7 +800,7 @@ impl Preview {
                     .collect(),
                 (),
             );
-            match self.config.render_hooks(r, &placeholder) {
+            match render::hooks(&self.config, r, &placeholder) {
                 Ok(runs) => {
                     for h in &runs {
                         note(self.hooks.check(h));
@@ -886,7 +884,7 @@ impl Preview {
                     )
                     .await?;
                 self.phase(Phase::Hooks, async {
-                    let runs = self.config.render_hooks(r, &tunnels)?;
+                    let runs = render::hooks(&self.config, r, &tunnels)?;
                     for h in &runs {
                         let hook = h.name.clone();
                         let sink = |line: &str| {
@@ -1094,8 +1092,8 @@ impl Preview {
     /// CLI masks it) before any request carries it.
     async fn protection_bypass(
         &self,
-        seed: &crate::resolve::SeedRun,
-    ) -> Result<Vec<(crate::resolve::SeedBypass, ProtectionBypass)>> {
+        seed: &crate::render::SeedRun,
+    ) -> Result<Vec<(crate::render::SeedBypass, ProtectionBypass)>> {
         let mut out = Vec::new();
         for b in &seed.bypass {
             let found = self
@@ -1117,10 +1115,10 @@ impl Preview {
         &self,
         url: &str,
         timeout: Duration,
-        bypass: &[(crate::resolve::SeedBypass, ProtectionBypass)],
+        bypass: &[(crate::render::SeedBypass, ProtectionBypass)],
     ) -> Result<()> {
         let call = with_bypass(
-            &crate::resolve::HttpCall {
+            &crate::render::HttpCall {
                 name: "readiness".into(),
                 method: "GET".into(),
                 url: url.to_string(),
@@ -1176,7 +1174,7 @@ impl Preview {
     ) -> Result<TeardownReport> {
         let env = self.env.clone();
         let lookup = move |k: &str| env(k);
-        let refs = self.config.app_refs(name, &lookup)?;
+        let refs = render::app_refs(&self.config, name, &lookup)?;
         self.phase(Phase::Teardown, async {
             let mut changes = Vec::new();
             let mut failures = Vec::new();
@@ -1277,7 +1275,7 @@ impl Preview {
             .config
             .apps
             .iter()
-            .map(|a| self.config.project(a, &lookup))
+            .map(|a| render::project(&self.config, a, &lookup))
             .collect::<Result<Vec<_>>>()?;
         let (dbs, apps) = futures::future::join(
             self.retry("list databases", || self.database.list_databases()),
@@ -1381,9 +1379,7 @@ impl Preview {
         let lookup = move |k: &str| env(k);
         let mut out = Vec::new();
         for (name, c) in inv {
-            let urls = self
-                .config
-                .app_refs(&name, &lookup)
+            let urls = render::app_refs(&self.config, &name, &lookup)
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|r| r.domain.map(|d| format!("https://{d}")))
@@ -1412,9 +1408,9 @@ impl Preview {
 /// URL), unless it sets that header itself. A request to anywhere else is left as it is: the
 /// secret opens the team's protected previews, a third party never gets it.
 fn with_bypass(
-    call: &crate::resolve::HttpCall,
-    bypass: &[(crate::resolve::SeedBypass, ProtectionBypass)],
-) -> crate::resolve::HttpCall {
+    call: &crate::render::HttpCall,
+    bypass: &[(crate::render::SeedBypass, ProtectionBypass)],
+) -> crate::render::HttpCall {
     let mut call = call.clone();
     if let Some((_, p)) = bypass.iter().find(|(b, _)| b.covers(&call.url)) {
         if !call
@@ -1436,7 +1432,7 @@ struct NoHttp;
 
 #[async_trait::async_trait]
 impl HttpClient for NoHttp {
-    async fn send(&self, call: &crate::resolve::HttpCall) -> Result<u16> {
+    async fn send(&self, call: &crate::render::HttpCall) -> Result<u16> {
         Err(Error::config(format!(
             "no HTTP client is configured, so {:?} cannot be sent (library users: Preview::http)",
             call.name

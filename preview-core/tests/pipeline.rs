@@ -972,13 +972,12 @@ async fn secrets_never_appear_in_debug_events_reports_or_errors() {
     );
     let config = Config::load(EXAMPLE).unwrap();
     let name = config.name(pr);
-    let secrets = config
-        .resolve_secrets(&name, &SentinelSecrets, &env_lookup)
-        .unwrap();
+    let secrets =
+        preview_core::render::secrets(&config, &name, &SentinelSecrets, &env_lookup).unwrap();
     assert_clean("secret values debug", &format!("{secrets:?}"));
-    let rendered = config
-        .render_all(&name, &Default::default(), secrets, &env_lookup)
-        .unwrap();
+    let rendered =
+        preview_core::render::render_all(&config, &name, &Default::default(), secrets, &env_lookup)
+            .unwrap();
     assert_clean("rendered debug", &format!("{rendered:?}"));
     assert_clean(
         "database spec json",
@@ -1159,7 +1158,7 @@ fn the_plan_of_every_kind_of_field_is_unchanged() {
         "plan_every_field",
         serde_json::to_string_pretty(&plan).unwrap()
     );
-    let inputs = preview_core::resolve::Inputs {
+    let inputs = preview_core::render::Inputs {
         repo: Some("acme/kit".into()),
         branch: Some("feat/every-field".into()),
         sha: Some("abcdef0123456789abcdef0123456789abcdef01".into()),

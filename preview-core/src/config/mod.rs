@@ -168,6 +168,11 @@ impl Config {
         Error::config(format!("{}:{}: {}: {message}", self.origin, f.line, f.key))
     }
 
+    /// The environment name of a PR.
+    pub fn name(&self, pr: PrNumber) -> crate::name::PreviewName {
+        self.naming.name(pr)
+    }
+
     /// The app definition by name.
     pub fn app(&self, name: &str) -> Option<&AppDef> {
         self.apps.iter().find(|a| a.name == name)

@@ -13,7 +13,7 @@ use crate::host::{
     ReportSummary, ResourceChange, SourceHost, Tunnel, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
-use crate::resolve::{HookRun, HttpCall};
+use crate::render::{HookRun, HttpCall};
 
 use super::faults::SplitMix64;
 
