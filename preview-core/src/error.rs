@@ -361,30 +361,7 @@ impl Error {
     /// errors, stripped of their URL) carry no body and are kept as they are.
     #[must_use]
     pub fn redact(self, secrets: &[String]) -> Error {
-        let forms: Vec<String> = secrets
-            .iter()
-            .filter(|s| !s.is_empty())
-            .flat_map(|s| {
-                let json = serde_json::to_string(s).unwrap_or_default();
-                let json = json
-                    .strip_prefix('"')
-                    .and_then(|j| j.strip_suffix('"'))
-                    .unwrap_or_default()
-                    .to_string();
-                // As in a URL's userinfo (unreserved kept) and fully encoded.
-                const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-                    .remove(b'-')
-                    .remove(b'.')
-                    .remove(b'_')
-                    .remove(b'~');
-                let url = percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
-                let all =
-                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string();
-                [s.clone(), url, all, json]
-            })
-            .filter(|f| !f.is_empty())
-            .collect();
+        let forms = secret_forms(secrets);
         let clean = |t: String| {
             forms.iter().fold(t, |t, f| {
                 if t.contains(f.as_str()) {
@@ -515,6 +492,34 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Each secret as it may appear in an error's text: as is, percent-encoded (as in a URL's
+/// userinfo, and fully) and JSON-escaped.
+fn secret_forms(secrets: &[String]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| {
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let json = json
+                .strip_prefix('"')
+                .and_then(|j| j.strip_suffix('"'))
+                .unwrap_or_default()
+                .to_string();
+            // As in a URL's userinfo (unreserved kept) and fully encoded.
+            const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                .remove(b'-')
+                .remove(b'.')
+                .remove(b'_')
+                .remove(b'~');
+            let url = percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
+            let all = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+            [s.clone(), url, all, json]
+        })
+        .filter(|f| !f.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
