@@ -16,7 +16,7 @@ use providers_github::{PullRequestEvent, read_pull_request_event};
 
 use crate::cli::Cli;
 use crate::context::Context;
-use crate::render::Progress;
+use crate::progress::Progress;
 
 /// Loads the configuration named by `--config`.
 pub(crate) fn load(cli: &Cli) -> Result<Config> {
