@@ -98,6 +98,24 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Config`] naming the file (and line and key, when the content is at fault).
+    ///
+    /// # Examples
+    /// ```
+    /// use preview_core::Config;
+    ///
+    /// // A file that is not there is a configuration error naming it (exit code 2 in the CLI).
+    /// let err = Config::load("does/not/exist/preview.toml").unwrap_err();
+    /// assert!(err.is_config());
+    /// assert!(err.to_string().contains("does/not/exist/preview.toml"), "{err}");
+    ///
+    /// // The repository's own example loads.
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/minimal/preview.toml");
+    /// # if std::path::Path::new(path).exists() {
+    /// let config = Config::load(path)?;
+    /// assert_eq!(config.naming.name(preview_core::PrNumber::new(7)?).as_str(), "pr-7-shop");
+    /// # }
+    /// # Ok::<(), preview_core::Error>(())
+    /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -118,6 +136,68 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Config`] naming `origin`, the line and the key.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::path::Path;
+    ///
+    /// use preview_core::{Config, PrNumber};
+    ///
+    /// let config = Config::parse(
+    ///     r#"
+    /// version = 1
+    ///
+    /// [naming]
+    /// prefix = "pr"
+    /// suffix = "shop"
+    ///
+    /// [secrets.db_password]
+    /// kind = "password"
+    ///
+    /// [database]
+    /// provider = "fly"
+    /// org = "acme"
+    /// region = "iad"
+    /// public_host = "${env.name}.fly.dev"
+    /// size = { cpu_kind = "shared", cpus = 1, memory_mb = 512 }
+    ///
+    /// [[database.containers]]
+    /// name = "postgres"
+    /// image = "postgres:17"
+    ///
+    /// [database.containers.env]
+    /// POSTGRES_PASSWORD = "${secrets.db_password}"
+    ///
+    /// [database.services.db]
+    /// internal_port = 5432
+    /// port = 5432
+    /// protocol = "postgres"
+    /// tls = "pg_tls"
+    /// user = "app"
+    /// password = "${secrets.db_password}"
+    /// database = "app"
+    ///
+    /// [apps.web]
+    /// provider = "vercel"
+    /// project = "prj_web"
+    /// domain = "pr-${pr.number}.preview.example.com"
+    ///
+    /// [apps.web.env]
+    /// DATABASE_URL = "${services.db.url}"
+    /// "#,
+    ///     "preview.toml",
+    ///     Path::new("."),
+    /// )?;
+    /// assert_eq!(config.name(PrNumber::new(42)?).as_str(), "pr-42-shop");
+    /// assert_eq!(config.database.region, "iad");
+    /// assert!(config.app("web").is_some());
+    ///
+    /// // Bad input names the file, the line and the key.
+    /// let err = Config::parse("version = 1\nnaming = 3\n", "preview.toml", Path::new(".")).unwrap_err();
+    /// assert!(err.to_string().starts_with("preview.toml:2:"), "{err}");
+    /// assert!(err.is_config());
+    /// # Ok::<(), preview_core::Error>(())
+    /// ```
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Self> {
         let l = Loader { origin, text };
         let raw = l.read()?;

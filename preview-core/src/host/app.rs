@@ -27,6 +27,38 @@ use crate::template::Value;
 /// - `delete_app` removes every var we own for the environment, the domain, and cancels an in-flight
 ///   deployment; each already-gone resource is reported `AlreadyGone`.
 /// - `list_apps` returns the environments that still own something on the given projects.
+///
+/// # Examples
+/// Converge an app's branch-scoped variables and domain, then remove them:
+/// ```
+/// use std::time::Duration;
+///
+/// use preview_core::testing::InMemoryApps;
+/// use preview_core::{AppHost, AppRef, AppSpec, EnvVar, Naming, Outcome, PrNumber};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let name = Naming::new("pr", "shop")?.name(PrNumber::new(42)?);
+/// let spec = AppSpec {
+///     target: AppRef {
+///         app: "web".into(),
+///         project: "prj_web".into(),
+///         domain: Some("pr-42.preview.example.com".into()),
+///     },
+///     branch: "feature/login".into(),
+///     env: vec![EnvVar { key: "GREETING".into(), value: "hello".into(), sensitive: false }],
+///     adopt_existing: false,
+///     deploy_timeout: Duration::from_secs(600),
+///     fingerprint_key: None,
+/// };
+/// let host: &dyn AppHost = &InMemoryApps::new();
+/// let changes = host.apply_app(&name, &spec).await?;
+/// assert!(changes.iter().all(|c| c.outcome == Outcome::Created), "{changes:?}");
+/// let again = host.apply_app(&name, &spec).await?;
+/// assert!(again.iter().all(|c| c.outcome == Outcome::Unchanged));
+/// let removed = host.delete_app(&name, &spec.target).await?;
+/// assert!(removed.iter().all(|c| c.outcome == Outcome::Removed), "{removed:?}");
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait AppHost: Debug + Send + Sync + 'static {
     /// Provider kind, e.g. `vercel`.

@@ -30,6 +30,73 @@ use crate::template::Value;
 /// - `list_databases` returns only environments this host owns (by name and ownership marker).
 /// - `open_tunnels` gives local forwards to each service for hooks run on this machine, reachable
 ///   when it returns; dropping the [`Tunnels`] closes them.
+///
+/// # Examples
+/// Render a configuration's database spec, then converge it on a host (here the in-memory one):
+/// ```
+/// use preview_core::render::{self, Inputs};
+/// use preview_core::secrecy::SecretString;
+/// use preview_core::testing::InMemoryDatabases;
+/// use preview_core::{DatabaseHost, Deleted, Outcome, PrNumber, SecretValues};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let config = preview_core::Config::parse(r#"
+/// # version = 1
+/// #
+/// # [naming]
+/// # prefix = "pr"
+/// # suffix = "shop"
+/// #
+/// # [secrets.db_password]
+/// # kind = "password"
+/// #
+/// # [database]
+/// # provider = "fly"
+/// # org = "acme"
+/// # region = "iad"
+/// # public_host = "${env.name}.fly.dev"
+/// # size = { cpu_kind = "shared", cpus = 1, memory_mb = 512 }
+/// #
+/// # [[database.containers]]
+/// # name = "postgres"
+/// # image = "postgres:17"
+/// #
+/// # [database.containers.env]
+/// # POSTGRES_PASSWORD = "${secrets.db_password}"
+/// #
+/// # [database.services.db]
+/// # internal_port = 5432
+/// # port = 5432
+/// # protocol = "postgres"
+/// # tls = "pg_tls"
+/// # user = "app"
+/// # password = "${secrets.db_password}"
+/// # database = "app"
+/// #
+/// # [apps.web]
+/// # provider = "vercel"
+/// # project = "prj_web"
+/// # domain = "pr-${pr.number}.preview.example.com"
+/// #
+/// # [apps.web.env]
+/// # DATABASE_URL = "${services.db.url}"
+/// # "#, "preview.toml", std::path::Path::new("."))?;
+/// let name = config.name(PrNumber::new(42)?);
+/// let mut secrets = SecretValues::new();
+/// secrets.insert("db_password", SecretString::from("an example password"));
+/// let scope = render::scope(&config, &name, &Inputs::default(), Some(&secrets))?;
+/// let spec = render::database_spec(&config, &scope)?;
+///
+/// let host: &dyn DatabaseHost = &InMemoryDatabases::new();
+/// let applied = host.apply_database(&name, &spec).await?;
+/// assert!(applied.changes.iter().any(|c| c.outcome == Outcome::Created));
+/// // A converge: the same spec again changes nothing.
+/// let again = host.apply_database(&name, &spec).await?;
+/// assert!(again.changes.iter().all(|c| c.outcome == Outcome::Unchanged));
+/// assert_eq!(host.delete_database(&name).await?, Deleted::Removed);
+/// assert_eq!(host.delete_database(&name).await?, Deleted::AlreadyGone);
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait DatabaseHost: Debug + Send + Sync + 'static {
     /// Provider kind, e.g. `fly`.

@@ -24,6 +24,35 @@ use crate::name::{PrNumber, PreviewName};
 ///   answers `Outcome::Skipped`. Two runs racing on one environment thus leave the newer run's
 ///   outcome, whichever publishes last.
 /// - `get_report` reads back what was last published, `None` when nothing was.
+///
+/// # Examples
+/// Read a pull request and publish the environment's report on it:
+/// ```
+/// use preview_core::testing::InMemorySource;
+/// use preview_core::{Naming, Outcome, Report, ReportKind, ReportState, SourceHost};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let source = InMemorySource::new("acme/shop");
+/// let pr = source.open_pr(42, "feature/login", "0123456789abcdef0123456789abcdef01234567");
+/// let host: &dyn SourceHost = &source;
+/// let pull = host.get_pull_request(pr).await?.expect("the PR is open");
+/// assert_eq!(pull.head_branch, "feature/login");
+///
+/// let name = Naming::new("pr", "shop")?.name(pr);
+/// let report = Report {
+///     name: name.clone(),
+///     pr,
+///     branch: Some(pull.head_branch.clone()),
+///     commit: Some(pull.head_sha.clone()),
+///     state: ReportState::Deploying,
+///     run_url: None,
+///     started_at: None,
+/// };
+/// assert_eq!(host.publish_report(&report).await?, Outcome::Created);
+/// let shown = host.get_report(&name, pr).await?.expect("published");
+/// assert_eq!(shown.kind, ReportKind::Deploying);
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait SourceHost: Debug + Send + Sync + 'static {
     /// Provider kind, e.g. `github`.

@@ -4,7 +4,7 @@
 //! crash, a cancel or a concurrent run. Decisions are pure functions ([`plan`], [`decide_sweep`]) so
 //! dry runs print them and tests check them without I/O.
 //!
-//! One module per operation: [`plan`](mod@plan) describes what deploy would send, `deploy`
+//! One module per operation: `plan` describes what deploy would send, `deploy`
 //! converges an environment phase by phase, `teardown` removes one, `sweep` removes those whose PR
 //! is gone, `status` lists them. This module holds [`Preview`], its wiring and the unit-level
 //! retry every provider call goes through.
@@ -24,7 +24,7 @@ use crate::retry::{RetryConfig, retry};
 use crate::secret::SecretSource;
 
 mod deploy;
-pub mod plan;
+mod plan;
 mod seed;
 mod status;
 mod sweep;
@@ -43,6 +43,86 @@ pub type SecretsObserver = Arc<dyn Fn(&[String]) + Send + Sync>;
 pub use crate::env::EnvSource;
 
 /// The pipeline, wired to its hosts.
+///
+/// # Examples
+/// Deploy a PR's environment on in-memory hosts, deploy it again (nothing changes), tear it down:
+/// ```
+/// use std::sync::Arc;
+///
+/// use preview_core::secrecy::SecretString;
+/// use preview_core::testing::{InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource};
+/// use preview_core::{DerivedSecrets, Hosts, Preview};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let config = preview_core::Config::parse(r#"
+/// # version = 1
+/// #
+/// # [naming]
+/// # prefix = "pr"
+/// # suffix = "shop"
+/// #
+/// # [secrets.db_password]
+/// # kind = "password"
+/// #
+/// # [database]
+/// # provider = "fly"
+/// # org = "acme"
+/// # region = "iad"
+/// # public_host = "${env.name}.fly.dev"
+/// # size = { cpu_kind = "shared", cpus = 1, memory_mb = 512 }
+/// #
+/// # [[database.containers]]
+/// # name = "postgres"
+/// # image = "postgres:17"
+/// #
+/// # [database.containers.env]
+/// # POSTGRES_PASSWORD = "${secrets.db_password}"
+/// #
+/// # [database.services.db]
+/// # internal_port = 5432
+/// # port = 5432
+/// # protocol = "postgres"
+/// # tls = "pg_tls"
+/// # user = "app"
+/// # password = "${secrets.db_password}"
+/// # database = "app"
+/// #
+/// # [apps.web]
+/// # provider = "vercel"
+/// # project = "prj_web"
+/// # domain = "pr-${pr.number}.preview.example.com"
+/// #
+/// # [apps.web.env]
+/// # DATABASE_URL = "${services.db.url}"
+/// # "#, "preview.toml", std::path::Path::new("."))?;
+/// let source = InMemorySource::new("acme/shop");
+/// let pr = source.open_pr(42, "feature/login", "0123456789abcdef0123456789abcdef01234567");
+/// let (databases, apps) = (InMemoryDatabases::new(), InMemoryApps::new());
+/// let preview = Preview::new(
+///     config,
+///     Hosts {
+///         database: Arc::new(databases.clone()),
+///         apps: Arc::new(apps.clone()),
+///         source: Arc::new(source.clone()),
+///     },
+/// )
+/// .http(Arc::new(InMemoryHttp::new()))
+/// .secrets(Arc::new(DerivedSecrets::new(SecretString::from(
+///     "a master secret of at least 32 characters, from a CI secret",
+/// ))?));
+///
+/// let deployed = preview.deploy(pr).await?;
+/// assert_eq!(databases.names(), ["pr-42-shop"]);
+/// assert_eq!(apps.domains(), ["pr-42.preview.example.com"]);
+/// assert!(deployed.mutated() > 0);
+///
+/// let again = preview.deploy(pr).await?;
+/// assert_eq!(again.mutated(), 0, "a re-run with nothing changed changes nothing");
+///
+/// preview.teardown(pr).await?;
+/// assert!(databases.names().is_empty() && apps.vars().is_empty());
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 pub struct Preview {
     config: Config,
     database: Arc<dyn DatabaseHost>,

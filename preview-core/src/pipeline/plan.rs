@@ -65,7 +65,7 @@ fn res(
 /// generated; unknown values (branch, commit, project ids from the environment) show as `<…>`.
 ///
 /// # Errors
-/// [`Error::Config`] if a name-like template cannot render (ruled out at load).
+/// [`Error::Config`](crate::Error::Config) if a name-like template cannot render (ruled out at load).
 pub fn plan(
     config: &Config,
     pr: PrNumber,

@@ -78,6 +78,37 @@ struct AppState {
 pub const PROTECTION_BYPASS_HEADER: &str = "x-memory-protection-bypass";
 
 /// An in-memory [`AppHost`]. `Clone` shares state.
+///
+/// # Examples
+/// A variable someone else set on the branch is a conflict, and nothing is touched:
+/// ```
+/// use std::time::Duration;
+///
+/// use preview_core::testing::InMemoryApps;
+/// use preview_core::{AppHost, AppRef, AppSpec, EnvVar, Error, Naming, PrNumber};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let name = Naming::new("pr", "shop")?.name(PrNumber::new(42)?);
+/// let spec = AppSpec {
+///     target: AppRef {
+///         app: "web".into(),
+///         project: "prj_web".into(),
+///         domain: Some("pr-42.preview.example.com".into()),
+///     },
+///     branch: "feature/login".into(),
+///     env: vec![EnvVar { key: "GREETING".into(), value: "hello".into(), sensitive: false }],
+///     adopt_existing: false,
+///     deploy_timeout: Duration::from_secs(600),
+///     fingerprint_key: None,
+/// };
+/// let apps = InMemoryApps::new();
+/// apps.add_foreign_var("prj_web", "feature/login", "GREETING", "preview");
+/// let err = apps.apply_app(&name, &spec).await.unwrap_err();
+/// assert!(matches!(err, Error::Conflict { .. }), "{err}");
+/// assert_eq!(apps.vars().len(), 1);
+/// assert!(apps.domains().is_empty());
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Default)]
 pub struct InMemoryApps {
     inner: Arc<Mutex<AppState>>,

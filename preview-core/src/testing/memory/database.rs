@@ -33,6 +33,23 @@ struct DbState {
 }
 
 /// An in-memory [`DatabaseHost`]. `Clone` shares state.
+///
+/// # Examples
+/// Inject a fault, watch the call fail and the next one succeed, and read what was called:
+/// ```
+/// use preview_core::testing::InMemoryDatabases;
+/// use preview_core::{DatabaseHost, Deleted, Error, Naming, PrNumber};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let name = Naming::new("pr", "shop")?.name(PrNumber::new(42)?);
+/// let databases = InMemoryDatabases::new();
+/// databases.fail_next("delete_database", Error::failed("delete database", "injected"));
+/// assert!(databases.delete_database(&name).await.is_err());
+/// assert_eq!(databases.delete_database(&name).await?, Deleted::AlreadyGone);
+/// assert_eq!(databases.calls().len(), 2);
+/// assert!(databases.names().is_empty());
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Default)]
 pub struct InMemoryDatabases {
     inner: Arc<Mutex<DbState>>,

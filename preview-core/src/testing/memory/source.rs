@@ -21,6 +21,22 @@ struct SourceState {
 }
 
 /// An in-memory [`SourceHost`]. `Clone` shares state.
+///
+/// # Examples
+/// Open a pull request, close it, and see what the host says:
+/// ```
+/// use preview_core::testing::InMemorySource;
+/// use preview_core::{PrState, SourceHost};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let source = InMemorySource::new("acme/shop");
+/// let pr = source.open_pr(7, "fix/typo", "89abcdef0123456789abcdef0123456789abcdef");
+/// assert_eq!(source.get_pull_request(pr).await?.map(|p| p.state), Some(PrState::Open));
+/// source.set_state(pr, PrState::Closed);
+/// assert_eq!(source.get_pull_request(pr).await?.map(|p| p.state), Some(PrState::Closed));
+/// assert!(source.report("pr-7-shop").is_none());
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct InMemorySource {
     repo: String,
