@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use preview_core::effects::HttpClient;
 use preview_core::http::ClientSettings;
-use preview_core::resolve::HttpCall;
+use preview_core::render::HttpCall;
 use preview_core::secrecy::SecretString;
 use preview_core::{
     Config, DerivedSecrets, Hosts, PrNumber, PrState, Preview, PullRequest, Report, ReportState,

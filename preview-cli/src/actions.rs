@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::context::Env;
+use preview_core::env::EnvSource as Env;
 
 /// The values this process has masked: the runner needs each `::add-mask::` line once, however
 /// often a value is learned (up front, then again when the pipeline renders it). `Clone` shares.

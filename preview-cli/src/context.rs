@@ -1,117 +1,41 @@
 //! What a command runs with: its environment, its output streams, Actions mode, and how hosts are
 //! built. Tests build one with in-memory hosts and captured streams.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use preview_core::Result;
+use preview_core::effects::{HookRunner, HttpClient, ProcessHookRunner};
 use preview_core::secrecy::SecretString;
+use preview_core::{Config, Error, Hosts, Result};
 
 use crate::actions::Actions;
-use crate::providers::HostFactory;
 
 /// Reads environment variables.
-pub type Env = preview_core::pipeline::EnvSource;
+pub type Env = preview_core::env::EnvSource;
 
-/// An output stream shared between the command and the event renderer.
-///
-/// A reader that went away (`preview plan --json | head`) is not an error: what is written after
-/// that is dropped, silently, and the command ends with its own exit code, as Unix filters do
-/// (without dying of `SIGPIPE` halfway through a deploy).
-#[derive(Clone)]
-pub struct Stream {
-    writer: Arc<Mutex<Box<dyn Write + Send>>>,
-    colour: bool,
-}
+pub use crate::stream::Stream;
 
-impl std::fmt::Debug for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream")
-            .field("colour", &self.colour)
-            .finish_non_exhaustive()
-    }
-}
+/// Builds the hosts a command talks to.
+pub trait HostFactory: Send + Sync {
+    /// The three hosts for `config`, reading tokens through `ctx`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for missing tokens or unknown providers.
+    fn hosts(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Hosts>;
 
-/// Swallows writes once the reader has closed the pipe.
-struct Quiet<W> {
-    inner: W,
-    closed: bool,
-}
-
-impl<W: Write> Write for Quiet<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.closed {
-            return Ok(buf.len());
-        }
-        match self.inner.write(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(buf.len())
-            }
-            other => other,
-        }
+    /// Every setting [`HostFactory::hosts`] would find missing or invalid (tokens, provider
+    /// kinds), all of them, without building anything: a command reports them together with its
+    /// own, in one run. The default finds nothing.
+    fn check(&self, config: &Config, ctx: &Context) -> Vec<Error> {
+        let _ = (config, ctx);
+        Vec::new()
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        match self.inner.flush() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            other => other,
-        }
-    }
-}
+    /// The HTTP client for readiness checks and seed requests.
+    fn http(&self) -> Arc<dyn HttpClient>;
 
-impl Stream {
-    /// Wraps a writer (plain text: see [`Stream::coloured`]).
-    pub fn new(w: impl Write + Send + 'static) -> Self {
-        Self {
-            writer: Arc::new(Mutex::new(Box::new(Quiet {
-                inner: w,
-                closed: false,
-            }))),
-            colour: false,
-        }
-    }
-
-    /// The same stream, with colour on or off (see [`crate::output::colour`] for when).
-    #[must_use]
-    pub fn coloured(mut self, colour: bool) -> Self {
-        self.colour = colour;
-        self
-    }
-
-    /// Whether this stream gets colour.
-    pub fn colour(&self) -> bool {
-        self.colour
-    }
-
-    /// `text` in `style` when this stream gets colour, as it is otherwise.
-    pub fn paint(&self, style: crate::output::Style, text: &str) -> String {
-        if self.colour {
-            format!("{}{text}\x1b[0m", style.ansi())
-        } else {
-            text.to_string()
-        }
-    }
-
-    /// Writes one line (errors writing to our own output are not actionable and are ignored).
-    pub fn line(&self, text: &str) {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(w, "{text}");
-        let _ = w.flush();
-    }
-
-    /// Runs `f` with the writer locked.
-    pub fn with<T>(&self, f: impl FnOnce(&mut dyn Write) -> T) -> T {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let r = f(&mut **w);
-        let _ = w.flush();
-        r
+    /// The hook runner.
+    fn hooks(&self) -> Arc<dyn HookRunner> {
+        Arc::new(ProcessHookRunner)
     }
 }
 

@@ -1,20 +1,28 @@
 //! The `preview` command line: one binary for plan, deploy, teardown, sweep, status and exec.
 //!
-//! Everything but argument parsing lives here so tests call [`run`] in-process with captured
-//! streams, an injected environment and in-memory hosts.
+//! The binary is a door: its `main` calls [`main`], which parses the command line, builds the
+//! process's [`Context`], and runs [`run`] until it ends or a signal stops it. Tests call [`run`]
+//! in-process with captured streams, an injected environment and in-memory hosts.
 
 pub mod actions;
 pub mod cli;
 pub mod commands;
 pub mod context;
-pub mod http;
 pub mod output;
+pub mod progress;
 pub mod providers;
-pub mod render;
+pub mod seed_client;
+pub mod stream;
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
 use preview_core::Error;
 
-use crate::context::Context;
+use crate::context::{Context, Env, Stream};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
@@ -24,6 +32,83 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Nothing to do on purpose (closed or fork pull request).
 pub const EXIT_SKIPPED: u8 = 3;
+/// The `preview` binary: parse the command line, set up logging and the process's context, run
+/// the command until it ends or a signal stops it; the exit code is [`run`]'s (or the signal's).
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ctx = process_context();
+    ExitCode::from(run_to_end(cli, &ctx))
+}
+
+/// The real environment, standard output and error (coloured per [`output::colour`]), the
+/// Actions mode it detects, the real providers; logging to stderr per `PREVIEW_LOG`.
+fn process_context() -> Context {
+    let env: Env = Arc::new(|k: &str| std::env::var(k).ok());
+    let colour = |terminal: bool| output::colour(&env, terminal);
+    let (out_colour, err_colour) = (
+        colour(std::io::stdout().is_terminal()),
+        colour(std::io::stderr().is_terminal()),
+    );
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(err_colour)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PREVIEW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    Context {
+        actions: actions::Actions::detect(&env),
+        env,
+        stdout: Stream::new(std::io::stdout()).coloured(out_colour),
+        stderr: Stream::new(std::io::stderr()).coloured(err_colour),
+        factory: Arc::new(providers::RealProviders),
+    }
+}
+
+/// Runs `cli` on a fresh runtime until it ends ([`run`]'s exit code) or a signal stops it (the
+/// signal's, see [`interrupted`]).
+fn run_to_end(cli: cli::Cli, ctx: &Context) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let error = ctx.stderr.paint(output::Style::Error, "error");
+            ctx.stderr
+                .line(&format!("{error}: cannot start the async runtime: {e}"));
+            return EXIT_FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let stop = interrupted(cli.command.name());
+        // The run future is dropped when select! returns, before the arms below run.
+        let outcome = tokio::select! {
+            code = run(cli, ctx) => Ok(code),
+            code = stop => Err(code),
+        };
+        match outcome {
+            Ok(code) => code,
+            Err(code) => {
+                // Dropping the run future cancelled it where it stood (every command converges
+                // on re-run) and killed hooks and tunnels; providers release what they hold (e.g.
+                // Fly leases) from drop guards that spawn the release. Those tasks run only while
+                // we are inside block_on: shutdown drops spawned tasks at their next await, so
+                // wait for them here. GitHub Actions sends SIGTERM 7.5 s after SIGINT: 5 s at most.
+                drain_tasks(Duration::from_secs(5)).await;
+                let error = ctx.stderr.paint(output::Style::Error, "error");
+                ctx.stderr.line(&format!(
+                    "{error}: interrupted; hooks and tunnels were stopped; re-run to converge"
+                ));
+                code
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    code
+}
+
 /// Runs a parsed command line; returns the exit code. Errors go to the context's stderr (and, with
 /// `--json`, as a JSON document on stdout).
 pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {

@@ -13,48 +13,7 @@ use crate::actions::inert;
 use crate::cli::Cli;
 use crate::context::Context;
 
-/// A colour for text on a terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// A phase that succeeded.
-    Ok,
-    /// A phase that failed.
-    Failed,
-    /// A warning.
-    Warning,
-    /// The `error` of an error line.
-    Error,
-}
-
-impl Style {
-    pub(crate) fn ansi(self) -> &'static str {
-        match self {
-            Style::Ok => "\x1b[32m",
-            Style::Failed => "\x1b[31m",
-            Style::Warning => "\x1b[33m",
-            Style::Error => "\x1b[1;31m",
-        }
-    }
-}
-
-/// Whether a stream gets colour: never with `NO_COLOR` set (to anything but the empty string);
-/// always with `CLICOLOR_FORCE` set (to anything but `0` or the empty string); never with
-/// `CLICOLOR=0`; otherwise only on a terminal (`terminal`) whose `TERM` is not `dumb`. Files and
-/// pipes get plain text. (`NO_COLOR` wins over `CLICOLOR_FORCE`, as in the Rust ecosystem's
-/// `anstream`.)
-pub fn colour(env: &crate::context::Env, terminal: bool) -> bool {
-    let set = |k: &str| env(k).filter(|v| !v.is_empty());
-    if set("NO_COLOR").is_some() {
-        return false;
-    }
-    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
-        return true;
-    }
-    if set("CLICOLOR").as_deref() == Some("0") {
-        return false;
-    }
-    terminal && env("TERM").as_deref() != Some("dumb")
-}
+pub use crate::stream::{Style, colour};
 
 /// Prints an error line to stderr.
 #[allow(clippy::print_stderr)]

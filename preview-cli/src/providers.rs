@@ -2,36 +2,13 @@
 
 use std::sync::Arc;
 
-use preview_core::effects::{HookRunner, HttpClient, ProcessHookRunner};
+use preview_core::effects::HttpClient;
 use preview_core::http::ClientSettings;
 use preview_core::{Config, Error, Hosts, Result};
 
 use crate::context::Context;
 
-/// Builds the hosts a command talks to.
-pub trait HostFactory: Send + Sync {
-    /// The three hosts for `config`, reading tokens through `ctx`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for missing tokens or unknown providers.
-    fn hosts(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Hosts>;
-
-    /// Every setting [`HostFactory::hosts`] would find missing or invalid (tokens, provider
-    /// kinds), all of them, without building anything: a command reports them together with its
-    /// own, in one run. The default finds nothing.
-    fn check(&self, config: &Config, ctx: &Context) -> Vec<Error> {
-        let _ = (config, ctx);
-        Vec::new()
-    }
-
-    /// The HTTP client for readiness checks and seed requests.
-    fn http(&self) -> Arc<dyn HttpClient>;
-
-    /// The hook runner.
-    fn hooks(&self) -> Arc<dyn HookRunner> {
-        Arc::new(ProcessHookRunner)
-    }
-}
+pub use crate::context::HostFactory;
 
 /// The real providers: Fly.io, Vercel and GitHub over their HTTP APIs. Tokens come from the
 /// environment (`NAME` or `NAME_FILE`); base URLs from `FLY_API_URL`, `VERCEL_API_URL` and
@@ -161,7 +138,7 @@ impl HostFactory for RealProviders {
     }
 
     fn http(&self) -> Arc<dyn HttpClient> {
-        let http = crate::http::ReqwestHttp::new();
+        let http = crate::seed_client::ReqwestHttp::new();
         // Test builds only: the end-to-end suites send an app's own URL to a local stand-in.
         #[cfg(feature = "testing")]
         let http = match std::env::var("PREVIEW_TEST_HTTP_ORIGINS") {

@@ -15,7 +15,7 @@ mod world;
 
 use std::collections::BTreeMap;
 
-use preview_cli::render::misplaced_phase_lines;
+use preview_cli::progress::misplaced_phase_lines;
 use preview_core::PrState;
 use providers_github::ACTIONS_BOT;
 use providers_vercel::testing::BuildOutcome;

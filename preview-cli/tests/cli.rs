@@ -290,3 +290,62 @@ fn sigint_stops_a_stuck_deploy_quickly_with_the_cancelled_code() {
     assert!(err.contains("interrupted"), "{err}");
     drop(hold);
 }
+
+const MINIMAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/minimal/preview.toml"
+);
+
+/// `preview plan` of `config` for a PR, in both forms (text, `--json`), exactly as printed.
+/// `full`: every input known (repository, branch, commit, the project ids from the environment);
+/// otherwise nothing is (a fresh clone, no variable set), so placeholders show.
+fn plan_outputs(config: &str, full: bool) -> (String, String) {
+    let run = |json: bool| {
+        let mut args = vec!["plan", "--config", config, "--pr", "42"];
+        if full {
+            args.extend([
+                "--repo",
+                "inkeep/agents",
+                "--branch",
+                "feat/snapshots",
+                "--sha",
+                "0123456789abcdef0123456789abcdef01234567",
+            ]);
+        }
+        if json {
+            args.push("--json");
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_preview"));
+        cmd.args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        if full {
+            cmd.env("VERCEL_API_PROJECT_ID", "prj_api")
+                .env("VERCEL_UI_PROJECT_ID", "prj_ui")
+                .env("VERCEL_PROJECT_ID", "prj_web");
+        }
+        let out = cmd.output().expect("the binary runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    (run(false), run(true))
+}
+
+/// The plans of both examples, byte for byte: the re-layout of the pipeline (issue 15) must not
+/// change a character of them.
+#[test]
+fn the_plans_of_both_examples_are_unchanged() {
+    let (text_, json) = plan_outputs(EXAMPLE, false);
+    insta::assert_snapshot!("plan_inkeep_agents", text_);
+    insta::assert_snapshot!("plan_inkeep_agents_json", json);
+    let (text_, json) = plan_outputs(EXAMPLE, true);
+    insta::assert_snapshot!("plan_inkeep_agents_full", text_);
+    insta::assert_snapshot!("plan_inkeep_agents_full_json", json);
+    let (text_, json) = plan_outputs(MINIMAL, false);
+    insta::assert_snapshot!("plan_minimal", text_);
+    insta::assert_snapshot!("plan_minimal_json", json);
+    let (text_, json) = plan_outputs(MINIMAL, true);
+    insta::assert_snapshot!("plan_minimal_full", text_);
+    insta::assert_snapshot!("plan_minimal_full_json", json);
+}

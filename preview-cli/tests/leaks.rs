@@ -69,7 +69,7 @@ mod postgres {
             "OPENAI_API_KEY" => Some(OPENAI.to_string()),
             _ => None,
         };
-        let values = config.resolve_secrets(&name, &d, &env).unwrap();
+        let values = preview_core::render::secrets(&config, &name, &d, &env).unwrap();
         values
             .iter()
             .find(|(k, _)| *k == key)

@@ -375,16 +375,16 @@ async fn s4_no_secret_in_debug_of_public_types() {
         &values,
         false,
     );
-    let secrets = config.resolve_secrets(&name, &master, &lookup).unwrap();
+    let secrets = preview_core::render::secrets(&config, &name, &master, &lookup).unwrap();
     assert_clean(
         "Debug of SecretValues",
         &format!("{secrets:?}"),
         &values,
         false,
     );
-    let rendered = config
-        .render_all(&name, &Default::default(), secrets, &lookup)
-        .unwrap();
+    let rendered =
+        preview_core::render::render_all(&config, &name, &Default::default(), secrets, &lookup)
+            .unwrap();
     assert_clean(
         "Debug of Rendered",
         &format!("{rendered:?}"),
@@ -662,8 +662,7 @@ async fn s2_every_secret_is_masked_before_the_first_request_carrying_it() {
     let name = config.name(PrNumber::new(42).unwrap());
     let master = DerivedSecrets::new(SecretString::from(TOKENS[0].1)).unwrap();
     let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    for (n, v) in config
-        .resolve_secrets(&name, &master, &lookup)
+    for (n, v) in preview_core::render::secrets(&config, &name, &master, &lookup)
         .unwrap()
         .iter()
     {

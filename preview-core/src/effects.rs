@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::error::{Error, Result};
-use crate::resolve::{HookRun, HttpCall};
+use crate::render::{HookRun, HttpCall};
 
 /// Receives one line of hook output (already masked).
 pub type LineSink<'a> = &'a (dyn Fn(&str) + Send + Sync);

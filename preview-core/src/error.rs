@@ -1,4 +1,5 @@
-//! The one error type every provider and the pipeline speak.
+//! The one error type every provider and the pipeline speak, and the pipeline [`Phase`] an error
+//! happened in.
 //!
 //! Variants say what a caller can do about a failure; [`Error::is_retryable`] decides from the variant,
 //! never from message text. Messages never contain tokens or secret values: providers build them from
@@ -109,6 +110,48 @@ fn rid(request_id: &Option<String>) -> String {
     match request_id {
         Some(id) => format!(" (request id {id})"),
         None => String::new(),
+    }
+}
+
+/// A phase of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reading the PR and what exists.
+    Observe,
+    /// Publishing the "deploying" report.
+    Announce,
+    /// Applying the database stack and waiting until healthy.
+    Database,
+    /// Writing app env vars and domains.
+    Apps,
+    /// Opening tunnels to the database services.
+    Tunnels,
+    /// Running hooks (migrations, auth init).
+    Hooks,
+    /// Deploying the apps and waiting until ready.
+    Deployments,
+    /// Waiting for the readiness URL.
+    Readiness,
+    /// Sending the seed requests.
+    Seed,
+    /// Re-checking the PR after deploying.
+    Verify,
+    /// Publishing the final report.
+    Report,
+    /// Removing apps and databases.
+    Teardown,
+    /// Deciding and removing leftovers.
+    Sweep,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&s)
     }
 }
 
@@ -251,7 +294,7 @@ pub enum Error {
     #[error("{phase}: {source}")]
     InPhase {
         /// The phase.
-        phase: crate::event::Phase,
+        phase: Phase,
         /// Why.
         #[source]
         source: Box<Error>,
@@ -318,30 +361,7 @@ impl Error {
     /// errors, stripped of their URL) carry no body and are kept as they are.
     #[must_use]
     pub fn redact(self, secrets: &[String]) -> Error {
-        let forms: Vec<String> = secrets
-            .iter()
-            .filter(|s| !s.is_empty())
-            .flat_map(|s| {
-                let json = serde_json::to_string(s).unwrap_or_default();
-                let json = json
-                    .strip_prefix('"')
-                    .and_then(|j| j.strip_suffix('"'))
-                    .unwrap_or_default()
-                    .to_string();
-                // As in a URL's userinfo (unreserved kept) and fully encoded.
-                const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-                    .remove(b'-')
-                    .remove(b'.')
-                    .remove(b'_')
-                    .remove(b'~');
-                let url = percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
-                let all =
-                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string();
-                [s.clone(), url, all, json]
-            })
-            .filter(|f| !f.is_empty())
-            .collect();
+        let forms = secret_forms(secrets);
         let clean = |t: String| {
             forms.iter().fold(t, |t, f| {
                 if t.contains(f.as_str()) {
@@ -466,12 +486,40 @@ impl Error {
     }
 
     /// The phase a pipeline error happened in.
-    pub fn phase(&self) -> Option<crate::event::Phase> {
+    pub fn phase(&self) -> Option<Phase> {
         match self {
             Error::InPhase { phase, .. } => Some(*phase),
             _ => None,
         }
     }
+}
+
+/// Each secret as it may appear in an error's text: as is, percent-encoded (as in a URL's
+/// userinfo, and fully) and JSON-escaped.
+fn secret_forms(secrets: &[String]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| {
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let json = json
+                .strip_prefix('"')
+                .and_then(|j| j.strip_suffix('"'))
+                .unwrap_or_default()
+                .to_string();
+            // As in a URL's userinfo (unreserved kept) and fully encoded.
+            const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                .remove(b'-')
+                .remove(b'.')
+                .remove(b'_')
+                .remove(b'~');
+            let url = percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
+            let all = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+            [s.clone(), url, all, json]
+        })
+        .filter(|f| !f.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -519,7 +567,7 @@ mod tests {
             request_id: Some("r1".into()),
         };
         let err = Error::InPhase {
-            phase: crate::event::Phase::Database,
+            phase: Phase::Database,
             source: Box::new(Error::RetriesExhausted {
                 what: "create machine".into(),
                 attempts: 2,
@@ -533,7 +581,7 @@ mod tests {
         assert!(!text.contains("s3cr"), "{text}");
         assert!(text.contains("PW=***"), "{text}");
         assert!(text.contains("u:***@h"), "{text}");
-        assert_eq!(err.phase(), Some(crate::event::Phase::Database));
+        assert_eq!(err.phase(), Some(Phase::Database));
         assert!(!err.is_config());
         assert!(text.contains("status: 422"), "{text}");
     }
@@ -541,13 +589,13 @@ mod tests {
     #[test]
     fn after_changes_a_config_error_is_a_failure_and_nothing_else_moves() {
         let err = Error::InPhase {
-            phase: crate::event::Phase::Apps,
+            phase: Phase::Apps,
             source: Box::new(Error::config("app api: bad")),
         };
         assert!(err.is_config());
         let err = err.after_changes();
         assert!(!err.is_config());
-        assert_eq!(err.phase(), Some(crate::event::Phase::Apps));
+        assert_eq!(err.phase(), Some(Phase::Apps));
         assert_eq!(err.to_string(), "apps: refused: app api: bad");
         let api = api(503).after_changes();
         assert!(api.is_retryable(Idempotency::Idempotent), "{api}");

@@ -6,49 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::model::ResourceChange;
-
-/// A phase of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Reading the PR and what exists.
-    Observe,
-    /// Publishing the "deploying" report.
-    Announce,
-    /// Applying the database stack and waiting until healthy.
-    Database,
-    /// Writing app env vars and domains.
-    Apps,
-    /// Opening tunnels to the database services.
-    Tunnels,
-    /// Running hooks (migrations, auth init).
-    Hooks,
-    /// Deploying the apps and waiting until ready.
-    Deployments,
-    /// Waiting for the readiness URL.
-    Readiness,
-    /// Sending the seed requests.
-    Seed,
-    /// Re-checking the PR after deploying.
-    Verify,
-    /// Publishing the final report.
-    Report,
-    /// Removing apps and databases.
-    Teardown,
-    /// Deciding and removing leftovers.
-    Sweep,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        f.write_str(&s)
-    }
-}
+pub use crate::error::Phase;
+use crate::host::ResourceChange;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,22 +13,38 @@
 //! # Ok::<(), preview_core::Error>(())
 //! ```
 
+pub mod config;
+pub mod effects;
+pub mod env;
 pub mod error;
 pub mod event;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod model;
 pub mod name;
+pub mod pipeline;
+pub mod render;
+pub mod repository;
 pub mod retry;
 pub mod secret;
 pub mod template;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use error::{Error, Idempotency, Result, TransportKind};
-pub use event::{CollectEvents, Event, EventSink, NoEvents, Phase};
-pub use host::{AppHost, DatabaseHost, SourceHost};
-pub use model::*;
+pub use config::Config;
+pub use error::{Error, Idempotency, Phase, Result, TransportKind};
+pub use event::{CollectEvents, Event, EventSink, NoEvents};
+pub use host::{
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, CheckKind, Commit,
+    ContainerSpec, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec, Deleted, DependsOn,
+    EnvVar, HealthCheck, Link, MachineSize, Outcome, Owned, PrState, ProtectionBypass, Protocol,
+    PullRequest, Report, ReportKind, ReportState, ReportSummary, ResourceChange, RestartPolicy,
+    ServiceEndpoint, ServiceSpec, SourceHost, TlsMode, Tunnel, Tunnels,
+};
 pub use name::{Naming, PrNumber, PreviewName};
+pub use pipeline::{Hosts, Plan, Preview};
+pub use render::Rendered;
+pub use repository::Repository;
 pub use retry::{RetryConfig, retry};
 pub use secret::{
     DerivedSecrets, DigestKey, FINGERPRINT_KEY, RandomSecrets, SecretKind, SecretSource,
@@ -38,14 +54,3 @@ pub use template::{Scope, Template, Value};
 
 pub use async_trait::async_trait;
 pub use secrecy;
-pub mod config;
-pub mod effects;
-pub mod pipeline;
-pub mod repository;
-pub mod resolve;
-#[cfg(feature = "testing")]
-pub mod testing;
-
-pub use config::Config;
-pub use pipeline::{Hosts, Plan, Preview};
-pub use repository::Repository;

@@ -24,8 +24,8 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use crate::env::EnvLookup;
 use crate::error::{Error, Result};
-use crate::resolve::EnvLookup;
 
 /// The largest file the configuration may name (a seed request's body): 1 MiB.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;

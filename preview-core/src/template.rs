@@ -11,6 +11,8 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, Serializer};
 
+use crate::name::PreviewName;
+
 /// A rendered value: plain text, or a secret (because a secret went into it).
 #[derive(Clone)]
 pub enum Value {
@@ -323,6 +325,21 @@ impl Scope {
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.values.keys().map(String::as_str)
     }
+}
+
+/// The values every environment has from its identity alone: `pr.number`, `env.name` and, when
+/// the repository is known, `repo.owner`, `repo.name` and `repo.full_name`.
+pub(crate) fn identity_scope(name: &PreviewName, repo: Option<&str>) -> Scope {
+    let mut s = Scope::new();
+    s.plain("pr.number", name.pr().to_string())
+        .plain("env.name", name.as_str());
+    if let Some(repo) = repo {
+        let (owner, short) = repo.split_once('/').unwrap_or(("", repo));
+        s.plain("repo.owner", owner)
+            .plain("repo.name", short)
+            .plain("repo.full_name", repo);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -972,13 +972,12 @@ async fn secrets_never_appear_in_debug_events_reports_or_errors() {
     );
     let config = Config::load(EXAMPLE).unwrap();
     let name = config.name(pr);
-    let secrets = config
-        .resolve_secrets(&name, &SentinelSecrets, &env_lookup)
-        .unwrap();
+    let secrets =
+        preview_core::render::secrets(&config, &name, &SentinelSecrets, &env_lookup).unwrap();
     assert_clean("secret values debug", &format!("{secrets:?}"));
-    let rendered = config
-        .render_all(&name, &Default::default(), secrets, &env_lookup)
-        .unwrap();
+    let rendered =
+        preview_core::render::render_all(&config, &name, &Default::default(), secrets, &env_lookup)
+            .unwrap();
     assert_clean("rendered debug", &format!("{rendered:?}"));
     assert_clean(
         "database spec json",
@@ -1140,4 +1139,39 @@ async fn a_configuration_error_after_changes_is_a_failure_with_a_report() {
         ReportState::Failed { phase, .. } => assert_eq!(phase, "apps"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The plan of a configuration with every kind of field, as JSON, byte for byte: with nothing
+/// known (no repository, branch, commit or variable) and with everything known. The re-layout of
+/// the pipeline (issue 15) must not change a character of it.
+#[test]
+fn the_plan_of_every_kind_of_field_is_unchanged() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/every-field.toml"
+    );
+    let config = Config::load(path).unwrap();
+    let pr = PrNumber::new(7).unwrap();
+    let none = |_: &str| None;
+    let plan = preview_core::pipeline::plan(&config, pr, &Default::default(), &none).unwrap();
+    insta::assert_snapshot!(
+        "plan_every_field",
+        serde_json::to_string_pretty(&plan).unwrap()
+    );
+    let inputs = preview_core::render::Inputs {
+        repo: Some("acme/kit".into()),
+        branch: Some("feat/every-field".into()),
+        sha: Some("abcdef0123456789abcdef0123456789abcdef01".into()),
+    };
+    let all = |k: &str| match k {
+        "KIT_WEB_PROJECT" => Some("prj_web".to_string()),
+        "KIT_WORKER_PROJECT" => Some("prj_worker".to_string()),
+        "KIT_BYPASS" => Some("SENTINEL-bypass".to_string()),
+        "KIT_TOKEN" => Some("SENTINEL-token".to_string()),
+        _ => None,
+    };
+    let plan = preview_core::pipeline::plan(&config, pr, &inputs, &all).unwrap();
+    let json = serde_json::to_string_pretty(&plan).unwrap();
+    assert!(!json.contains("SENTINEL"), "{json}");
+    insta::assert_snapshot!("plan_every_field_known", json);
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use preview_core::config::Config;
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::testing::{
     InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, PROTECTION_BYPASS_HEADER,
@@ -109,7 +109,7 @@ fn preview(w: &World, config: Config) -> (Preview, Observed) {
     (p, observed)
 }
 
-fn header_of(call: &preview_core::resolve::HttpCall) -> Option<String> {
+fn header_of(call: &preview_core::render::HttpCall) -> Option<String> {
     call.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(PROTECTION_BYPASS_HEADER))
@@ -206,10 +206,9 @@ async fn a_bypass_from_the_environment_is_sent_and_masked_up_front() {
 
     // Known before anything runs, so it is among the values the CLI masks first.
     let name = c.name(PrNumber::new(42).unwrap());
-    let values = c.resolve_secrets(&name, secrets().as_ref(), &env).unwrap();
-    let rendered = c
-        .render_all(&name, &Inputs::default(), values, &env)
-        .unwrap();
+    let values = preview_core::render::secrets(&c, &name, secrets().as_ref(), &env).unwrap();
+    let rendered =
+        preview_core::render::render_all(&c, &name, &Inputs::default(), values, &env).unwrap();
     assert!(rendered.sensitive_values().iter().any(|v| v == FROM_ENV));
 
     let (p, _) = preview(&w, c);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use preview_core::config::{Config, SweepDef};
 use preview_core::pipeline::{Candidate, DeployStatus, PrLookup, SweepAction, decide_sweep};
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::testing::{
     Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks, Tripwire,
@@ -707,7 +707,7 @@ fn i1_every_derived_name_is_a_dns_label_and_never_depends_on_the_branch() {
         assert!(valid_label(name.as_str()), "{n}: {name}");
         assert_eq!(config.naming.parse(name.as_str()).map(|p| p.pr()), Some(pr));
         seen.insert(name.to_string());
-        let refs = config.app_refs(&name, &env_lookup).unwrap();
+        let refs = preview_core::render::app_refs(&config, &name, &env_lookup).unwrap();
         for r in &refs {
             let d = r.domain.as_deref().unwrap();
             assert!(d.len() <= 253, "{d}");
@@ -717,26 +717,27 @@ fn i1_every_derived_name_is_a_dns_label_and_never_depends_on_the_branch() {
         }
         // The branch never changes a name: render with two hostile branches and compare.
         if i < 200 {
-            let secrets = || config.resolve_secrets(&name, stable().as_ref(), &env_lookup);
+            let secrets =
+                || preview_core::render::secrets(&config, &name, stable().as_ref(), &env_lookup);
             let render = |branch: &str| {
-                config
-                    .render_all(
-                        &name,
-                        &Inputs {
-                            repo: Some(REPO.into()),
-                            branch: Some(branch.into()),
-                            sha: Some(SHA1.into()),
-                        },
-                        secrets().unwrap(),
-                        &env_lookup,
-                    )
-                    .unwrap()
+                preview_core::render::render_all(
+                    &config,
+                    &name,
+                    &Inputs {
+                        repo: Some(REPO.into()),
+                        branch: Some(branch.into()),
+                        sha: Some(SHA1.into()),
+                    },
+                    secrets().unwrap(),
+                    &env_lookup,
+                )
+                .unwrap()
             };
             let a = render(&hostile[i as usize % hostile.len()]);
             let b = render(&hostile[(i as usize + 5) % hostile.len()]);
             assert_eq!(a.name, b.name);
             assert_eq!(a.database.public_host, b.database.public_host);
-            let targets = |r: &preview_core::resolve::Rendered| {
+            let targets = |r: &preview_core::render::Rendered| {
                 r.apps
                     .iter()
                     .map(|s| (s.target.project.clone(), s.target.domain.clone()))

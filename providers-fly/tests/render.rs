@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::{Config, DatabaseSpec, PrNumber, PreviewName, SecretValues};
 use providers_fly::machine::machine_config;
 
@@ -31,10 +31,12 @@ fn example_spec() -> (PreviewName, DatabaseSpec) {
     ] {
         secrets.insert(k, v.to_string().into());
     }
-    let scope = config
-        .scope(&n, &Inputs::default(), Some(&secrets))
-        .unwrap();
-    (n.clone(), config.database_spec(&scope).unwrap())
+    let scope =
+        preview_core::render::scope(&config, &n, &Inputs::default(), Some(&secrets)).unwrap();
+    (
+        n.clone(),
+        preview_core::render::database_spec(&config, &scope).unwrap(),
+    )
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{SHA, check_exchanges, host};
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::{AppHost, Config, DerivedSecrets, PrNumber};
 use serde_json::{Value, json};
 
@@ -33,16 +33,13 @@ async fn the_example_config_produces_the_prototype_vars_with_its_defects_fixed()
     let name = config.name(PrNumber::new(42).expect("valid"));
     let master = DerivedSecrets::new("example-master-secret-0123456789-abcdefghijklmnop".into())
         .expect("a long enough master");
-    let secrets = config
-        .resolve_secrets(&name, &master, &lookup)
-        .expect("secrets");
+    let secrets = preview_core::render::secrets(&config, &name, &master, &lookup).expect("secrets");
     let inputs = Inputs {
         repo: Some("inkeep/agents".into()),
         branch: Some("feat/login-flow".into()),
         sha: Some(SHA.into()),
     };
-    let rendered = config
-        .render_all(&name, &inputs, secrets, &lookup)
+    let rendered = preview_core::render::render_all(&config, &name, &inputs, secrets, &lookup)
         .expect("renders");
 
     let fake = providers_vercel::testing::FakeVercel::new(common::TOKEN)

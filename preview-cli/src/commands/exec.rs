@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::{Error, Result};
 
 use crate::cli::{Cli, ExecArgs};
@@ -38,12 +38,12 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
     let name = config.name(pr);
     let env = ctx.env.clone();
     let lookup = move |k: &str| env(k);
-    let values = config.resolve_secrets(&name, secrets.as_ref(), &lookup)?;
+    let values = preview_core::render::secrets(&config, &name, secrets.as_ref(), &lookup)?;
     let inputs = Inputs {
         repo: Some(repo.clone()),
         ..Inputs::default()
     };
-    let rendered = config.render_all(&name, &inputs, values, &lookup)?;
+    let rendered = preview_core::render::render_all(&config, &name, &inputs, values, &lookup)?;
     super::mask(ctx, &rendered.sensitive_values())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let tunnels = hosts
@@ -51,7 +51,7 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
         .open_tunnels(&name, &rendered.database)
         .await?;
     let mut child_env: Vec<(String, String)> = Vec::new();
-    for hook in config.render_hooks(&rendered, &tunnels)? {
+    for hook in preview_core::render::hooks(&config, &rendered, &tunnels)? {
         for (k, v) in hook.env {
             child_env.retain(|(key, _)| key != &k);
             child_env.push((k, v.expose().to_string()));

@@ -9,14 +9,14 @@ pub mod teardown;
 
 use std::sync::Arc;
 
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, Preview, Result, SecretSource};
 use providers_github::{PullRequestEvent, read_pull_request_event};
 
 use crate::cli::Cli;
 use crate::context::Context;
-use crate::render::Progress;
+use crate::progress::Progress;
 
 /// Loads the configuration named by `--config`.
 pub(crate) fn load(cli: &Cli) -> Result<Config> {
@@ -60,7 +60,7 @@ pub(crate) fn check_settings(
     }
     let env = ctx.env.clone();
     let lookup = move |k: &str| env(k);
-    problems.extend(config.missing_env(&lookup, secrets));
+    problems.extend(preview_core::render::missing_env(config, &lookup, secrets));
     together(problems)
 }
 
@@ -150,12 +150,12 @@ pub(crate) fn mask_up_front(
     let name = config.name(pr);
     let env = ctx.env.clone();
     let lookup = move |k: &str| env(k);
-    let values = config.resolve_secrets(&name, secrets, &lookup)?;
+    let values = preview_core::render::secrets(config, &name, secrets, &lookup)?;
     let inputs = Inputs {
         repo: Some(repo.to_string()),
         ..Inputs::default()
     };
-    let rendered = config.render_all(&name, &inputs, values, &lookup)?;
+    let rendered = preview_core::render::render_all(config, &name, &inputs, values, &lookup)?;
     mask(ctx, &rendered.sensitive_values())
 }
 

@@ -1,6 +1,6 @@
 //! `preview plan`: what deploy would do, with no provider call and no secret generated.
 
-use preview_core::resolve::Inputs;
+use preview_core::render::Inputs;
 use preview_core::{Error, PrNumber, Result};
 
 use crate::cli::{Cli, PlanArgs};

@@ -178,14 +178,14 @@ pub(crate) fn derived_secrets(
     let config = Config::load(config).unwrap();
     let name = config.name(PrNumber::new(n).unwrap());
     let d = DerivedSecrets::new(SecretString::from(master.to_string())).unwrap();
-    let values = config.resolve_secrets(&name, &d, &env).unwrap();
+    let values = preview_core::render::secrets(&config, &name, &d, &env).unwrap();
     let mut all: Vec<String> = values
         .iter()
         .map(|(_, v)| v.expose_secret().to_string())
         .collect();
-    let rendered = config
-        .render_all(&name, &Default::default(), values, &env)
-        .unwrap();
+    let rendered =
+        preview_core::render::render_all(&config, &name, &Default::default(), values, &env)
+            .unwrap();
     all.extend(rendered.sensitive_values());
     all
 }

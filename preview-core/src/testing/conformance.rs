@@ -11,11 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::host::{AppHost, DatabaseHost, SourceHost};
-use crate::model::{
-    AppRef, AppSpec, CheckKind, Commit, ContainerSpec, CpuKind, DatabaseSpec, Deleted, EnvVar,
-    HealthCheck, Link, MachineSize, Outcome, Protocol, Report, ReportKind, ReportState,
-    RestartPolicy, ServiceSpec, TlsMode,
+use crate::host::{
+    AppHost, AppRef, AppSpec, CheckKind, Commit, ContainerSpec, CpuKind, DatabaseHost,
+    DatabaseSpec, Deleted, EnvVar, HealthCheck, Link, MachineSize, Outcome, Protocol, Report,
+    ReportKind, ReportState, RestartPolicy, ServiceSpec, SourceHost, TlsMode,
 };
 use crate::name::{Naming, PrNumber, PreviewName};
 use crate::template::Value;
@@ -107,7 +106,7 @@ pub fn sample_app_spec(name: &PreviewName, project: &str, domain_base: &str) -> 
     }
 }
 
-fn outcomes(changes: &[crate::model::ResourceChange]) -> Vec<Outcome> {
+fn outcomes(changes: &[crate::host::ResourceChange]) -> Vec<Outcome> {
     changes.iter().map(|c| c.outcome).collect()
 }
 
@@ -344,7 +343,7 @@ pub async fn check_source_open_pr(host: &dyn SourceHost, pr: PrNumber) {
         .expect("get")
         .expect("exists");
     assert_eq!(got.number, pr);
-    assert_eq!(got.state, crate::model::PrState::Open);
+    assert_eq!(got.state, crate::host::PrState::Open);
     let open = host.list_open_pull_requests().await.expect("list");
     assert!(open.iter().any(|p| p.number == pr), "{open:?}");
 }

@@ -1,118 +1,164 @@
-//! Domain types that cross the provider traits.
-//!
-//! Provider JSON stays private to each provider crate; these are the only shapes the pipeline and
-//! providers exchange. Anything holding a secret redacts it in `Debug` and `Serialize`.
+//! The database side: [`DatabaseHost`] and the types it speaks (the stack's spec, the database as
+//! it exists, tunnels to its services).
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Debug};
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::name::{PrNumber, PreviewName};
+use super::{Deleted, Owned, ResourceChange};
+use crate::error::Result;
+use crate::name::PreviewName;
 use crate::template::Value;
 
-// ---------------------------------------------------------------------------------------------
-// Outcomes
+/// Hosts the database stack of each environment (e.g. a Fly.io app with one multi-container Machine).
+///
+/// # Contract
+/// - `get_database` of a missing environment is `Ok(None)`, never an error.
+/// - `apply_database` creates or converges to `spec` and returns once the stack is healthy. A second
+///   call with the same spec makes no mutating call and reports every resource `Unchanged`. It never
+///   creates a second instance of anything. Resources it finds under the environment's name that it
+///   does not own are an [`Error::AlreadyExists`](crate::Error::AlreadyExists), never touched.
+/// - `delete_database` of a missing environment is `Ok(Deleted::AlreadyGone)`. Something under the
+///   environment's name that the host can see but does not own is never deleted and never
+///   reported gone: it is an [`Error::AlreadyExists`](crate::Error::AlreadyExists) naming it.
+/// - `list_databases` returns only environments this host owns (by name and ownership marker).
+/// - `open_tunnels` gives local forwards to each service for hooks run on this machine, reachable
+///   when it returns; dropping the [`Tunnels`] closes them.
+///
+/// # Examples
+/// Render a configuration's database spec, then converge it on a host (here the in-memory one):
+/// ```
+/// use preview_core::render::{self, Inputs};
+/// use preview_core::secrecy::SecretString;
+/// use preview_core::testing::InMemoryDatabases;
+/// use preview_core::{DatabaseHost, Deleted, Outcome, PrNumber, SecretValues};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let config = preview_core::Config::parse(r#"
+/// # version = 1
+/// #
+/// # [naming]
+/// # prefix = "pr"
+/// # suffix = "shop"
+/// #
+/// # [secrets.db_password]
+/// # kind = "password"
+/// #
+/// # [database]
+/// # provider = "fly"
+/// # org = "acme"
+/// # region = "iad"
+/// # public_host = "${env.name}.fly.dev"
+/// # size = { cpu_kind = "shared", cpus = 1, memory_mb = 512 }
+/// #
+/// # [[database.containers]]
+/// # name = "postgres"
+/// # image = "postgres:17"
+/// #
+/// # [database.containers.env]
+/// # POSTGRES_PASSWORD = "${secrets.db_password}"
+/// #
+/// # [database.services.db]
+/// # internal_port = 5432
+/// # port = 5432
+/// # protocol = "postgres"
+/// # tls = "pg_tls"
+/// # user = "app"
+/// # password = "${secrets.db_password}"
+/// # database = "app"
+/// #
+/// # [apps.web]
+/// # provider = "vercel"
+/// # project = "prj_web"
+/// # domain = "pr-${pr.number}.preview.example.com"
+/// #
+/// # [apps.web.env]
+/// # DATABASE_URL = "${services.db.url}"
+/// # "#, "preview.toml", std::path::Path::new("."))?;
+/// let name = config.name(PrNumber::new(42)?);
+/// let mut secrets = SecretValues::new();
+/// secrets.insert("db_password", SecretString::from("an example password"));
+/// let scope = render::scope(&config, &name, &Inputs::default(), Some(&secrets))?;
+/// let spec = render::database_spec(&config, &scope)?;
+///
+/// let host: &dyn DatabaseHost = &InMemoryDatabases::new();
+/// let applied = host.apply_database(&name, &spec).await?;
+/// assert!(applied.changes.iter().any(|c| c.outcome == Outcome::Created));
+/// // A converge: the same spec again changes nothing.
+/// let again = host.apply_database(&name, &spec).await?;
+/// assert!(again.changes.iter().all(|c| c.outcome == Outcome::Unchanged));
+/// assert_eq!(host.delete_database(&name).await?, Deleted::Removed);
+/// assert_eq!(host.delete_database(&name).await?, Deleted::AlreadyGone);
+/// # Ok::<(), preview_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[async_trait]
+pub trait DatabaseHost: Debug + Send + Sync + 'static {
+    /// Provider kind, e.g. `fly`.
+    fn kind(&self) -> &'static str;
 
-/// What an operation did to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// It did not exist and was created.
-    Created,
-    /// It existed and was changed to match.
-    Updated,
-    /// It already matched; no mutating call was made.
-    Unchanged,
-    /// It existed and was removed.
-    Removed,
-    /// It was already gone (teardown success).
-    AlreadyGone,
-    /// Nothing was attempted (e.g. dry run, or a precondition not met).
-    Skipped,
-}
+    /// The database of an environment, if it exists.
+    ///
+    /// # Errors
+    /// Provider errors; a missing database is `Ok(None)`.
+    async fn get_database(&self, name: &PreviewName) -> Result<Option<Database>>;
 
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Removed => "removed",
-            Outcome::AlreadyGone => "already gone",
-            Outcome::Skipped => "skipped",
-        })
+    /// Creates or converges the stack, and waits until it is healthy.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) when the name is taken by something we
+    /// do not own; [`Error::Timeout`](crate::Error::Timeout) or
+    /// [`Error::Failed`](crate::Error::Failed) when it does not become healthy; provider errors.
+    ///
+    /// # Idempotency
+    /// Idempotent as a whole: safe to retry and to re-run after a crash.
+    async fn apply_database(
+        &self,
+        name: &PreviewName,
+        spec: &DatabaseSpec,
+    ) -> Result<AppliedDatabase>;
+
+    /// Deletes the environment's stack and waits until it is gone.
+    ///
+    /// # Errors
+    /// Provider errors; already gone is `Ok(Deleted::AlreadyGone)`.
+    async fn delete_database(&self, name: &PreviewName) -> Result<Deleted>;
+
+    /// The environments this host owns.
+    ///
+    /// # Errors
+    /// Provider errors.
+    async fn list_databases(&self) -> Result<Vec<Owned>>;
+
+    /// Opens a local tunnel to every service of the stack and waits until each answers through it.
+    ///
+    /// # Errors
+    /// When a tunnel cannot be opened or the service does not answer through it in time.
+    async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels>;
+
+    /// Checks, without sending anything, what `apply_database` (and, with `tunnels`,
+    /// `open_tunnels`) would refuse: every derived name and value against this provider's rules,
+    /// and what it needs on this machine (the program that opens tunnels). The pipeline calls it
+    /// before its first mutating call of a deploy, so a refusal leaves nothing behind. The
+    /// default accepts everything.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) saying what is wrong and what would be valid.
+    fn preflight_database(
+        &self,
+        name: &PreviewName,
+        spec: &DatabaseSpec,
+        tunnels: bool,
+    ) -> Result<()> {
+        let _ = (name, spec, tunnels);
+        Ok(())
     }
 }
-
-/// Result of a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Deleted {
-    /// It existed and is gone now.
-    Removed,
-    /// It did not exist.
-    AlreadyGone,
-}
-
-impl From<Deleted> for Outcome {
-    fn from(d: Deleted) -> Self {
-        match d {
-            Deleted::Removed => Outcome::Removed,
-            Deleted::AlreadyGone => Outcome::AlreadyGone,
-        }
-    }
-}
-
-/// One resource touched (or left alone) by an operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResourceChange {
-    /// Provider kind (`fly`, `vercel`, `github`, `memory`).
-    pub provider: String,
-    /// Resource kind (`app`, `machine`, `ip`, `env_var`, `domain`, `deployment`, `comment`, …).
-    pub kind: String,
-    /// Its identifier (never a secret value).
-    pub id: String,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-impl ResourceChange {
-    /// Builds a change record.
-    pub fn new(
-        provider: impl Into<String>,
-        kind: impl Into<String>,
-        id: impl Into<String>,
-        outcome: Outcome,
-    ) -> Self {
-        Self {
-            provider: provider.into(),
-            kind: kind.into(),
-            id: id.into(),
-            outcome,
-        }
-    }
-}
-
-/// Something a provider holds for an environment we own (for status and sweep).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owned {
-    /// The environment name it carries (the pipeline parses it with its [`Naming`](crate::Naming)
-    /// and ignores anything that does not parse).
-    pub name: String,
-    /// Provider kind.
-    pub provider: String,
-    /// Resource kind and id, for display (`app pr-42-agents`, `env_var prj_1/KEY`).
-    pub resource: String,
-    /// When it was created, when the provider says.
-    pub created_at: Option<Timestamp>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Database stack
 
 /// CPU class of a Machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -178,26 +224,18 @@ pub struct HealthCheck {
     /// How it probes.
     pub kind: CheckKind,
     /// Time between probes.
-    #[serde(with = "secs")]
+    #[serde(with = "super::secs")]
     pub interval: Duration,
     /// Time one probe may take.
-    #[serde(with = "secs")]
+    #[serde(with = "super::secs")]
     pub timeout: Duration,
     /// Time after start before failures count.
-    #[serde(with = "secs")]
+    #[serde(with = "super::secs")]
     pub grace_period: Duration,
     /// Successes in a row to become healthy.
     pub success_threshold: u32,
     /// Failures in a row to become unhealthy.
     pub failure_threshold: u32,
-}
-
-mod secs {
-    use serde::Serializer;
-    use std::time::Duration;
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
 }
 
 /// When a container may start relative to another.
@@ -303,7 +341,7 @@ pub struct DatabaseSpec {
     /// Public host name apps use, e.g. `pr-42-agents.fly.dev`.
     pub public_host: String,
     /// How long applying may wait for the stack to become healthy.
-    #[serde(with = "secs")]
+    #[serde(with = "super::secs")]
     pub ready_timeout: Duration,
 }
 
@@ -500,271 +538,35 @@ impl Tunnels {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Apps
-
-/// One environment variable for an app.
-#[derive(Debug, Clone, Serialize)]
-pub struct EnvVar {
-    /// Key.
-    pub key: String,
-    /// Value (secret when a secret went into it).
-    pub value: Value,
-    /// Store with the host's write-only ("sensitive") type.
-    pub sensitive: bool,
-}
-
-/// Which app, on which project, for which branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppRef {
-    /// Logical app name from the config (`api`, `ui`).
-    pub app: String,
-    /// Provider project id or name.
-    pub project: String,
-    /// Custom domain of this environment, if any.
-    pub domain: Option<String>,
-}
-
-/// Desired state of one app for one environment.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppSpec {
-    /// Which app and project.
-    pub target: AppRef,
-    /// The PR's head branch (untrusted text: a value, never a name).
-    pub branch: String,
-    /// Branch-scoped env vars.
-    pub env: Vec<EnvVar>,
-    /// Take over vars with the same key and branch that we do not own, instead of failing.
-    pub adopt_existing: bool,
-    /// How long a deployment may take to become ready.
-    #[serde(with = "secs")]
-    pub deploy_timeout: Duration,
-    /// The key of the ownership fingerprints a host keeps next to each value it writes, so an
-    /// unchanged value is recognised without reading it back and the fingerprint reveals nothing
-    /// about it (the pipeline derives it from the master secret:
-    /// [`FINGERPRINT_KEY`](crate::secret::FINGERPRINT_KEY)). `None`: the host uses a key of its
-    /// own, so its fingerprints only compare within its own life (another process rewrites the
-    /// values once).
-    #[serde(skip)]
-    pub fingerprint_key: Option<crate::secret::DigestKey>,
-}
-
-/// The commit to deploy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Commit {
-    /// Repository `owner/name`.
-    pub repo: String,
-    /// Branch.
-    pub branch: String,
-    /// Full commit SHA.
-    pub sha: String,
-}
-
-/// A deployment of an app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppDeployment {
-    /// Provider id.
-    pub id: String,
-    /// The deployment's own URL.
-    pub url: String,
-    /// The custom domain's URL, when it points at this deployment.
-    pub domain_url: Option<String>,
-    /// Provider state (`READY`, …).
-    pub state: String,
-    /// Where to look at it (build logs).
-    pub inspector_url: Option<String>,
-    /// The commit it was built from.
-    pub sha: String,
-}
-
-/// How automation gets through an app's deployment protection: a header sent with readiness and
-/// seed requests to the app's own URL, and to nothing else. `Debug` shows the header name only.
-#[derive(Clone)]
-pub struct ProtectionBypass {
-    /// The header (Vercel: `x-vercel-protection-bypass`).
-    pub header: String,
-    /// Its value.
-    pub secret: secrecy::SecretString,
-}
-
-impl fmt::Debug for ProtectionBypass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProtectionBypass")
-            .field("header", &self.header)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What exists of an app for an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppStatus {
-    /// Keys of the env vars we own on that branch.
-    pub env_keys: Vec<String>,
-    /// The custom domain, when attached.
-    pub domain: Option<String>,
-    /// The latest deployment of the branch we made, if any.
-    pub deployment: Option<AppDeployment>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Source
-
-/// State of a pull request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrState {
-    /// Open.
-    Open,
-    /// Closed without merging.
-    Closed,
-    /// Merged.
-    Merged,
-}
-
-/// A pull request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PullRequest {
-    /// Number.
-    pub number: PrNumber,
-    /// State.
-    pub state: PrState,
-    /// Draft.
-    pub draft: bool,
-    /// Title (untrusted text).
-    pub title: String,
-    /// Head branch (untrusted text).
-    pub head_branch: String,
-    /// Head commit SHA.
-    pub head_sha: String,
-    /// Head repository `owner/name`; `None` when the fork was deleted.
-    pub head_repo: Option<String>,
-    /// Base repository `owner/name`.
-    pub base_repo: String,
-    /// Labels.
-    pub labels: Vec<String>,
-}
-
-impl PullRequest {
-    /// Whether the head lives in another repository (secrets must not reach its code).
-    pub fn is_fork(&self) -> bool {
-        self.head_repo.as_deref() != Some(self.base_repo.as_str())
-    }
-}
-
-/// A link in a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Link {
-    /// Label.
-    pub label: String,
-    /// URL.
-    pub url: String,
-}
-
-/// The state an environment report shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum ReportState {
-    /// A deploy is in progress.
-    Deploying,
-    /// Ready, with its links.
-    Ready {
-        /// URLs to show.
-        links: Vec<Link>,
-    },
-    /// A deploy failed.
-    Failed {
-        /// Which phase.
-        phase: String,
-        /// The error (never a secret: errors carry none).
-        error: String,
-    },
-    /// The environment was removed.
-    TornDown,
-}
-
-impl ReportState {
-    /// The state's kind.
-    pub fn kind(&self) -> ReportKind {
-        match self {
-            ReportState::Deploying => ReportKind::Deploying,
-            ReportState::Ready { .. } => ReportKind::Ready,
-            ReportState::Failed { .. } => ReportKind::Failed,
-            ReportState::TornDown => ReportKind::TornDown,
+macro_rules! forward_database_host {
+    ($($ptr:ty),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: DatabaseHost + ?Sized> DatabaseHost for $ptr {
+            fn kind(&self) -> &'static str { (**self).kind() }
+            async fn get_database(&self, name: &PreviewName) -> Result<Option<Database>> {
+                (**self).get_database(name).await
+            }
+            async fn apply_database(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<AppliedDatabase> {
+                (**self).apply_database(name, spec).await
+            }
+            async fn delete_database(&self, name: &PreviewName) -> Result<Deleted> {
+                (**self).delete_database(name).await
+            }
+            async fn list_databases(&self) -> Result<Vec<Owned>> {
+                (**self).list_databases().await
+            }
+            async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
+                (**self).open_tunnels(name, spec).await
+            }
+            fn preflight_database(&self, name: &PreviewName, spec: &DatabaseSpec, tunnels: bool) -> Result<()> {
+                (**self).preflight_database(name, spec, tunnels)
+            }
         }
-    }
+    )*};
 }
 
-/// The kind of a report state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportKind {
-    /// Deploying.
-    Deploying,
-    /// Ready.
-    Ready,
-    /// Failed.
-    Failed,
-    /// Torn down.
-    TornDown,
-}
-
-/// A status report to publish on the PR (sticky comment, deployment status).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// The environment.
-    pub name: PreviewName,
-    /// The PR.
-    pub pr: PrNumber,
-    /// Head branch (untrusted text; providers escape it).
-    pub branch: Option<String>,
-    /// The commit deployed.
-    pub commit: Option<String>,
-    /// What to show.
-    pub state: ReportState,
-    /// Link to the CI run, when known.
-    pub run_url: Option<String>,
-    /// When the run that made this report started. Hosts keep it with the published report and
-    /// never replace a report of a run that started later (see
-    /// [`SourceHost::publish_report`](crate::SourceHost::publish_report)), so a slow run cannot
-    /// overwrite a newer outcome with an older one. `None`: unknown, always published.
-    pub started_at: Option<Timestamp>,
-}
-
-impl Report {
-    /// A digest of what the report says: everything but `run_url` and `started_at`, which name
-    /// the run that wrote it rather than the environment's state. Hosts store it with the published report and give it
-    /// back in [`ReportSummary::digest`], so a re-run can tell "the PR already shows exactly this"
-    /// from one read, without publishing again. 64 bits of SHA-256: a change detector, not a MAC
-    /// (a report holds no secret).
-    pub fn digest(&self) -> String {
-        let what = (&self.name, self.pr, &self.branch, &self.commit, &self.state);
-        let json = serde_json::to_string(&what).unwrap_or_default();
-        let hash = Sha256::digest(json.as_bytes());
-        hash[..8].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// What a published report says, read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportSummary {
-    /// Its state.
-    pub kind: ReportKind,
-    /// The commit it names.
-    pub commit: Option<String>,
-    /// [`Report::digest`] of the published report, when the host stored one (`None`: unknown, so
-    /// the pipeline publishes again rather than assume it is current).
-    pub digest: Option<String>,
-    /// [`Report::started_at`] of the published report, when the host stored one.
-    pub started_at: Option<Timestamp>,
-}
-
-impl ReportSummary {
-    /// Whether the published report comes from a run that started after `started_at` (a report
-    /// made then must not replace it). Unknown times on either side are never newer.
-    pub fn is_newer_than(&self, started_at: Option<Timestamp>) -> bool {
-        matches!((self.started_at, started_at), (Some(published), Some(ours)) if published > ours)
-    }
-}
+forward_database_host!(Arc<T>, Box<T>);
 
 #[cfg(test)]
 mod tests {
@@ -816,25 +618,5 @@ mod tests {
         e.protocol = Protocol::Http;
         e.tls = TlsMode::Tls;
         assert_eq!(e.url(None).expose(), "https://pr-1-agents.fly.dev:5433");
-    }
-
-    #[test]
-    fn forks_are_recognised() {
-        let mut pr = PullRequest {
-            number: PrNumber::new(1).unwrap(),
-            state: PrState::Open,
-            draft: false,
-            title: "t".into(),
-            head_branch: "b".into(),
-            head_sha: "s".into(),
-            head_repo: Some("acme/app".into()),
-            base_repo: "acme/app".into(),
-            labels: vec![],
-        };
-        assert!(!pr.is_fork());
-        pr.head_repo = Some("mallory/app".into());
-        assert!(pr.is_fork());
-        pr.head_repo = None;
-        assert!(pr.is_fork());
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use preview_core::async_trait;
 use preview_core::effects::HttpClient;
 use preview_core::http::{Answer, Client, Provider};
-use preview_core::resolve::HttpCall;
+use preview_core::render::HttpCall;
 use preview_core::{Error, Result, RetryConfig};
 
 /// reqwest with a 30 s timeout; header values that hold secrets are marked sensitive.
