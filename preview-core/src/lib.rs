@@ -13,6 +13,7 @@
 //! # Ok::<(), preview_core::Error>(())
 //! ```
 
+pub mod command;
 pub mod config;
 pub mod effects;
 pub mod env;
@@ -30,6 +31,7 @@ pub mod secret;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trigger;
 
 pub use config::Config;
 pub use error::{Error, Idempotency, Phase, Result, TransportKind};
@@ -39,7 +41,7 @@ pub use host::{
     ContainerSpec, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec, Deleted, DependsOn,
     EnvVar, HealthCheck, Link, MachineSize, Outcome, Owned, PrState, ProtectionBypass, Protocol,
     PullRequest, Report, ReportKind, ReportState, ReportSummary, ResourceChange, RestartPolicy,
-    ServiceEndpoint, ServiceSpec, SourceHost, TlsMode, Tunnel, Tunnels,
+    ServiceEndpoint, ServiceSpec, SourceHost, TlsMode, TriggerHost, Tunnel, Tunnels,
 };
 pub use name::{Naming, PrNumber, PreviewName};
 pub use pipeline::{Hosts, Plan, Preview};

@@ -36,6 +36,7 @@ pub struct GitHubSourceBuilder {
     repository: Option<String>,
     identity: Option<String>,
     environment_template: String,
+    commands: Vec<String>,
     http: ClientOptions,
     write_spacing: Duration,
     max_concurrent_reads: usize,
@@ -62,6 +63,7 @@ impl Default for GitHubSourceBuilder {
             repository: None,
             identity: None,
             environment_template: DEFAULT_ENVIRONMENT_TEMPLATE.to_string(),
+            commands: Vec::new(),
             http: ClientOptions::new(),
             write_spacing: Duration::from_secs(1),
             max_concurrent_reads: 10,
@@ -145,6 +147,13 @@ impl GitHubSourceBuilder {
         self
     }
 
+    /// The `/preview` commands the sticky comment lists, one help line each (Markdown of your
+    /// own, e.g. from `preview_core::command::help_lines`). Default: none, no list.
+    pub fn commands(mut self, help: Vec<String>) -> Self {
+        self.commands = help;
+        self
+    }
+
     /// Minimum time between two mutating requests (default 1 s, GitHub's guidance).
     pub fn write_spacing(mut self, spacing: impl Into<Duration>) -> Self {
         self.write_spacing = spacing.into();
@@ -191,7 +200,8 @@ impl GitHubSourceBuilder {
             Core::new(client, base, owner, repo),
             self.identity,
             self.environment_template,
-        ))
+        )
+        .with_commands(self.commands))
     }
 }
 

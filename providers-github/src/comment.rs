@@ -22,6 +22,7 @@ fn kind_word(kind: ReportKind) -> &'static str {
         ReportKind::Ready => "ready",
         ReportKind::Failed => "failed",
         ReportKind::TornDown => "torn_down",
+        ReportKind::Skipped => "skipped",
     }
 }
 
@@ -31,6 +32,7 @@ fn parse_kind(word: &str) -> Option<ReportKind> {
         "ready" => ReportKind::Ready,
         "failed" => ReportKind::Failed,
         "torn_down" => ReportKind::TornDown,
+        "skipped" => ReportKind::Skipped,
         _ => return None,
     })
 }
@@ -209,8 +211,9 @@ fn link(label: &str, url: &str) -> Option<String> {
     ))
 }
 
-/// The comment body for a report.
-pub(crate) fn comment(report: &Report) -> String {
+/// The comment body for a report; `commands` (help lines of our own, Markdown) are listed at
+/// its end when there are any.
+pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
     let name = &report.name;
     let kind = report.state.kind();
     let sha = clean_sha(report.commit.as_deref());
@@ -224,6 +227,7 @@ pub(crate) fn comment(report: &Report) -> String {
         ReportState::Ready { .. } => format!("### ✅ Preview environment `{name}` is ready"),
         ReportState::Failed { .. } => format!("### ❌ Preview environment `{name}` failed"),
         ReportState::TornDown => format!("### 🧹 Preview environment `{name}` was removed"),
+        ReportState::Skipped { .. } => format!("### 💤 No preview environment `{name}`"),
     };
     out.push_str(&headline);
     out.push_str("\n\n");
@@ -282,10 +286,21 @@ pub(crate) fn comment(report: &Report) -> String {
             out.push('\n');
         }
         ReportState::TornDown => {
-            out.push_str(
-                "The pull request was closed and its preview environment was torn down.\n",
-            );
+            out.push_str("The preview environment was torn down.\n");
         }
+        ReportState::Skipped { reason } => {
+            out.push_str(&inert_lines(reason, MAX_ERROR));
+            out.push('\n');
+        }
+    }
+    if !commands.is_empty() {
+        out.push_str("\n<details><summary>Commands</summary>\n\nComment with one of these on a line of its own:\n\n");
+        for c in commands {
+            out.push_str("- ");
+            out.push_str(c);
+            out.push('\n');
+        }
+        out.push_str("\n</details>\n");
     }
     out
 }
@@ -328,6 +343,7 @@ pub(crate) fn status_description(state: &ReportState) -> String {
             format!("Failed in {phase}: {error}")
         }
         ReportState::TornDown => "Preview environment removed".to_string(),
+        ReportState::Skipped { .. } => "No preview environment".to_string(),
     };
     let visible = raw.chars().filter(|c| !is_hidden(*c) || c.is_whitespace());
     let mut clean = String::with_capacity(raw.len());

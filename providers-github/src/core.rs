@@ -296,6 +296,13 @@ impl Core {
         self.get_all(url, "pull requests").await
     }
 
+    /// `GET /repos/{o}/{r}/pulls/{n}/files`, every page (GitHub lists at most 3,000 files).
+    pub(crate) async fn pull_request_files(&self, pr: PrNumber) -> Result<Vec<wire::DiffEntry>> {
+        let mut url = self.repo_url(&["pulls", &pr.to_string(), "files"]);
+        url.query_pairs_mut().append_pair("per_page", "100");
+        self.get_all(url, "changed files").await
+    }
+
     // ---- issue comments ----
 
     /// `GET /repos/{o}/{r}/issues/{n}/comments`, every page.
@@ -313,6 +320,18 @@ impl Core {
             .send_retry()
             .await?;
         Ok(())
+    }
+
+    /// `POST /repos/{o}/{r}/issues/comments/{id}/reactions`: `true` when GitHub made it (201),
+    /// `false` when it was there already (200).
+    pub(crate) async fn create_reaction(&self, comment: u64, content: &str) -> Result<bool> {
+        let url = self.repo_url(&["issues", "comments", &comment.to_string(), "reactions"]);
+        let r = self
+            .write(Method::POST, url, "reaction")
+            .json(&wire::ReactionBody { content })
+            .send_retry()
+            .await?;
+        Ok(r.status() == StatusCode::CREATED)
     }
 
     /// `PATCH /repos/{o}/{r}/issues/comments/{id}`.

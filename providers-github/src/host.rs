@@ -30,6 +30,8 @@ pub struct GitHubSource {
     configured_identity: Option<String>,
     identity: OnceCell<String>,
     environment_template: String,
+    /// Help lines of the `/preview` commands the sticky comment lists (none: not listed).
+    commands: Vec<String>,
     etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
     /// Whether each comment author seen with our marker may write to the repository.
     writers: Mutex<HashMap<String, bool>>,
@@ -67,9 +69,21 @@ impl GitHubSource {
             configured_identity: identity,
             identity: OnceCell::new(),
             environment_template,
+            commands: Vec::new(),
             etags: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lists `commands` (help lines) in every sticky comment.
+    pub(crate) fn with_commands(mut self, commands: Vec<String>) -> Self {
+        self.commands = commands;
+        self
+    }
+
+    /// The API of the repository (the endpoints `triggers.rs` uses too).
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// The repository, `owner/name`.
@@ -85,7 +99,7 @@ impl GitHubSource {
     }
 
     /// The login our comments are authored by.
-    async fn identity(&self) -> Result<&str> {
+    pub(crate) async fn identity(&self) -> Result<&str> {
         let id = self
             .identity
             .get_or_try_init(|| async {
@@ -110,7 +124,7 @@ impl GitHubSource {
 
     /// Whether `login` may write to the repository (admin, maintain or write), asked once per
     /// login. An author who cannot is not one we trust, whatever the comment says.
-    async fn can_write(&self, login: &str) -> Result<bool> {
+    pub(crate) async fn can_write(&self, login: &str) -> Result<bool> {
         let key = login.to_ascii_lowercase();
         if let Some(known) = self.writers.lock().ok().and_then(|m| m.get(&key).copied()) {
             return Ok(known);
@@ -206,7 +220,10 @@ impl GitHubSource {
     async fn sync_deployment(&self, report: &Report, comment_unchanged: bool) -> Result<bool> {
         let env = self.environment_name(&report.name);
         match &report.state {
-            ReportState::TornDown => self.tear_down_deployments(&env, comment_unchanged).await,
+            // No environment: its deployments are inactive (already, when this is a skip).
+            ReportState::TornDown | ReportState::Skipped { .. } => {
+                self.tear_down_deployments(&env, comment_unchanged).await
+            }
             state => {
                 let Some(sha) = comment::clean_sha(report.commit.as_deref()) else {
                     tracing::debug!(env, "no commit in the report: no deployment");
@@ -506,7 +523,7 @@ impl SourceHost for GitHubSource {
     /// identity's keeper gets a clear `Unauthorized` rather than leaving a second comment.
     #[tracing::instrument(skip_all, fields(env = %report.name, pr = %report.pr, state = ?report.state.kind()))]
     async fn publish_report(&self, report: &Report) -> Result<Outcome> {
-        let body = comment::comment(report);
+        let body = comment::comment(report, &self.commands);
         let mut found = self.find_comments(&report.name, report.pr).await?;
         let existing = Self::keeper(&found).map(|i| found.remove(i));
         // Never replace the report of a run that started later (a slow run would otherwise
@@ -547,7 +564,11 @@ impl SourceHost for GitHubSource {
         // between the two leaves a comment and no deployment). After that, deployments first:
         // the comment is written last, so what it says (ready, torn down) proves the deployments
         // were brought in line before it.
-        let first = existing.is_none() && !matches!(report.state, ReportState::TornDown);
+        let first = existing.is_none()
+            && !matches!(
+                report.state,
+                ReportState::TornDown | ReportState::Skipped { .. }
+            );
         if first {
             self.core.create_comment(report.pr, &body).await?;
             self.sync_deployment(report, false).await?;

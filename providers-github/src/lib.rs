@@ -37,6 +37,8 @@ mod errors;
 mod host;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod trigger_event;
+mod triggers;
 mod wire;
 
 pub use actions_event::{PullRequestEvent, pull_request_event_from_env, read_pull_request_event};
@@ -44,9 +46,17 @@ pub use builder::{DEFAULT_API_URL, DEFAULT_ENVIRONMENT_TEMPLATE, GitHubSourceBui
 pub use comment::ACTIONS_BOT;
 pub use core::API_VERSION;
 pub use host::GitHubSource;
+pub use trigger_event::{HandledEvent, read_trigger_event};
+pub use triggers::MAX_LISTED_FILES;
 
 /// Renders the sticky comment of a report exactly as [`GitHubSource`] publishes it (for previews
 /// and snapshot tests).
 pub fn render_comment(report: &preview_core::Report) -> String {
-    comment::comment(report)
+    comment::comment(report, &[])
+}
+
+/// [`render_comment`] with the `/preview` commands listed (see
+/// [`GitHubSourceBuilder::commands`]).
+pub fn render_comment_with_commands(report: &preview_core::Report, commands: &[String]) -> String {
+    comment::comment(report, commands)
 }

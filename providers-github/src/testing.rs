@@ -44,6 +44,11 @@ const DEPLOYMENT_STATUS: &str = include_str!("testing/fixtures/deployment-status
 const ENVIRONMENT: &str = include_str!("testing/fixtures/environment.json");
 const USER: &str = include_str!("testing/fixtures/user.json");
 const COLLABORATOR_PERMISSION: &str = include_str!("testing/fixtures/collaborator-permission.json");
+const DIFF_ENTRY: &str = include_str!("testing/fixtures/diff-entry.json");
+const REACTION: &str = include_str!("testing/fixtures/reaction.json");
+
+/// GitHub lists at most this many files of a pull request; the fake too.
+const MAX_FILES: usize = 3000;
 
 fn fixture(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
@@ -181,6 +186,23 @@ pub mod bodies {
                 "https://api.github.com/repos/{REPOSITORY}/issues/{issue}"
             )),
         );
+        v
+    }
+
+    /// A `diff-entry` body (an item of `GET /repos/{o}/{r}/pulls/{n}/files`).
+    pub fn diff_entry(filename: &str) -> Value {
+        let mut v = fixture(DIFF_ENTRY);
+        set(&mut v, &["filename"], json!(filename));
+        set(&mut v, &["status"], json!("modified"));
+        v
+    }
+
+    /// A `reaction` body.
+    pub fn reaction(id: u64, user: &str, content: &str) -> Value {
+        let mut v = fixture(REACTION);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["user", "login"], json!(user));
+        set(&mut v, &["content"], json!(content));
         v
     }
 
@@ -385,6 +407,10 @@ struct State {
     environment_delete_forbidden: bool,
     pulls: BTreeMap<u32, (PullRequest, u64)>,
     comments: Vec<FakeComment>,
+    /// Changed files by PR; see [`FakeGitHub::set_files`].
+    files: BTreeMap<u32, Vec<String>>,
+    /// Reactions: (comment id, login, content).
+    reactions: Vec<(u64, String, String)>,
     deployments: Vec<FakeDeployment>,
     environments: BTreeMap<String, u64>,
     next_id: u64,
@@ -570,6 +596,22 @@ impl FakeGitHub {
         let mut s = self.lock();
         let version = s.pulls.get(&pr.number.get()).map_or(1, |(_, v)| v + 1);
         s.pulls.insert(pr.number.get(), (pr, version));
+    }
+
+    /// Sets the files pull request `pr` changes (GitHub lists at most 3,000 of them; so does the
+    /// fake).
+    pub fn set_files(&self, pr: u32, files: Vec<String>) {
+        self.lock().files.insert(pr, files);
+    }
+
+    /// The reactions on comment `id`: (login, content), oldest first.
+    pub fn reactions(&self, id: u64) -> Vec<(String, String)> {
+        self.lock()
+            .reactions
+            .iter()
+            .filter(|(c, _, _)| *c == id)
+            .map(|(_, u, r)| (u.clone(), r.clone()))
+            .collect()
     }
 
     /// Adds a comment by anyone (e.g. a PR author pasting our marker); returns its id.
@@ -998,6 +1040,49 @@ impl Responder {
                 };
                 answer.headers.push(("etag".into(), etag));
                 answer
+            }
+            ("GET", ["pulls", n, "files"]) => {
+                let Some(n) = n.parse::<u32>().ok().filter(|n| s.pulls.contains_key(n)) else {
+                    return err(404, "Not Found");
+                };
+                let files = s.files.get(&n).cloned().unwrap_or_default();
+                let items = files
+                    .iter()
+                    .take(MAX_FILES)
+                    .map(|f| bodies::diff_entry(f))
+                    .collect();
+                paginate(s, req, items)
+            }
+            ("POST", ["issues", "comments", id, "reactions"]) => {
+                let id = id.parse::<u64>().unwrap_or(0);
+                if !s.comments.iter().any(|c| c.id == id) {
+                    return err(404, "Not Found");
+                }
+                const CONTENTS: [&str; 8] = [
+                    "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+                ];
+                let Some(content) = body
+                    .and_then(|b| b.get("content"))
+                    .and_then(Value::as_str)
+                    .filter(|c| CONTENTS.contains(c))
+                else {
+                    return validation("Reaction", "content", "invalid");
+                };
+                let existing = s
+                    .reactions
+                    .iter()
+                    .position(|(c, u, r)| *c == id && u == acting && r == content);
+                match existing {
+                    // GitHub answers 200 with the reaction that was there.
+                    Some(i) => ok(200, bodies::reaction(i as u64 + 1, acting, content)),
+                    None => {
+                        s.reactions.push((id, acting.into(), content.into()));
+                        ok(
+                            201,
+                            bodies::reaction(s.reactions.len() as u64, acting, content),
+                        )
+                    }
+                }
             }
             ("GET", ["issues", n, "comments"]) => {
                 let Ok(n) = n.parse::<u32>() else {

@@ -131,6 +131,9 @@ pub(crate) struct PullRequestEvent {
     #[serde(default)]
     pub(crate) number: Option<u64>,
     pub(crate) pull_request: EventPullRequest,
+    /// The label added or removed (`labeled`, `unlabeled`).
+    #[serde(default)]
+    pub(crate) label: Option<EventLabel>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,4 +141,57 @@ pub(crate) struct EventPullRequest {
     pub(crate) number: u64,
     pub(crate) head: Ref,
     pub(crate) base: Ref,
+}
+
+/// One item of `GET /repos/{owner}/{repo}/pulls/{pull_number}/files` (`diff-entry`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct DiffEntry {
+    pub(crate) filename: String,
+    /// The old path of a renamed file.
+    #[serde(default)]
+    pub(crate) previous_filename: Option<String>,
+}
+
+/// `POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReactionBody<'a> {
+    pub(crate) content: &'a str,
+}
+
+/// The label of a `labeled` / `unlabeled` event.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventLabel {
+    pub(crate) name: String,
+}
+
+/// `issue_comment` webhook event payload (`GITHUB_EVENT_PATH`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct IssueCommentEvent {
+    pub(crate) action: String,
+    pub(crate) issue: EventIssue,
+    pub(crate) comment: EventComment,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventIssue {
+    pub(crate) number: u64,
+    /// Present only when the issue is a pull request.
+    #[serde(default)]
+    pub(crate) pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventComment {
+    pub(crate) id: u64,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    pub(crate) user: EventUser,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventUser {
+    pub(crate) login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Option<String>,
 }

@@ -7,7 +7,7 @@
 //!
 //! One module per section turns its raw TOML (`raw`, serde data only) into its public definition:
 //! [`naming`](Naming), [`secrets`](SecretDef), [`database`](DatabaseDef), [`apps`](AppDef),
-//! [`hooks`](HookDef), [`seed`](SeedDef), [`report`](ReportDef) and [`sweep`](SweepDef); a
+//! [`hooks`](HookDef), [`seed`](SeedDef), [`report`](ReportDef), [`sweep`](SweepDef) and [`triggers`](TriggersDef); a
 //! vocabulary of the values the file defines decides what each template may reference.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,7 @@ mod report;
 mod secrets;
 mod seed;
 mod sweep;
+mod triggers;
 mod vocabulary;
 
 pub use apps::{AppDef, BypassSource, ProjectRef};
@@ -39,6 +40,7 @@ pub use report::ReportDef;
 pub use secrets::SecretDef;
 pub use seed::{RequestDef, SeedDef};
 pub use sweep::SweepDef;
+pub use triggers::{PathFilter, TriggersDef};
 
 use loader::Loader;
 use vocabulary::Vocabulary;
@@ -88,6 +90,8 @@ pub struct Config {
     pub report: ReportDef,
     /// Sweep policy.
     pub sweep: SweepDef,
+    /// Which pull requests get a preview, and when.
+    pub triggers: TriggersDef,
     /// The files the configuration names, once read by [`Config::read_files`]; until then they
     /// are read (with the same rules) when the environment is rendered.
     pub files: Option<ConfigFiles>,
@@ -217,6 +221,7 @@ impl Config {
             seed: seed::seed(&l, raw.seed.as_ref(), &vocab)?,
             report: report::report(&l, &raw.report, &vocab)?,
             sweep: sweep::sweep(&l, &raw.sweep)?,
+            triggers: triggers::triggers(&l, &raw.triggers)?,
             secrets,
             files: None,
         };

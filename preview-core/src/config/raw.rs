@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub(super) report: RawReport,
     #[serde(default)]
     pub(super) sweep: RawSweep,
+    #[serde(default)]
+    pub(super) triggers: RawTriggers,
 }
 
 #[derive(Deserialize)]
@@ -213,4 +215,28 @@ pub(super) struct RawSweep {
     pub(super) grace_period: Option<S>,
     #[serde(default)]
     pub(super) delete_missing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTriggers {
+    #[serde(default = "yes")]
+    pub(super) drafts: bool,
+    pub(super) label: Option<S>,
+    pub(super) paths: Option<Spanned<Vec<S>>>,
+    #[serde(default = "yes")]
+    pub(super) commands: bool,
+    pub(super) command_permission: Option<S>,
+}
+
+impl Default for RawTriggers {
+    fn default() -> Self {
+        Self {
+            drafts: true,
+            label: None,
+            paths: None,
+            commands: true,
+            command_permission: None,
+        }
+    }
 }

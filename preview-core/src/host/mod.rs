@@ -19,6 +19,7 @@ use serde::Serialize;
 mod app;
 mod database;
 mod source;
+mod trigger;
 
 pub use app::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, EnvVar, ProtectionBypass,
@@ -31,6 +32,7 @@ pub use database::{
 pub use source::{
     Link, PrState, PullRequest, Report, ReportKind, ReportState, ReportSummary, SourceHost,
 };
+pub use trigger::{Acknowledged, ChangedFiles, Permission, Reaction, TriggerHost};
 
 /// What an operation did to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

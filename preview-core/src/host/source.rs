@@ -157,6 +157,12 @@ pub enum ReportState {
     },
     /// The environment was removed.
     TornDown,
+    /// The pull request gets no preview now, and none exists (published only over a report
+    /// that says so already or says torn down).
+    Skipped {
+        /// Why, and how to get one (our own text: it names only configured values).
+        reason: String,
+    },
 }
 
 impl ReportState {
@@ -167,6 +173,7 @@ impl ReportState {
             ReportState::Ready { .. } => ReportKind::Ready,
             ReportState::Failed { .. } => ReportKind::Failed,
             ReportState::TornDown => ReportKind::TornDown,
+            ReportState::Skipped { .. } => ReportKind::Skipped,
         }
     }
 }
@@ -183,6 +190,8 @@ pub enum ReportKind {
     Failed,
     /// Torn down.
     TornDown,
+    /// No preview, on purpose.
+    Skipped,
 }
 
 /// A status report to publish on the PR (sticky comment, deployment status).

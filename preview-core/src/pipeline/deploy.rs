@@ -143,7 +143,7 @@ impl Preview {
                 })
             })
             .await?;
-        if let Some(reason) = skip_reason(pr, &pull) {
+        if let Some(reason) = skip_reason(pr, &pull, self.pinned.as_deref()) {
             return Ok(DeployReport {
                 name,
                 pr,
@@ -572,9 +572,9 @@ impl Preview {
     }
 }
 
-/// Why a deploy does nothing for this PR, if it does nothing: it is not open, or it comes from a
-/// fork.
-fn skip_reason(pr: PrNumber, pull: &PullRequest) -> Option<String> {
+/// Why a deploy does nothing for this PR, if it does nothing: it is not open, it comes from a
+/// fork, or its head is not the commit the deploy is pinned to.
+fn skip_reason(pr: PrNumber, pull: &PullRequest, pinned: Option<&str>) -> Option<String> {
     if pull.state != PrState::Open {
         return Some(format!("pull request #{pr} is {:?}", pull.state).to_lowercase());
     }
@@ -582,6 +582,12 @@ fn skip_reason(pr: PrNumber, pull: &PullRequest) -> Option<String> {
         return Some(format!(
             "pull request #{pr} comes from a fork ({}); previews run only for branches of this repository",
             pull.head_repo.as_deref().unwrap_or("deleted repository")
+        ));
+    }
+    if let Some(pinned) = pinned.filter(|p| *p != pull.head_sha) {
+        return Some(format!(
+            "the head of pull request #{pr} moved from the verified {pinned} to {} after the deploy was decided; nothing deployed (the push's own run deploys it)",
+            pull.head_sha
         ));
     }
     None

@@ -138,6 +138,7 @@ pub struct Preview {
     run_url: Option<String>,
     concurrency: usize,
     now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    pinned: Option<String>,
 }
 
 impl std::fmt::Debug for Preview {
@@ -183,7 +184,16 @@ impl Preview {
             run_url: None,
             concurrency: 8,
             now: Arc::new(Timestamp::now),
+            pinned: None,
         }
+    }
+
+    /// Pins deploy to `sha`, the head commit verified when the deploy was decided (and checked
+    /// out): a pull request whose head has moved since is skipped before anything is touched
+    /// (the push's own run deploys the new head).
+    pub fn pin_commit(mut self, sha: Option<String>) -> Self {
+        self.pinned = sha;
+        self
     }
 
     /// Sets the hook runner.
