@@ -27,7 +27,7 @@ Exit codes:
   0  success
   1  the operation failed (provider, hook, deployment, readiness)
   2  usage or configuration error, or refused by the preflight checks; nothing was touched
-  3  skipped on purpose (closed or fork pull request)
+  3  skipped on purpose (closed or fork pull request; handle: no preview for this event)
   130, 143  interrupted by SIGINT or SIGTERM (hooks and tunnels are stopped first;
             every command is safe to re-run)
   exec exits with the command's own code
@@ -84,6 +84,10 @@ pub enum Command {
     Sweep(SweepArgs),
     /// List environments with their pull request, state, age and URLs.
     Status(StatusArgs),
+    /// Decide and act on the GitHub Actions event that started this run (pull_request or
+    /// issue_comment): deploy, tear down, run a /preview command, or skip (exit 3), printing why.
+    #[command(after_help = HANDLE_HELP)]
+    Handle(HandleArgs),
     /// Open tunnels to an environment's databases and run a command with their local URLs in its
     /// environment; exits with the command's code.
     #[command(override_usage = "preview exec [OPTIONS] --pr <N> -- <CMD>...")]
@@ -100,6 +104,7 @@ impl Command {
             Command::Sweep(_) => "sweep",
             Command::Status(_) => "status",
             Command::Exec(_) => "exec",
+            Command::Handle(_) => "handle",
         }
     }
 }
@@ -141,6 +146,51 @@ pub struct SweepArgs {
 /// Arguments of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
+
+const HANDLE_HELP: &str = "\
+The event: GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by GitHub Actions). The pull request's
+state, labels, changed files and the commenter's permission are read through the API (with
+GITHUB_TOKEN only, before any other secret), never taken from the event.
+
+What happens (see [triggers] in preview.toml, and the README):
+  opened, synchronize, reopened, ready_for_review, labeled with the trigger label
+      deploy, when the PR is eligible: not a draft (unless triggers.drafts), carrying
+      triggers.label (when set), changing a file that matches triggers.paths (when set)
+  closed (or a PR found closed)        tear down
+  unlabeled (the trigger label)        tear down
+  converted_to_draft                   tear down, with triggers.drafts = false
+  a fork's pull request                skip (a command on one is refused with a reply)
+  issue_comment with /preview WORD on a line of its own (not quoted, not in code), from a user
+  with at least triggers.command_permission (default write):
+      /preview deploy     deploy the head commit
+      /preview redeploy   tear down, then deploy from scratch
+      /preview teardown   remove the preview
+      /preview status     reply with the preview's resources and URLs
+  acknowledged with a reaction (eyes); an unknown command gets a reaction (confused) and one
+  help reply; a refused one gets one reply.
+
+Two steps in a workflow (the PR's code is checked out only after the decision):
+  preview handle --decide-only   decide and acknowledge; outputs action, checkout, sha, pr
+  (check out steps.ID.outputs.sha when steps.ID.outputs.checkout is true)
+  preview handle --sha SHA       decide again (nothing is acknowledged twice) and act; a deploy
+                                 needs --sha equal to the verified head, else exit 2
+
+Exit codes: 0 done (or, with --decide-only, something to do), 1 failed, 2 usage, settings,
+or a checked-out commit that is not the verified head (nothing touched), 3 skipped on purpose.";
+
+/// Arguments of `handle`.
+#[derive(Debug, Args)]
+pub struct HandleArgs {
+    /// Decide and acknowledge only: print the decision and write the step outputs `action`,
+    /// `checkout`, `sha` and `pr`; deploy and tear down nothing. Exit 0 when there is something
+    /// to do, 3 when not.
+    #[arg(long)]
+    pub decide_only: bool,
+    /// The commit the workflow checked out (the `sha` output of the deciding step). A deploy runs
+    /// only when it is the head commit verified through the API now.
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+}
 
 /// Arguments of `exec`.
 #[derive(Debug, Args)]

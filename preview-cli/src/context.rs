@@ -33,6 +33,24 @@ pub trait HostFactory: Send + Sync {
     /// The HTTP client for readiness checks and seed requests.
     fn http(&self) -> Arc<dyn HttpClient>;
 
+    /// The GitHub side alone, for `preview handle`'s decision: it reads only the GitHub token,
+    /// so a fork's pull request is refused before any other secret is read. The default has
+    /// none.
+    ///
+    /// # Errors
+    /// [`preview_core::Error::Config`] for a missing token, or a factory without one.
+    fn triggers(
+        &self,
+        config: &Config,
+        ctx: &Context,
+        repo: &str,
+    ) -> Result<Arc<dyn preview_core::TriggerHost>> {
+        let _ = (config, ctx, repo);
+        Err(preview_core::Error::config(
+            "this host factory cannot read pull-request events",
+        ))
+    }
+
     /// The hook runner.
     fn hooks(&self) -> Arc<dyn HookRunner> {
         Arc::new(ProcessHookRunner)

@@ -119,6 +119,7 @@ pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
         cli::Command::Sweep(args) => commands::sweep::run(&cli, args, ctx).await,
         cli::Command::Status(args) => commands::status::run(&cli, args, ctx).await,
         cli::Command::Exec(args) => commands::exec::run(&cli, args, ctx).await,
+        cli::Command::Handle(args) => commands::handle::run(&cli, args, ctx).await,
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use preview_core::effects::HttpClient;
 use preview_core::http::ClientSettings;
-use preview_core::{Config, Error, Hosts, Result};
+use preview_core::{Config, Error, Hosts, Result, TriggerHost};
 
 use crate::context::Context;
 
@@ -38,6 +38,33 @@ const GITHUB_TOKEN: (&str, &str) = (
     "GITHUB_TOKEN",
     "a GitHub token (in Actions: secrets.GITHUB_TOKEN)",
 );
+
+/// The GitHub source, from `GITHUB_TOKEN` alone; its reports list the `/preview` commands when
+/// they are on.
+fn github(config: &Config, ctx: &Context, repo: &str) -> Result<providers_github::GitHubSource> {
+    let env = ctx.env.clone();
+    let lookup = move |k: &str| env(k);
+    let commands = if config.triggers.commands {
+        preview_core::command::help_lines()
+    } else {
+        Vec::new()
+    };
+    let github = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
+        .token(ctx.require_token(GITHUB_TOKEN.0, GITHUB_TOKEN.1)?)
+        .repository(repo)
+        .environment_template(environment_template(config)?)
+        .commands(commands);
+    // Test builds only (feature `testing`, never in an install): the end-to-end suites run
+    // the binary against a local fake, where GitHub's 1 s between writes only makes every
+    // run seconds longer.
+    #[cfg(feature = "testing")]
+    let github =
+        match lookup("PREVIEW_TEST_GITHUB_WRITE_SPACING_MS").and_then(|v| v.parse::<u64>().ok()) {
+            Some(ms) => github.write_spacing(std::time::Duration::from_millis(ms)),
+            None => github,
+        };
+    github.build()
+}
 
 impl HostFactory for RealProviders {
     fn check(&self, config: &Config, ctx: &Context) -> Vec<Error> {
@@ -114,27 +141,17 @@ impl HostFactory for RealProviders {
             .token(ctx.require_token(VERCEL_TOKEN.0, VERCEL_TOKEN.1)?)
             .build()?;
 
-        let github = providers_github::GitHubSourceBuilder::from_lookup(&lookup)
-            .token(ctx.require_token(GITHUB_TOKEN.0, GITHUB_TOKEN.1)?)
-            .repository(repo)
-            .environment_template(environment_template(config)?);
-        // Test builds only (feature `testing`, never in an install): the end-to-end suites run
-        // the binary against a local fake, where GitHub's 1 s between writes only makes every
-        // run seconds longer.
-        #[cfg(feature = "testing")]
-        let github = match lookup("PREVIEW_TEST_GITHUB_WRITE_SPACING_MS")
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            Some(ms) => github.write_spacing(std::time::Duration::from_millis(ms)),
-            None => github,
-        };
-        let source = github.build()?;
+        let source = github(config, ctx, repo)?;
 
         Ok(Hosts {
             database,
             apps: Arc::new(apps),
             source: Arc::new(source),
         })
+    }
+
+    fn triggers(&self, config: &Config, ctx: &Context, repo: &str) -> Result<Arc<dyn TriggerHost>> {
+        Ok(Arc::new(github(config, ctx, repo)?))
     }
 
     fn http(&self) -> Arc<dyn HttpClient> {

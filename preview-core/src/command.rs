@@ -24,7 +24,7 @@ macro_rules! commands {
         /// A `/preview` command.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
         #[serde(rename_all = "snake_case")]
-        #[non_exhaustive]
+        // Exhaustive on purpose: a new command does not compile until the CLI runs it.
         pub enum Command {
             $( $(#[$doc])* $variant, )*
         }

@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod exec;
+pub mod handle;
 pub mod plan;
 pub mod status;
 pub mod sweep;
