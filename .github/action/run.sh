@@ -7,7 +7,7 @@
 # PREVIEW_CONFIG, PREVIEW_ARGS (split on whitespace, no globbing, no shell evaluation).
 set -euo pipefail
 
-commands="plan deploy teardown sweep status exec"
+commands="plan deploy teardown sweep status exec handle"
 command="${PREVIEW_COMMAND:-}"
 case " $commands " in
   *" $command "*) ;;
@@ -26,9 +26,9 @@ trap 'rm -f "$own_output"' EXIT
 status=0
 GITHUB_OUTPUT="$own_output" preview "$command" --config "$config" ${extra[@]+"${extra[@]}"} || status=$?
 if [ "$status" -eq 3 ]; then
-  # Exit code 3 is preview's "skipped on purpose" (a closed, merged or fork pull request): not a
-  # failed job.
-  echo "::notice title=preview::$command skipped on purpose (closed, merged or fork pull request)"
+  # Exit code 3 is preview's "skipped on purpose" (a closed, merged or fork pull request, or an
+  # event `handle` decided to skip; the log says why): not a failed job.
+  echo "::notice title=preview::$command skipped on purpose (the log says why)"
   status=0
 fi
 

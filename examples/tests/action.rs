@@ -551,7 +551,7 @@ async fn the_run_step_keeps_failures_and_treats_skipped_as_success() {
         assert_eq!(out.status.code(), Some(2), "{command:?}");
         assert!(
             text(&out.stdout).contains(&format!(
-                "unknown command '{command}'; use one of: plan deploy teardown sweep status exec"
+                "unknown command '{command}'; use one of: plan deploy teardown sweep status exec handle"
             )),
             "{}",
             text(&out.stdout)

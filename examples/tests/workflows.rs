@@ -171,57 +171,131 @@ fn check_common(file: &str, w: &Yaml) {
     }
 }
 
-#[test]
-fn preview_workflow_triggers_on_pr_events_with_a_group_per_pr() {
-    let w = load("preview.yml");
-    check_common("preview.yml", &w);
+/// The events `preview handle` acts on.
+const PR_EVENTS: [&str; 8] = [
+    "opened",
+    "synchronize",
+    "reopened",
+    "closed",
+    "labeled",
+    "unlabeled",
+    "ready_for_review",
+    "converted_to_draft",
+];
+
+/// One job for every event (issue 16): decide with GITHUB_TOKEN alone, check out the verified
+/// head only when the decision says so, act with the secrets in that one step.
+fn check_one_handle_job(file: &str, w: &Yaml) {
+    check_common(file, w);
+    assert_eq!(strs(&w["on"]["pull_request"]["types"]), PR_EVENTS, "{file}");
     assert_eq!(
-        strs(&w["on"]["pull_request"]["types"]),
-        ["opened", "synchronize", "reopened", "closed"]
+        strs(&w["on"]["issue_comment"]["types"]),
+        ["created"],
+        "{file}"
     );
-    let jobs = jobs(&w);
+    let jobs = jobs(w);
+    assert_eq!(jobs.len(), 1, "{file}: one job");
+    let (name, job) = &jobs[0];
+    let group = job["concurrency"]["group"].as_str().unwrap();
+    for per_pr in [
+        "github.event.pull_request.number",
+        "github.event.issue.number",
+    ] {
+        assert!(group.contains(per_pr), "{file}/{name}: {group}");
+    }
+    assert!(!group.contains("head_ref"), "{file}/{name}: {group}");
     assert_eq!(
-        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        ["deploy", "teardown"]
+        job["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(false),
+        "{file}/{name}: a teardown or a command is never cancelled halfway"
     );
-    for (name, job) in &jobs {
-        let group = job["concurrency"]["group"]
+    let guard = job["if"].as_str().unwrap();
+    assert!(
+        guard.contains("github.event.issue.pull_request"),
+        "{file}: comments on PRs only"
+    );
+    assert!(job["env"].is_badvalue(), "{file}: no secret at job level");
+    let steps = job["steps"].as_vec().unwrap();
+    let index = |pred: &dyn Fn(&Yaml) -> bool| {
+        steps
+            .iter()
+            .position(pred)
+            .unwrap_or_else(|| panic!("{file}: step missing"))
+    };
+    let run_starts =
+        |s: &Yaml, prefix: &str| s["run"].as_str().is_some_and(|r| r.starts_with(prefix));
+    let decide = index(&|s| run_starts(s, "preview handle --decide-only"));
+    let act = index(&|s| {
+        run_starts(s, "preview handle --config")
+            && s["run"]
+                .as_str()
+                .unwrap()
+                .contains("--sha \"$PREVIEW_SHA\"")
+    });
+    let checkout = index(&|s| {
+        s["uses"]
             .as_str()
-            .unwrap_or_else(|| panic!("{name}: concurrency group"));
-        assert!(
-            group.contains("github.event.pull_request.number"),
-            "{name}: {group}"
-        );
-        assert!(!group.contains("head_ref"), "{name}: {group}");
-        let cancel = job["concurrency"]["cancel-in-progress"].as_bool();
-        let steps = job["steps"].as_vec().unwrap();
-        let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-        match name.as_str() {
-            "deploy" => {
-                assert_eq!(cancel, Some(true), "a new push supersedes a running deploy");
-                assert!(job["if"].as_str().unwrap().contains("closed"));
-                assert!(
-                    job["if"]
-                        .as_str()
-                        .unwrap()
-                        .contains("head.repo.full_name == github.repository"),
-                    "forks are skipped"
-                );
-                assert!(
-                    runs.iter().any(|r| r.starts_with("preview deploy")),
-                    "{runs:?}"
-                );
-            }
-            _ => {
-                assert_eq!(cancel, Some(false), "teardown is never cancelled");
-                assert!(job["if"].as_str().unwrap().contains("== 'closed'"));
-                assert!(
-                    runs.iter().any(|r| r.starts_with("preview teardown")),
-                    "{runs:?}"
-                );
-            }
+            .is_some_and(|u| u.starts_with("actions/checkout@"))
+            && s["with"]["ref"].as_str() == Some("${{ steps.decide.outputs.sha }}")
+    });
+    assert!(
+        decide < checkout && checkout < act,
+        "{file}: decide, then check out, then act"
+    );
+    assert_eq!(steps[decide]["id"].as_str(), Some("decide"));
+    assert!(
+        steps[decide]["run"]
+            .as_str()
+            .unwrap()
+            .contains("|| test \"$?\" -eq 3"),
+        "{file}: a skip is not a failure"
+    );
+    let decide_env: Vec<&str> = steps[decide]["env"]
+        .as_hash()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        decide_env,
+        ["GITHUB_TOKEN"],
+        "{file}: the decision reads no other secret"
+    );
+    assert_eq!(
+        steps[checkout]["if"].as_str(),
+        Some("steps.decide.outputs.checkout == 'true'")
+    );
+    assert_eq!(
+        steps[checkout]["with"]["persist-credentials"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(
+        steps[act]["if"].as_str(),
+        Some("steps.decide.outputs.action != 'skip'")
+    );
+    assert_eq!(
+        steps[act]["env"]["PREVIEW_SHA"].as_str(),
+        Some("${{ steps.decide.outputs.sha }}")
+    );
+    assert!(
+        !steps[act]["env"]["PREVIEW_MASTER_SECRET"].is_badvalue(),
+        "{file}: deploy derives secrets"
+    );
+    for (i, s) in steps.iter().enumerate() {
+        let secrets = s["env"].as_hash().map_or(0, |h| {
+            h.values()
+                .filter(|v| v.as_str().is_some_and(|v| v.contains("secrets.")))
+                .count()
+        });
+        if i != act && i != decide {
+            assert_eq!(secrets, 0, "{file}: step {i} gets no secret");
         }
     }
+}
+
+#[test]
+fn preview_workflow_handles_every_event_in_one_job_with_a_group_per_pr() {
+    check_one_handle_job("preview.yml", &load("preview.yml"));
 }
 
 #[test]
@@ -350,54 +424,9 @@ fn examples_pin_the_action_to_one_commit_that_has_it() {
 }
 
 #[test]
-fn minimal_workflow_deploys_and_tears_down_through_the_action() {
-    let file = "minimal/preview.yml";
+fn minimal_workflow_handles_every_event_through_the_action_s_binary() {
     let w = load_path(&Path::new(MINIMAL_DIR).join("preview.yml"));
-    check_common(file, &w);
-    assert_eq!(
-        strs(&w["on"]["pull_request"]["types"]),
-        ["opened", "synchronize", "reopened", "closed"]
-    );
-    let jobs = jobs(&w);
-    assert_eq!(
-        jobs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        ["deploy", "teardown"]
-    );
-    for (name, job) in &jobs {
-        let group = job["concurrency"]["group"].as_str().unwrap();
-        assert!(
-            group.contains("github.event.pull_request.number"),
-            "{name}: {group}"
-        );
-        let steps = job["steps"].as_vec().unwrap();
-        let action = steps
-            .iter()
-            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(ACTION)))
-            .unwrap_or_else(|| panic!("{name}: uses the action"));
-        assert_eq!(action["with"]["command"].as_str(), Some(name.as_str()));
-        assert_eq!(
-            action["with"]["config"].as_str(),
-            Some(".github/preview.toml")
-        );
-        let cancel = job["concurrency"]["cancel-in-progress"].as_bool();
-        let guard = job["if"].as_str().unwrap();
-        if name == "deploy" {
-            assert_eq!(cancel, Some(true));
-            assert!(guard.contains("head.repo.full_name == github.repository"));
-            assert!(
-                !job["env"]["PREVIEW_MASTER_SECRET"].is_badvalue(),
-                "deploy derives secrets"
-            );
-        } else {
-            assert_eq!(cancel, Some(false));
-            assert!(guard.contains("== 'closed'"));
-            // No code from the PR runs: the base commit's configuration is read.
-            assert_eq!(
-                steps[0]["with"]["ref"].as_str(),
-                Some("${{ github.event.pull_request.base.sha }}")
-            );
-        }
-    }
+    check_one_handle_job("minimal/preview.yml", &w);
 }
 
 /// release.yml is dist's; every action it uses is one dist-workspace.toml pins, and the
