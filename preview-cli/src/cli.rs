@@ -172,7 +172,7 @@ What happens (see [triggers] in preview.toml, and the README):
 Two steps in a workflow (the PR's code is checked out only after the decision):
   preview handle --decide-only   decide and acknowledge; outputs action, checkout, sha, pr
   (check out steps.ID.outputs.sha when steps.ID.outputs.checkout is true)
-  preview handle --sha SHA       decide again (nothing is acknowledged twice) and act; a deploy
+  preview handle --sha SHA       decide again (no second reply; the reaction is answered 200) and act; a deploy
                                  needs --sha equal to the verified head, else exit 2
 
 Exit codes: 0 done (or, with --decide-only, something to do), 1 failed, 2 usage, settings,
