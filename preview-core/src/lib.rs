@@ -31,7 +31,6 @@ pub mod secret;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod trigger;
 
 pub use config::Config;
 pub use error::{Error, Idempotency, Phase, Result, TransportKind};

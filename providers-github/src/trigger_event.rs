@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use preview_core::command::parse_comment;
-use preview_core::trigger::{PrAction, TriggerEvent};
+use preview_core::pipeline::trigger::{PrAction, TriggerEvent};
 use preview_core::{Error, PrNumber, Result};
 
 use crate::wire;

@@ -1,6 +1,6 @@
 //! `preview handle`: one entry point for every GitHub Actions event (pull_request,
 //! issue_comment): read the event, read the pull request's current state through the API,
-//! decide ([`preview_core::trigger::decide`]), acknowledge a command, then act or skip.
+//! decide ([`preview_core::pipeline::trigger::decide`]), acknowledge a command, then act or skip.
 //!
 //! Fork safety: the event file is read first, with no token at all; a fork's `pull_request` and a
 //! comment without a command stop there. The decision reads the GitHub token only (the PR, its
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use preview_core::command::Command;
 use preview_core::pipeline::DeployStatus;
-use preview_core::trigger::{
+use preview_core::pipeline::trigger::{
     Action, Decision, Facts, TriggerEvent, decide, needs_files, needs_permission,
 };
 use preview_core::{

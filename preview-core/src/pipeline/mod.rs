@@ -1,12 +1,12 @@
 //! The reconcile-style pipeline: plan, deploy, teardown, sweep, status.
 //!
 //! Each operation observes, decides, then acts on the difference, so it is safe to re-run after a
-//! crash, a cancel or a concurrent run. Decisions are pure functions ([`plan`], [`decide_sweep`]) so
-//! dry runs print them and tests check them without I/O.
+//! crash, a cancel or a concurrent run. Decisions are pure functions ([`plan`], [`decide_sweep`],
+//! [`trigger::decide`]) so dry runs print them and tests check them without I/O.
 //!
 //! One module per operation: `plan` describes what deploy would send, `deploy`
 //! converges an environment phase by phase, `teardown` removes one, `sweep` removes those whose PR
-//! is gone, `status` lists them. This module holds [`Preview`], its wiring and the unit-level
+//! is gone, `status` lists them, `trigger` decides what one GitHub event asks for. This module holds [`Preview`], its wiring and the unit-level
 //! retry every provider call goes through.
 
 use std::future::Future;
@@ -29,6 +29,7 @@ mod seed;
 mod status;
 mod sweep;
 mod teardown;
+pub mod trigger;
 
 pub use deploy::{DeployReport, DeployStatus};
 pub use plan::{Plan, PlannedResource, plan};
