@@ -84,9 +84,13 @@ fn run_to_end(cli: cli::Cli, ctx: &Context) -> u8 {
     let code = runtime.block_on(async {
         let stop = interrupted(cli.command.name());
         // The run future is dropped when select! returns, before the arms below run.
+        // `biased`, the signal first: its handlers are installed when it is first polled, which
+        // must be before the command's first poll prints anything (a SIGINT sent on seeing
+        // "… observe" would otherwise kill the process, exit code none instead of 130).
         let outcome = tokio::select! {
-            code = run(cli, ctx) => Ok(code),
+            biased;
             code = stop => Err(code),
+            code = run(cli, ctx) => Ok(code),
         };
         match outcome {
             Ok(code) => code,
