@@ -674,6 +674,7 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
                         state: ReportState::Ready { links: vec![] },
                         run_url: None,
                         started_at: None,
+                        phases: vec![],
                     })
                     .await
                     .expect("seed github");

@@ -55,7 +55,11 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Print the result as one JSON document on stdout (progress goes to stderr).
+    /// Print JSON on stdout (human progress goes to stderr). plan and status print one JSON
+    /// document. deploy, teardown and sweep print JSON Lines: one object per phase as it starts
+    /// ({"event":"phase_started","phase":…,"at_ms":…}) and ends (…"phase_finished", with
+    /// "elapsed_ms" and "outcome": "ok" or "failed"), then the result document as the last line,
+    /// with a "phases" list of durations (`tail -n 1` gets it).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -95,6 +99,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command runs pipeline phases, so `--json` streams them as JSON Lines before
+    /// the result.
+    pub fn streams_phases(&self) -> bool {
+        matches!(
+            self,
+            Command::Deploy(_) | Command::Teardown(_) | Command::Sweep(_)
+        )
+    }
+
     /// The subcommand's name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -192,6 +192,11 @@ fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
             "phase": err.phase(),
             "error": err.to_string(),
         });
-        let _ = ctx.stdout.with(|w| output::json(w, &doc));
+        // After streamed phase lines the result is one line too (JSON Lines); else a document.
+        let _ = if cli.command.streams_phases() {
+            ctx.stdout.with(|w| output::json_line(w, &doc))
+        } else {
+            ctx.stdout.with(|w| output::json(w, &doc))
+        };
     }
 }

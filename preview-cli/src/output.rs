@@ -27,6 +27,12 @@ pub fn json(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Resu
     writeln!(out)
 }
 
+/// Writes `value` as one line of JSON: the last line of a command that streamed its phases.
+pub fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
+}
+
 fn section(out: &mut dyn Write, title: &str, items: &[PlannedResource]) -> std::io::Result<()> {
     if items.is_empty() {
         return Ok(());
@@ -76,7 +82,7 @@ pub fn plan(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
 pub fn skipped(cli: &Cli, ctx: &Context, pr: PrNumber, message: &str) {
     if cli.json {
         let doc = serde_json::json!({ "pr": pr, "status": "skipped", "reason": message });
-        ctx.stdout.with(|w| json(w, &doc)).ok();
+        ctx.stdout.with(|w| json_line(w, &doc)).ok();
     } else {
         ctx.stdout.line(message);
     }
@@ -126,10 +132,17 @@ pub fn deploy(cli: &Cli, ctx: &Context, r: &DeployReport) -> std::io::Result<()>
             ));
         }
         md.push_str(&format!("\n{}\n", counts(&r.changes)));
+        if !r.phases.is_empty() {
+            md.push_str("\n| Phase | Time |\n|---|---|\n");
+            for p in &r.phases {
+                let mark = if p.ok { "" } else { " ❌" };
+                md.push_str(&format!("| {}{mark} | {} |\n", p.phase, p.elapsed_text()));
+            }
+        }
         a.summary(&md)?;
     }
     if cli.json {
-        return ctx.stdout.with(|w| json(w, r));
+        return ctx.stdout.with(|w| json_line(w, r));
     }
     ctx.stdout.with(|w| {
         match &r.status {
@@ -152,7 +165,7 @@ pub fn deploy(cli: &Cli, ctx: &Context, r: &DeployReport) -> std::io::Result<()>
 /// The teardown report.
 pub fn teardown(cli: &Cli, ctx: &Context, r: &TeardownReport) -> std::io::Result<()> {
     if cli.json {
-        return ctx.stdout.with(|w| json(w, r));
+        return ctx.stdout.with(|w| json_line(w, r));
     }
     ctx.stdout
         .line(&format!("{} torn down ({})", r.name, counts(&r.changes)));
@@ -162,7 +175,7 @@ pub fn teardown(cli: &Cli, ctx: &Context, r: &TeardownReport) -> std::io::Result
 /// The sweep report: every decision, and what was removed.
 pub fn sweep(cli: &Cli, ctx: &Context, r: &SweepReport) -> std::io::Result<()> {
     if cli.json {
-        return ctx.stdout.with(|w| json(w, r));
+        return ctx.stdout.with(|w| json_line(w, r));
     }
     ctx.stdout.with(|w| {
         if r.decisions.is_empty() {

@@ -189,6 +189,70 @@ impl EventSink for Progress {
     }
 }
 
+/// `--json` for the commands that run phases: each phase's start and end as one JSON line on
+/// `out` (stdout) as it happens, every event also passed on to `inner` (the human progress on
+/// stderr). Times are milliseconds since the sink was made (the command's start).
+#[derive(Debug)]
+pub struct JsonLines {
+    out: Stream,
+    inner: Box<dyn EventSink>,
+    start: std::time::Instant,
+}
+
+/// One line of [`JsonLines`].
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum PhaseLine {
+    PhaseStarted {
+        phase: Phase,
+        at_ms: u64,
+    },
+    PhaseFinished {
+        phase: Phase,
+        at_ms: u64,
+        elapsed_ms: u64,
+        outcome: &'static str,
+    },
+}
+
+impl JsonLines {
+    /// Phase lines to `out`, everything to `inner`.
+    pub fn new(out: Stream, inner: Box<dyn EventSink>) -> Self {
+        Self {
+            out,
+            inner,
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl EventSink for JsonLines {
+    fn emit(&self, event: Event) {
+        let at_ms = self.start.elapsed().as_millis() as u64;
+        let line = match &event {
+            Event::PhaseStarted { phase } => Some(PhaseLine::PhaseStarted {
+                phase: *phase,
+                at_ms,
+            }),
+            Event::PhaseFinished {
+                phase,
+                elapsed_ms,
+                ok,
+            } => Some(PhaseLine::PhaseFinished {
+                phase: *phase,
+                at_ms,
+                elapsed_ms: *elapsed_ms,
+                outcome: if *ok { "ok" } else { "failed" },
+            }),
+            _ => None,
+        };
+        if let Some(json) = line.and_then(|l| serde_json::to_string(&l).ok()) {
+            self.out.line(&json);
+        }
+        self.inner.emit(event);
+    }
+}
+
 /// `text` without ANSI colour sequences (`ESC [ … m`).
 fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

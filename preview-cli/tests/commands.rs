@@ -86,7 +86,9 @@ async fn deploy_redeploy_status_teardown_sweep() {
     m.source.clear_calls();
     let again = run(&m, &env, &["deploy", "--pr", "42", "--json"]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
-    let doc: serde_json::Value = serde_json::from_str(&again.stdout).expect("one JSON document");
+    // JSON Lines: the phases as they run, then the result document as the last line.
+    let last = again.stdout.lines().last().unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(last).expect("the result document");
     assert_eq!(doc["status"], "ready");
     assert_eq!(
         m.db.mutating_calls() + m.apps.mutating_calls() + m.source.mutating_calls(),
@@ -156,8 +158,21 @@ async fn a_failing_hook_reports_on_the_pr_and_exits_1() {
     m.hooks.fail("migrate");
     let r = run(&m, &base_env(), &["deploy", "--pr", "42", "--json"]).await;
     assert_eq!(r.code, 1);
-    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // After the phase lines, the last line is the failure document.
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let doc = lines.last().unwrap();
     assert_eq!(doc["phase"], "hooks");
+    assert!(
+        lines.iter().any(|e| e["event"] == "phase_finished"
+            && e["phase"] == "hooks"
+            && e["outcome"] == "failed"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stderr.contains("error: hooks: hook migrate"),
         "{}",

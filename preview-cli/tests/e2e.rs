@@ -123,9 +123,9 @@ mod postgres {
         let out = w.run(&["deploy", "--pr", "42", "--json"], &[]).await;
         assert_eq!(out.code, 0, "{out:?}");
         let after = w.mutations();
-        // `--json`: one document on stdout, every resource unchanged.
-        let report: serde_json::Value =
-            serde_json::from_str(&out.stdout).expect("one JSON document");
+        // `--json`: JSON Lines on stdout: each phase as it starts and ends, then the result
+        // document, every resource unchanged.
+        let report = json_lines_then_result(&out.stdout);
         let changes = report["changes"].as_array().expect("changes");
         assert!(!changes.is_empty(), "{report:#}");
         assert!(
@@ -724,4 +724,54 @@ mod postgres {
         )
         .await;
     }
+}
+
+/// Checks `stdout` of a `--json` operation: every line one JSON object; each phase a
+/// `phase_started` line, then a `phase_finished` line with its elapsed milliseconds and outcome,
+/// all before the last line, the result document, whose `phases` list the same durations.
+fn json_lines_then_result(stdout: &str) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?} in\n{stdout}")))
+        .collect();
+    let (result, events) = lines.split_last().expect("a result line");
+    assert!(result.get("event").is_none(), "{result}");
+    let mut open: Vec<&str> = Vec::new();
+    let mut finished: Vec<(String, u64)> = Vec::new();
+    for e in events {
+        let phase = e["phase"].as_str().expect("a phase");
+        assert!(e["at_ms"].is_u64(), "{e}");
+        match e["event"].as_str() {
+            Some("phase_started") => open.push(phase),
+            Some("phase_finished") => {
+                let i = open.iter().position(|p| *p == phase);
+                assert!(i.is_some(), "{phase} finished before it started:\n{stdout}");
+                open.remove(i.unwrap_or_default());
+                assert_eq!(e["outcome"], "ok", "{e}");
+                finished.push((phase.to_string(), e["elapsed_ms"].as_u64().expect("ms")));
+            }
+            other => panic!("unexpected event {other:?}: {e}"),
+        }
+    }
+    assert!(open.is_empty(), "phases never finished: {open:?}");
+    for p in ["observe", "database", "apps", "hooks"] {
+        assert!(finished.iter().any(|(q, _)| q == p), "{p}: {finished:?}");
+    }
+    let phases: Vec<(String, u64)> = result["phases"]
+        .as_array()
+        .expect("the result lists its phases")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["ok"], true, "{t}");
+            (
+                t["phase"].as_str().unwrap_or_default().to_string(),
+                t["elapsed_ms"].as_u64().expect("ms"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases, finished,
+        "the result's phases are the lines' phases"
+    );
+    result.clone()
 }

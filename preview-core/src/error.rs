@@ -155,6 +155,30 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// How long one phase of an operation took, and whether it succeeded: what
+/// [`Event::PhaseFinished`](crate::Event::PhaseFinished) said, kept for the operation's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PhaseTiming {
+    /// Which.
+    pub phase: Phase,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+impl PhaseTiming {
+    /// How long it took, for people: `850 ms`, `12.3 s`, `2 min 5 s`.
+    pub fn elapsed_text(&self) -> String {
+        let ms = self.elapsed_ms;
+        match ms {
+            0..=999 => format!("{ms} ms"),
+            1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+            _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+        }
+    }
+}
+
 /// Every failure in `preview`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-pub use crate::error::Phase;
+pub use crate::error::{Phase, PhaseTiming};
 use crate::host::ResourceChange;
 
 /// One event.
@@ -46,6 +46,36 @@ pub enum Event {
 
 tokio::task_local! {
     static CURRENT_PHASE: Phase;
+}
+
+tokio::task_local! {
+    static TIMINGS: Arc<Mutex<Vec<PhaseTiming>>>;
+}
+
+/// Runs `fut` keeping the timing of every phase that finishes inside it (in the order they
+/// finish), and returns them with its output. Phases run side by side are polled by the same
+/// task, so all of them are kept; work spawned onto other tasks is not.
+pub(crate) async fn timed<F: std::future::Future>(fut: F) -> (F::Output, Vec<PhaseTiming>) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let out = TIMINGS.scope(Arc::clone(&kept), fut).await;
+    let timings = kept.lock().map(|t| t.clone()).unwrap_or_default();
+    (out, timings)
+}
+
+/// Keeps `timing` for the innermost [`timed`] operation running on this task, if any.
+pub(crate) fn record(timing: PhaseTiming) {
+    let _ = TIMINGS.try_with(|t| {
+        if let Ok(mut t) = t.lock() {
+            t.push(timing);
+        }
+    });
+}
+
+/// The timings kept so far by the innermost [`timed`] operation on this task (empty outside one).
+pub(crate) fn timings_so_far() -> Vec<PhaseTiming> {
+    TIMINGS
+        .try_with(|t| t.lock().map(|t| t.clone()).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// The phase whose work emitted the event being handled, when a sink is called from inside one.

@@ -34,7 +34,7 @@ pub mod testing;
 
 pub use config::Config;
 pub use error::{Error, Idempotency, Phase, Result, TransportKind};
-pub use event::{CollectEvents, Event, EventSink, NoEvents};
+pub use event::{CollectEvents, Event, EventSink, NoEvents, PhaseTiming};
 pub use host::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, CheckKind, Commit,
     ContainerSpec, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec, Deleted, DependsOn,

@@ -510,10 +510,11 @@ async fn a_rerun_after_each_partial_deploy_converges() {
                 "{op} after_commit={after_commit}"
             );
             assert_eq!(w.apps.domains(), reference.apps.domains());
-            // The same report, apart from the start of the run that made it.
+            // The same report, apart from the run that made it (its start and its timings).
             let unstamped = |r: Option<preview_core::Report>| {
                 r.map(|r| preview_core::Report {
                     started_at: None,
+                    phases: vec![],
                     ..r
                 })
             };
@@ -1174,4 +1175,58 @@ fn the_plan_of_every_kind_of_field_is_unchanged() {
     let json = serde_json::to_string_pretty(&plan).unwrap();
     assert!(!json.contains("SENTINEL"), "{json}");
     insta::assert_snapshot!("plan_every_field_known", json);
+}
+
+#[tokio::test]
+async fn every_report_says_how_long_each_phase_took() {
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    let r = preview(&w, stable()).deploy(pr).await.unwrap();
+    let phases: Vec<Phase> = r.phases.iter().map(|t| t.phase).collect();
+    for p in [
+        Phase::Observe,
+        Phase::Announce,
+        Phase::Database,
+        Phase::Tunnels,
+        Phase::Hooks,
+        Phase::Apps,
+        Phase::Deployments,
+        Phase::Readiness,
+        Phase::Seed,
+        Phase::Verify,
+        Phase::Report,
+    ] {
+        assert_eq!(
+            phases.iter().filter(|&&q| q == p).count(),
+            1,
+            "{p}: {phases:?}"
+        );
+    }
+    assert!(r.phases.iter().all(|t| t.ok));
+    // The PR's report was made after the seed and before it was published.
+    let shown = w.source.report("pr-42-agents").unwrap();
+    let on_pr: Vec<Phase> = shown.phases.iter().map(|t| t.phase).collect();
+    assert!(on_pr.contains(&Phase::Seed), "{on_pr:?}");
+    assert!(!on_pr.contains(&Phase::Report), "{on_pr:?}");
+    let t = preview(&w, stable()).teardown(pr).await.unwrap();
+    assert_eq!(
+        t.phases.iter().map(|t| t.phase).collect::<Vec<_>>(),
+        [Phase::Teardown]
+    );
+
+    // A failure report names the phase that failed, timed and marked failed.
+    let w = world();
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    inject(&w, "db", "apply_database", false);
+    let err = preview(&w, stable()).deploy(pr).await.unwrap_err();
+    assert_eq!(err.phase(), Some(Phase::Database));
+    let shown = w.source.report("pr-42-agents").unwrap();
+    assert!(matches!(shown.state, ReportState::Failed { .. }));
+    let failed: Vec<Phase> = shown
+        .phases
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.phase)
+        .collect();
+    assert_eq!(failed, [Phase::Database], "{:?}", shown.phases);
 }

@@ -148,9 +148,10 @@ fn state(w: &World) -> State {
             d.sort();
             d
         },
-        // Which run published the report is no part of the state.
+        // Which run published the report (its start, its timings) is no part of the state.
         report: w.source.report(NAME).map(|r| preview_core::Report {
             started_at: None,
+            phases: vec![],
             ..r
         }),
     }

@@ -5,7 +5,9 @@
 //! mention or `::workflow-command::` survives; control, zero-width and bidi characters are dropped.
 //! URLs are shown only when they parse as `http(s)` URLs, without user info.
 
-use preview_core::{Link, PreviewName, Report, ReportKind, ReportState, ReportSummary};
+use preview_core::{
+    Link, PhaseTiming, PreviewName, Report, ReportKind, ReportState, ReportSummary,
+};
 
 /// Who authors comments made with the Actions `GITHUB_TOKEN` (which may not read `GET /user`).
 pub const ACTIONS_BOT: &str = "github-actions[bot]";
@@ -15,6 +17,9 @@ pub(crate) const MARKER_PREFIX: &str = "<!-- preview:env=";
 
 const MAX_INLINE: usize = 200;
 const MAX_ERROR: usize = 2000;
+/// Where the run's phase timings begin: the last section of a comment, so comparing two
+/// comments can leave it out (see [`without_stamp`]).
+const TIMINGS_START: &str = "\n<details><summary>Phase timings</summary>\n";
 
 fn kind_word(kind: ReportKind) -> &'static str {
     match kind {
@@ -85,9 +90,11 @@ pub(crate) fn stamped(marker: String, started_at: Option<jiff::Timestamp>) -> St
     }
 }
 
-/// `body` without the run stamp of its marker: two comments that differ only in which run wrote
-/// them say the same thing (re-publishing it is no change).
+/// `body` without what describes the run that wrote it (the run stamp of its marker and the
+/// phase timings): two comments that differ only in which run wrote them say the same thing
+/// (re-publishing it is no change).
 pub(crate) fn without_stamp(body: &str) -> String {
+    let body = body.find(TIMINGS_START).map_or(body, |i| &body[..i]);
     let (first, rest) = body.split_once('\n').unwrap_or((body, ""));
     let first = match first.find(" run=") {
         Some(i) if first.starts_with(MARKER_PREFIX) => {
@@ -302,6 +309,22 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
         }
         out.push_str("\n</details>\n");
     }
+    out.push_str(&timings(&report.phases));
+    out
+}
+
+/// The run's phase timings as a collapsed table (empty when the run was not timed). Always the
+/// comment's last section: [`without_stamp`] cuts it off.
+fn timings(phases: &[PhaseTiming]) -> String {
+    if phases.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{TIMINGS_START}\n| Phase | Time |\n|---|---|\n");
+    for p in phases {
+        let mark = if p.ok { "" } else { " ❌" };
+        out.push_str(&format!("| {}{mark} | {} |\n", p.phase, p.elapsed_text()));
+    }
+    out.push_str("\nPhases run side by side overlap; each time is its own.\n</details>\n");
     out
 }
 
@@ -445,6 +468,45 @@ mod tests {
             "<!-- preview:env=pr-42-agents state=torn_down digest=0123456789abcdef -->\nbody"
         );
         assert_eq!(without_stamp("no marker run=1"), "no marker run=1");
+    }
+
+    #[test]
+    fn the_runs_phase_timings_close_the_comment_and_are_no_change() {
+        let timing = |phase, elapsed_ms, ok| PhaseTiming {
+            phase,
+            elapsed_ms,
+            ok,
+        };
+        let mut report = Report {
+            name: name(),
+            pr: PrNumber::new(42).unwrap(),
+            branch: Some("feature".into()),
+            commit: None,
+            state: ReportState::Failed {
+                phase: "hooks".into(),
+                error: "migrate exited 1".into(),
+            },
+            run_url: None,
+            started_at: None,
+            phases: vec![
+                timing(preview_core::Phase::Observe, 212, true),
+                timing(preview_core::Phase::Database, 41_250, true),
+                timing(preview_core::Phase::Hooks, 125_000, false),
+            ],
+        };
+        let body = comment(&report, &[]);
+        let table = "| Phase | Time |\n|---|---|\n| observe | 212 ms |\n| database | 41.2 s |\n\
+                     | hooks ❌ | 2 min 5 s |\n";
+        assert!(body.contains(table), "{body}");
+        assert!(body.trim_end().ends_with("</details>"), "{body}");
+        // Another run that took other times says the same thing.
+        let first = without_stamp(&body);
+        report.phases[1].elapsed_ms = 3;
+        assert_eq!(without_stamp(&comment(&report, &[])), first);
+        assert!(!first.contains("Phase timings"));
+        // An untimed run has no section at all.
+        report.phases.clear();
+        assert!(!comment(&report, &[]).contains("<details>"));
     }
 
     #[test]

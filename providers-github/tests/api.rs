@@ -52,6 +52,7 @@ fn report(n: u64, state: ReportState) -> Report {
         state,
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
         started_at: None,
+        phases: vec![],
     }
 }
 

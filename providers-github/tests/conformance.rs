@@ -45,6 +45,7 @@ fn report(name: PreviewName, state: ReportState) -> Report {
         state,
         run_url: None,
         started_at: None,
+        phases: vec![],
     }
 }
 

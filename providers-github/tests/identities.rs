@@ -49,6 +49,7 @@ fn report(state: ReportState) -> Report {
         state,
         run_url: None,
         started_at: None,
+        phases: vec![],
     }
 }
 

@@ -152,6 +152,7 @@ async fn a_skip_report_replaces_torn_down_and_lists_the_commands() {
         state,
         run_url: None,
         started_at: None,
+        phases: vec![],
     };
     gh.publish_report(&report(ReportState::Deploying))
         .await

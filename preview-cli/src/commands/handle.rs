@@ -286,6 +286,7 @@ async fn explain(
         },
         run_url: ctx.actions.as_ref().and_then(|a| a.run_url.clone()),
         started_at: Some(jiff::Timestamp::now()),
+        phases: vec![],
     };
     github.publish_report(&report).await?;
     Ok(())

@@ -17,7 +17,7 @@ use providers_github::{PullRequestEvent, read_pull_request_event};
 
 use crate::cli::Cli;
 use crate::context::Context;
-use crate::progress::Progress;
+use crate::progress::{JsonLines, Progress};
 
 /// Loads the configuration named by `--config`.
 pub(crate) fn load(cli: &Cli) -> Result<Config> {
@@ -178,10 +178,16 @@ pub(crate) fn pipeline(cli: &Cli, ctx: &Context, config: Config, hosts: Hosts) -
     } else {
         ctx.stderr.clone()
     };
+    let progress = Progress::new(progress, groups);
+    let events: Arc<dyn preview_core::EventSink> = if cli.json && cli.command.streams_phases() {
+        Arc::new(JsonLines::new(ctx.stdout.clone(), Box::new(progress)))
+    } else {
+        Arc::new(progress)
+    };
     let mut p = Preview::new(config, hosts)
         .hooks(ctx.factory.hooks())
         .http(ctx.factory.http())
-        .events(Arc::new(Progress::new(progress, groups)))
+        .events(events)
         .env(ctx.env.clone())
         .run_url(ctx.actions.as_ref().and_then(|a| a.run_url.clone()));
     if let Some(a) = ctx.actions.clone() {

@@ -46,6 +46,7 @@ use crate::name::{PrNumber, PreviewName};
 ///     state: ReportState::Deploying,
 ///     run_url: None,
 ///     started_at: None,
+///     phases: vec![],
 /// };
 /// assert_eq!(host.publish_report(&report).await?, Outcome::Created);
 /// let shown = host.get_report(&name, pr).await?.expect("published");
@@ -214,11 +215,15 @@ pub struct Report {
     /// [`SourceHost::publish_report`](crate::SourceHost::publish_report)), so a slow run cannot
     /// overwrite a newer outcome with an older one. `None`: unknown, always published.
     pub started_at: Option<Timestamp>,
+    /// How long each phase of the run took, as far as it got when the report was made (empty:
+    /// not timed). Like `run_url`, it describes the run rather than the environment: it is not
+    /// part of [`Report::digest`], so a re-run that only took a different time publishes nothing.
+    pub phases: Vec<crate::error::PhaseTiming>,
 }
 
 impl Report {
-    /// A digest of what the report says: everything but `run_url` and `started_at`, which name
-    /// the run that wrote it rather than the environment's state. Hosts store it with the published report and give it
+    /// A digest of what the report says: everything but `run_url`, `started_at` and `phases`,
+    /// which describe the run that wrote it rather than the environment's state. Hosts store it with the published report and give it
     /// back in [`ReportSummary::digest`], so a re-run can tell "the PR already shows exactly this"
     /// from one read, without publishing again. 64 bits of SHA-256: a change detector, not a MAC
     /// (a report holds no secret).

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Preview;
 use crate::error::{Error, Result};
-use crate::event::{Event, Phase};
+use crate::event::{Event, Phase, PhaseTiming};
 use crate::host::{
     AppDeployment, Commit, Outcome, PrState, PullRequest, Report, ReportKind, ReportState,
     ReportSummary, ResourceChange, Tunnels,
@@ -48,6 +48,8 @@ pub struct DeployReport {
     pub deployments: BTreeMap<String, AppDeployment>,
     /// Links for people.
     pub links: Vec<crate::host::Link>,
+    /// How long each phase took, in the order they finished (phases run side by side overlap).
+    pub phases: Vec<PhaseTiming>,
 }
 
 impl DeployReport {
@@ -81,6 +83,7 @@ impl DeployReport {
             changes,
             deployments: BTreeMap::new(),
             links: vec![],
+            phases: vec![],
         }
     }
 }
@@ -130,6 +133,12 @@ impl Preview {
     /// # Errors
     /// [`Error::InPhase`] with the failing phase.
     pub async fn deploy(&self, pr: PrNumber) -> Result<DeployReport> {
+        let (report, phases) = crate::event::timed(self.deploy_timed(pr)).await;
+        report.map(|r| DeployReport { phases, ..r })
+    }
+
+    /// [`Preview::deploy`], inside the scope that keeps its phase timings.
+    async fn deploy_timed(&self, pr: PrNumber) -> Result<DeployReport> {
         // Every report of this run carries its start: a host never lets it replace the report
         // of a run that started later.
         let started = (self.now)();
@@ -152,6 +161,7 @@ impl Preview {
                 changes: vec![],
                 deployments: BTreeMap::new(),
                 links: vec![],
+                phases: vec![],
             });
         }
         let rendered = self.render(&name, &pull)?;
@@ -243,6 +253,7 @@ impl Preview {
             state: ReportState::Failed { phase, error },
             run_url: self.run_url.clone(),
             started_at: Some(started),
+            phases: crate::event::timings_so_far(),
         };
         if let Err(e) = self
             .retry("publish failure report", || {
@@ -392,6 +403,7 @@ impl Preview {
                 state: ReportState::Deploying,
                 run_url: self.run_url.clone(),
                 started_at: Some(started),
+                phases: vec![],
             };
             let o = self
                 .retry("publish report", || self.source.publish_report(&deploying))
@@ -518,6 +530,7 @@ impl Preview {
             },
             run_url: self.run_url.clone(),
             started_at: Some(started),
+            phases: crate::event::timings_so_far(),
         };
         // Nothing created or changed, and the PR already shows exactly this report: a close during
         // the run cannot strand anything this run made, and there is nothing to publish. Reading
@@ -568,6 +581,7 @@ impl Preview {
             changes,
             deployments,
             links: r.links.clone(),
+            phases: vec![],
         })
     }
 }

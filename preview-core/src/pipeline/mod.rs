@@ -267,10 +267,16 @@ impl Preview {
         self.emit(Event::PhaseStarted { phase });
         let start = tokio::time::Instant::now();
         let r = crate::event::in_phase(phase, fut).await;
-        self.emit(Event::PhaseFinished {
+        let timing = crate::event::PhaseTiming {
             phase,
             elapsed_ms: start.elapsed().as_millis() as u64,
             ok: r.is_ok(),
+        };
+        crate::event::record(timing);
+        self.emit(Event::PhaseFinished {
+            phase,
+            elapsed_ms: timing.elapsed_ms,
+            ok: timing.ok,
         });
         r.map_err(|e| match e {
             e @ Error::InPhase { .. } => e,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Preview;
 use crate::error::{Error, Result};
-use crate::event::Phase;
+use crate::event::{Phase, PhaseTiming};
 use crate::host::{Report, ReportKind, ReportState, ResourceChange};
 use crate::name::{PrNumber, PreviewName};
 use crate::render;
@@ -17,6 +17,8 @@ pub struct TeardownReport {
     pub name: PreviewName,
     /// Every resource removed or found already gone.
     pub changes: Vec<ResourceChange>,
+    /// How long each phase took, in the order they finished.
+    pub phases: Vec<PhaseTiming>,
 }
 
 impl Preview {
@@ -31,7 +33,8 @@ impl Preview {
     pub async fn teardown(&self, pr: PrNumber) -> Result<TeardownReport> {
         let started = (self.now)();
         let name = self.config.name(pr);
-        self.teardown_name(&name, started).await
+        let (report, phases) = crate::event::timed(self.teardown_name(&name, started)).await;
+        report.map(|r| TeardownReport { phases, ..r })
     }
 
     /// Tears `name` down; its report says the run that started at `started` did it.
@@ -93,6 +96,7 @@ impl Preview {
                         state: ReportState::TornDown,
                         run_url: self.run_url.clone(),
                         started_at: Some(started),
+                        phases: vec![],
                     };
                     match self
                         .retry("publish report", || self.source.publish_report(&report))
@@ -118,6 +122,7 @@ impl Preview {
                 Ok(TeardownReport {
                     name: name.clone(),
                     changes,
+                    phases: vec![],
                 })
             } else {
                 Err(Error::failed(

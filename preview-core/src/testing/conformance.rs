@@ -360,6 +360,7 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
         state: ReportState::Deploying,
         run_url: None,
         started_at: None,
+        phases: vec![],
     };
     let first = host.publish_report(&report).await.expect("publish");
     assert!(
@@ -416,6 +417,7 @@ pub async fn check_source_report_never_goes_back(host: &dyn SourceHost, pr: PrNu
         state,
         run_url: None,
         started_at: Some(at(started)),
+        phases: vec![],
     };
     let torn_down = report(ReportState::TornDown, 20);
     host.publish_report(&torn_down).await.expect("publish");

@@ -191,6 +191,7 @@ impl SourceHost for InMemorySource {
                 Some(r)
                     if Report {
                         started_at: report.started_at,
+                        phases: report.phases.clone(),
                         ..r.clone()
                     } == *report =>
                 {
