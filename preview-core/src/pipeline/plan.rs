@@ -1,14 +1,18 @@
 //! `plan`: what deploy would converge for one PR, secrets redacted, without calling anything.
+//!
+//! A plan is a description of the [`Rendered`] specs deploy sends, rendered by
+//! [`render::render_plan`] (the same walk over the configuration as [`render::render_all`], with
+//! placeholders where a value is not known): nothing here reads the configuration again.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Config, ProjectRef, SecretDef};
+use crate::config::{BypassSource, SecretDef};
 use crate::error::Result;
+use crate::host::Tunnels;
 use crate::name::{PrNumber, PreviewName};
-use crate::render::{self, Inputs};
-use crate::template::Scope;
+use crate::render::{self, HookRun, Inputs, Rendered, SeedBypass, Sources};
 
 /// What deploy would do with one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,47 +71,74 @@ fn res(
 /// # Errors
 /// [`Error::Config`](crate::Error::Config) if a name-like template cannot render (ruled out at load).
 pub fn plan(
-    config: &Config,
+    config: &crate::config::Config,
     pr: PrNumber,
     inputs: &Inputs,
     env: crate::env::EnvLookup<'_>,
 ) -> Result<Plan> {
     let name = config.name(pr);
-    let mut scope: Scope = render::scope(config, &name, inputs, None)?;
-    if inputs.branch.is_none() {
-        scope.plain("pr.branch", format!("<head branch of PR #{pr}>"));
-    }
-    if inputs.sha.is_none() {
-        scope.plain("pr.sha", format!("<head commit of PR #{pr}>"));
-    }
-    let db = &config.database;
-    let host = config.database.public_host.template.render_display(&scope);
-    let mut database = vec![res(
-        &db.provider,
-        "app",
-        name.as_str(),
-        &[
-            ("org", db.org.clone().unwrap_or_default()),
-            ("region", db.region.clone()),
-            ("public_host", host.clone()),
-        ],
-    )];
-    database.push(res(
-        &db.provider,
-        "ip",
-        format!("{name}/dedicated-ipv4"),
-        &[("for", "raw TCP services".into())],
-    ));
-    let mut containers = Vec::new();
+    let r = render::render_plan(config, &name, inputs, env)?;
+    // No tunnel is open in a plan: the hooks show the tunnel addresses as `<tunnels.NAME.…>`.
+    let hooks = render::hooks(config, &r, &Tunnels::new(Vec::new(), ()))?;
+    Ok(Plan {
+        database: database(&r),
+        apps: apps(&r),
+        hooks: hooks.iter().map(hook).collect(),
+        seed: seed(&r),
+        report: report(&r, pr),
+        secrets: secrets(&r.sources),
+        name,
+        pr,
+    })
+}
+
+/// The database app, its address, the Machine, its containers and services.
+fn database(r: &Rendered) -> Vec<PlannedResource> {
+    let (db, name) = (&r.database, &r.name);
+    let provider = r.sources.database_provider.as_str();
+    let org = r.sources.database_org.clone().unwrap_or_default();
+    let size = format!(
+        "{:?} {} vCPU, {} MB",
+        db.size.cpu_kind, db.size.cpus, db.size.memory_mb
+    );
+    let names: Vec<&str> = db.containers.iter().map(|c| c.name.as_str()).collect();
+    let mut out = vec![
+        res(
+            provider,
+            "app",
+            name.as_str(),
+            &[
+                ("org", org),
+                ("region", db.region.clone()),
+                ("public_host", db.public_host.clone()),
+            ],
+        ),
+        res(
+            provider,
+            "ip",
+            format!("{name}/dedicated-ipv4"),
+            &[("for", "raw TCP services".into())],
+        ),
+        res(
+            provider,
+            "machine",
+            format!("{name}/machine"),
+            &[
+                ("size", size.to_lowercase()),
+                ("containers", names.join(", ")),
+                ("restart", format!("{:?}", db.restart).to_lowercase()),
+            ],
+        ),
+    ];
     for c in &db.containers {
         let env: Vec<String> = c
             .env
             .iter()
-            .map(|(k, f)| format!("{k}={}", f.template.render_display(&scope)))
+            .map(|(k, v)| format!("{k}={}", r.shown(v)))
             .collect();
-        let checks: Vec<String> = c.healthchecks.iter().map(|h| h.name.clone()).collect();
-        containers.push(res(
-            &db.provider,
+        let checks: Vec<&str> = c.healthchecks.iter().map(|h| h.name.as_str()).collect();
+        out.push(res(
+            provider,
             "container",
             format!("{name}/{}", c.name),
             &[
@@ -118,83 +149,55 @@ pub fn plan(
             ],
         ));
     }
-    database.push(res(
-        &db.provider,
-        "machine",
-        format!("{name}/machine"),
-        &[
-            (
-                "size",
-                format!(
-                    "{:?} {} vCPU, {} MB",
-                    db.size.cpu_kind, db.size.cpus, db.size.memory_mb
-                )
-                .to_lowercase(),
-            ),
-            (
-                "containers",
-                db.containers
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            ("restart", format!("{:?}", db.restart).to_lowercase()),
-        ],
-    ));
-    database.extend(containers);
     for s in &db.services {
-        database.push(res(
-            &db.provider,
+        out.push(res(
+            provider,
             "service",
             format!("{name}/{}", s.name),
             &[
-                ("public", format!("{host}:{}", s.port)),
+                ("public", format!("{}:{}", db.public_host, s.port)),
                 ("internal_port", s.internal_port.to_string()),
-                (
-                    "tls",
-                    serde_json::to_value(s.tls)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
-                ),
-                (
-                    "protocol",
-                    serde_json::to_value(s.protocol)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
-                ),
+                ("tls", wire_name(s.tls)),
+                ("protocol", wire_name(s.protocol)),
             ],
         ));
     }
-    let mut apps = Vec::new();
-    for a in &config.apps {
-        let project = match &a.project {
-            ProjectRef::Literal(p) => p.clone(),
-            ProjectRef::FromEnv(v) => env(v).unwrap_or_else(|| format!("${v}")),
-        };
-        let branch = scope_value(&scope, "pr.branch");
-        for (k, f) in &a.env {
-            let secret = f.template.is_secret(&scope);
-            apps.push(res(
-                &a.provider,
+    out
+}
+
+/// A configuration word as written in `preview.toml` (its serde name).
+fn wire_name(v: impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Each app's env vars, domain and deployment.
+fn apps(r: &Rendered) -> Vec<PlannedResource> {
+    let mut out = Vec::new();
+    for (spec, provider) in r.apps.iter().zip(&r.sources.app_providers) {
+        let (t, branch) = (&spec.target, &spec.branch);
+        for var in &spec.env {
+            let secret = var.value.is_secret();
+            out.push(res(
+                provider,
                 "env_var",
-                format!("{}/{k}", a.name),
+                format!("{}/{}", t.app, var.key),
                 &[
-                    ("project", project.clone()),
+                    ("project", t.project.clone()),
                     ("target", "preview".into()),
                     ("git_branch", branch.clone()),
                     (
                         "type",
-                        if a.sensitive.contains(k) {
+                        if var.sensitive {
                             "sensitive"
                         } else {
                             "encrypted"
                         }
                         .into(),
                     ),
-                    ("value", f.template.render_display(&scope)),
+                    ("value", r.shown(&var.value)),
                     (
                         "secret",
                         if secret { "yes (value redacted)" } else { "no" }.into(),
@@ -202,124 +205,115 @@ pub fn plan(
                 ],
             ));
         }
-        if let Some(d) = &a.domain {
-            apps.push(res(
-                &a.provider,
-                "domain",
-                d.template.render_display(&scope),
-                &[("project", project.clone()), ("git_branch", branch.clone())],
-            ));
+        let at = [
+            ("project", t.project.clone()),
+            ("git_branch", branch.clone()),
+        ];
+        if let Some(d) = &t.domain {
+            out.push(res(provider, "domain", d.clone(), &at));
         }
-        apps.push(res(
-            &a.provider,
+        let timeout = ("timeout", format!("{}s", spec.deploy_timeout.as_secs()));
+        out.push(res(
+            provider,
             "deployment",
-            format!("{}@{}", a.name, scope_value(&scope, "pr.sha")),
-            &[
-                ("project", project),
-                ("git_branch", branch),
-                ("timeout", format!("{}s", a.deploy_timeout.as_secs())),
-            ],
+            format!("{}@{}", t.app, r.commit),
+            &[at[0].clone(), at[1].clone(), timeout],
         ));
     }
-    let hooks = config
-        .hooks
-        .iter()
-        .map(|h| {
-            res(
-                "runner",
-                "hook",
-                h.name.clone(),
-                &[
-                    (
-                        "run",
-                        h.run
-                            .iter()
-                            .map(|f| f.template.render_display(&scope))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
-                    ("env", h.env.keys().cloned().collect::<Vec<_>>().join(", ")),
-                    ("timeout", format!("{}s", h.timeout.as_secs())),
-                ],
-            )
-        })
-        .collect();
-    let mut seed = Vec::new();
-    if let Some(s) = &config.seed {
-        // Which app's deployment protection a URL goes through, if any (as deploy decides it).
-        let protected: Vec<(crate::render::SeedBypass, String)> = config
-            .apps
-            .iter()
-            .filter_map(|a| {
-                let source = match a.protection_bypass.as_ref()? {
-                    crate::config::BypassSource::Project => "read from the project".to_string(),
-                    crate::config::BypassSource::FromEnv(v) => format!("from ${v}"),
-                };
-                let domain = a.domain.as_ref()?.template.render_display(&scope);
-                let b = crate::render::SeedBypass {
-                    target: crate::host::AppRef {
-                        app: a.name.clone(),
-                        project: String::new(),
-                        domain: Some(domain.clone()),
-                    },
-                    origin: format!("https://{domain}"),
-                    secret: None,
-                };
-                Some((b, format!("apps.{} (secret {source})", a.name)))
-            })
-            .collect();
-        let with_bypass = |url: &str, mut detail: Vec<(&'static str, String)>| {
-            if let Some((_, what)) = protected.iter().find(|(b, _)| b.covers(url)) {
-                detail.push(("protection_bypass", what.clone()));
-            }
-            detail
-        };
-        let ready = s.ready_url.template.render_display(&scope);
-        let detail = with_bypass(
-            &ready,
-            vec![("timeout", format!("{}s", s.ready_timeout.as_secs()))],
-        );
-        seed.push(res("http", "readiness", ready, &detail));
-        for r in &s.requests {
-            let url = r.url.template.render_display(&scope);
-            let detail = with_bypass(
-                &url,
-                vec![
-                    ("method", r.method.clone()),
-                    ("url", url.clone()),
-                    (
-                        "headers",
-                        r.headers.keys().cloned().collect::<Vec<_>>().join(", "),
-                    ),
-                ],
-            );
-            seed.push(res("http", "request", r.name.clone(), &detail));
+    out
+}
+
+/// A hook: its command line, the names of its env vars (their values may be secrets), its timeout.
+fn hook(h: &HookRun) -> PlannedResource {
+    let env: Vec<&str> = h.env.iter().map(|(k, _)| k.as_str()).collect();
+    res(
+        "runner",
+        "hook",
+        h.name.clone(),
+        &[
+            ("run", h.argv.join(" ")),
+            ("env", env.join(", ")),
+            ("timeout", format!("{}s", h.timeout.as_secs())),
+        ],
+    )
+}
+
+/// Readiness and each seed request, with the app whose protection each goes through.
+fn seed(r: &Rendered) -> Vec<PlannedResource> {
+    let Some(s) = &r.seed else {
+        return Vec::new();
+    };
+    // Which app's deployment protection a URL goes through, if any (as deploy decides it).
+    let with_bypass = |url: &str, mut detail: Vec<(&'static str, String)>| {
+        if let Some(b) = s.bypass.iter().find(|b| b.covers(url)) {
+            detail.push(("protection_bypass", bypass(b)));
         }
+        detail
+    };
+    let ready = vec![("timeout", format!("{}s", s.ready_timeout.as_secs()))];
+    let mut out = vec![res(
+        "http",
+        "readiness",
+        s.ready_url.clone(),
+        &with_bypass(&s.ready_url, ready),
+    )];
+    for call in &s.requests {
+        let headers: Vec<&str> = call.headers.iter().map(|(k, _)| k.as_str()).collect();
+        let detail = vec![
+            ("method", call.method.clone()),
+            ("url", call.url.clone()),
+            ("headers", headers.join(", ")),
+        ];
+        out.push(res(
+            "http",
+            "request",
+            call.name.clone(),
+            &with_bypass(&call.url, detail),
+        ));
     }
-    let mut report = Vec::new();
-    if config.report.comment {
-        report.push(res(
+    out
+}
+
+/// The app a protection bypass is for and where its secret comes from.
+fn bypass(b: &SeedBypass) -> String {
+    let source = match &b.source {
+        BypassSource::Project => "read from the project".to_string(),
+        BypassSource::FromEnv(v) => format!("from ${v}"),
+    };
+    format!("apps.{} (secret {source})", b.target.app)
+}
+
+/// The PR comment, the deployment environment and the links.
+fn report(r: &Rendered, pr: PrNumber) -> Vec<PlannedResource> {
+    let mut out = Vec::new();
+    if r.sources.comment {
+        out.push(res(
             "source",
             "comment",
             format!("PR #{pr}"),
-            &[("marker", name.to_string())],
+            &[("marker", r.name.to_string())],
         ));
     }
-    report.push(res(
+    out.push(res(
         "source",
         "deployment",
-        config.report.environment.template.render_display(&scope),
+        r.report_environment.clone(),
         &[],
     ));
-    for (label, f) in &config.report.links {
-        report.push(res(
+    for l in &r.links {
+        out.push(res(
             "source",
             "link",
-            label.clone(),
-            &[("url", f.template.render_display(&scope))],
+            l.label.clone(),
+            &[("url", l.url.clone())],
         ));
     }
-    let secrets = config
+    out
+}
+
+/// Each secret's definition: how it is generated, or the variable it is read from.
+fn secrets(sources: &Sources) -> Vec<PlannedResource> {
+    sources
         .secrets
         .iter()
         .map(|(n, d)| match d {
@@ -341,21 +335,5 @@ pub fn plan(
                 res("preview", "secret", n.clone(), &[("from_env", var.clone())])
             }
         })
-        .collect();
-    Ok(Plan {
-        name,
-        pr,
-        database,
-        apps,
-        hooks,
-        seed,
-        report,
-        secrets,
-    })
-}
-
-fn scope_value(scope: &Scope, path: &str) -> String {
-    crate::template::Template::parse(&format!("${{{path}}}"))
-        .map(|t| t.render_display(scope))
-        .unwrap_or_default()
+        .collect()
 }
