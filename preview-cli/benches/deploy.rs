@@ -675,6 +675,7 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
                         run_url: None,
                         started_at: None,
                         phases: vec![],
+                        lifetime: None,
                     })
                     .await
                     .expect("seed github");

@@ -222,18 +222,33 @@ pub fn status(cli: &Cli, ctx: &Context, rows: &[EnvironmentStatus]) -> std::io::
         }
         writeln!(
             w,
-            "{:<24} {:>6}  {:<10} {:>5}  URLS",
-            "ENVIRONMENT", "PR", "PR STATE", "AGE"
+            "{:<24} {:>6}  {:<10} {:>5}  {:>9}  URLS",
+            "ENVIRONMENT", "PR", "PR STATE", "AGE", "COST*"
         )?;
         for r in rows {
+            let cost = r.cost.as_ref().map_or("-".to_string(), |c| {
+                format!("{}.{:02}", c.so_far_cents / 100, c.so_far_cents % 100)
+            });
             writeln!(
                 w,
-                "{:<24} {:>6}  {:<10} {:>5}  {}",
+                "{:<24} {:>6}  {:<10} {:>5}  {:>9}  {}",
                 r.name.to_string(),
                 format!("#{}", r.pr),
                 inert(&r.pr_state),
                 age(r.age_secs),
+                cost,
                 r.urls.join(" ")
+            )?;
+        }
+        if let Some(c) = rows.iter().find_map(|r| r.cost.as_ref()) {
+            writeln!(
+                w,
+                "* cost so far, an estimate in {} from prices of {} ({}/day running, {}.{:02} asleep); see [cost] in the config",
+                c.currency,
+                c.prices_dated,
+                format_args!("{}.{:02}", c.per_day_running_cents / 100, c.per_day_running_cents % 100),
+                c.per_day_sleeping_cents / 100,
+                c.per_day_sleeping_cents % 100
             )?;
         }
         Ok(())

@@ -15,6 +15,7 @@
 
 pub mod command;
 pub mod config;
+pub mod cost;
 pub mod effects;
 pub mod env;
 pub mod error;
@@ -37,10 +38,11 @@ pub use error::{Error, Idempotency, Phase, Result, TransportKind};
 pub use event::{CollectEvents, Event, EventSink, NoEvents, PhaseTiming};
 pub use host::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, CheckKind, Commit,
-    ContainerSpec, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec, Deleted, DependsOn,
-    EnvVar, HealthCheck, Link, MachineSize, Outcome, Owned, PrState, ProtectionBypass, Protocol,
-    PullRequest, Report, ReportKind, ReportState, ReportSummary, ResourceChange, RestartPolicy,
-    ServiceEndpoint, ServiceSpec, SourceHost, TlsMode, TriggerHost, Tunnel, Tunnels,
+    ContainerSpec, CostEstimate, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec,
+    Deleted, DependsOn, EnvVar, HealthCheck, Lifetime, Link, MachineSize, Mark, Marks, Outcome,
+    Owned, PrState, ProtectionBypass, Protocol, PullRequest, Report, ReportKind, ReportState,
+    ReportSummary, ResourceChange, RestartPolicy, ServiceEndpoint, ServiceSpec, SourceHost,
+    TlsMode, TriggerHost, Tunnel, Tunnels,
 };
 pub use name::{Naming, PrNumber, PreviewName};
 pub use pipeline::{Hosts, Plan, Preview};

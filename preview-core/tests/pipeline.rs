@@ -515,6 +515,7 @@ async fn a_rerun_after_each_partial_deploy_converges() {
                 r.map(|r| preview_core::Report {
                     started_at: None,
                     phases: vec![],
+                    lifetime: None,
                     ..r
                 })
             };

@@ -152,6 +152,7 @@ fn state(w: &World) -> State {
         report: w.source.report(NAME).map(|r| preview_core::Report {
             started_at: None,
             phases: vec![],
+            lifetime: None,
             ..r
         }),
     }

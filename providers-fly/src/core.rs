@@ -451,6 +451,64 @@ impl Core {
         }
     }
 
+    /// `POST /v1/apps/{app}/machines/{id}/stop` or `…/suspend` under our lease (not idempotent:
+    /// the caller reads the Machine's state before asking again).
+    pub(crate) async fn sleep_machine(
+        &self,
+        app: &str,
+        id: &str,
+        suspend: bool,
+        nonce: &str,
+    ) -> Result<()> {
+        let what = format!("machine {id} of app {app}");
+        let action = if suspend { "suspend" } else { "stop" };
+        let r = self.request(Method::POST, &["v1", "apps", app, "machines", id, action], &what)?;
+        with_nonce(r, nonce)?.send_retry().await?;
+        Ok(())
+    }
+
+    // ---- machine metadata and the organisation's machines (a preview's lifetime)
+
+    /// `POST /v1/apps/{app}/machines/{id}/metadata/{key}`: a set (re-sent safely).
+    pub(crate) async fn upsert_metadata(
+        &self,
+        app: &str,
+        id: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let what = format!("metadata {key} of machine {id} of app {app}");
+        let path = ["v1", "apps", app, "machines", id, "metadata", key];
+        let r = self.request(Method::POST, &path, &what)?;
+        let body = wire::UpsertMetadata { value };
+        r.json(&body).idempotent(true).send_retry().await?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}/metadata/{key}`; already gone is success.
+    pub(crate) async fn delete_metadata(&self, app: &str, id: &str, key: &str) -> Result<()> {
+        let what = format!("metadata {key} of machine {id} of app {app}");
+        let path = ["v1", "apps", app, "machines", id, "metadata", key];
+        let req = self.request(Method::DELETE, &path, &what)?;
+        req.answers(&[404]).send_retry().await?;
+        Ok(())
+    }
+
+    /// `GET /v1/orgs/{org}/machines`, one page of every Machine of the organisation.
+    pub(crate) async fn org_machines(
+        &self,
+        org: &str,
+        cursor: Option<&str>,
+    ) -> Result<wire::OrgMachines> {
+        let call = format!("list machines of organization {org}");
+        let mut q = vec![("limit", "1000")];
+        if let Some(c) = cursor {
+            q.push(("cursor", c));
+        }
+        let req = self.request(Method::GET, &["v1", "orgs", org, "machines"], &call)?;
+        Answer::from(req.query(&q).send_retry().await?).json(&call)
+    }
+
     pub(crate) async fn events(&self, app: &str, id: &str) -> Result<Vec<wire::MachineEvent>> {
         let what = format!("events of machine {id} of app {app}");
         let path = ["v1", "apps", app, "machines", id, "events"];

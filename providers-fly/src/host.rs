@@ -157,8 +157,8 @@ impl Drop for LeaseGuard {
 }
 
 /// A lease we hold.
-struct Held {
-    nonce: String,
+pub(crate) struct Held {
+    pub(crate) nonce: String,
     description: String,
     /// When it was taken or last extended.
     taken: Instant,
@@ -468,7 +468,10 @@ impl FlyDatabases {
     }
 
     /// Our Machines, oldest first (ties by id, so every run agrees on which is first).
-    fn ours<'m>(machines: &'m [wire::Machine], name: &PreviewName) -> Vec<&'m wire::Machine> {
+    pub(crate) fn ours<'m>(
+        machines: &'m [wire::Machine],
+        name: &PreviewName,
+    ) -> Vec<&'m wire::Machine> {
         let mut ours: Vec<&wire::Machine> = machines
             .iter()
             .filter(|m| m.metadata(META_ENV) == Some(name.as_str()))
@@ -573,7 +576,7 @@ impl FlyDatabases {
     /// every mutating call; [`FlyDatabases::fresh`] extends it between steps), and releases the
     /// lease on every path: success, failure, and (through [`LeaseGuard`]) when the future is
     /// dropped (cancel, SIGINT).
-    async fn leased<T, F, Fut>(&self, app: &str, machine: &str, op: F) -> Result<T>
+    pub(crate) async fn leased<T, F, Fut>(&self, app: &str, machine: &str, op: F) -> Result<T>
     where
         F: FnOnce(Held) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -800,6 +803,11 @@ impl FlyDatabases {
             created_at: m
                 .and_then(|m| m.created_at.as_deref())
                 .and_then(|t| t.parse().ok()),
+            boot: m.and_then(crate::lifecycle::boot),
+            marks: crate::lifecycle::marks(
+                m.and_then(|m| m.config.as_ref())
+                    .and_then(|c| c.get("metadata")),
+            ),
         }
     }
 
@@ -1046,6 +1054,21 @@ impl DatabaseHost for FlyDatabases {
             }
         }
         Ok(owned)
+    }
+
+    #[tracing::instrument(skip_all, fields(env = %name))]
+    async fn mark_database(&self, name: &PreviewName, mark: &preview_core::Mark) -> Result<()> {
+        self.mark(name, mark).await
+    }
+
+    #[tracing::instrument(skip_all, fields(env = %name))]
+    async fn sleep_database(&self, name: &PreviewName, suspend: bool) -> Result<Outcome> {
+        self.sleep(name, suspend).await
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %self.org))]
+    async fn list_lifetimes(&self, naming: &preview_core::Naming) -> Result<Vec<Database>> {
+        self.lifetimes(naming).await
     }
 
     #[tracing::instrument(skip_all, fields(env = %name))]

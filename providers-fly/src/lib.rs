@@ -33,6 +33,7 @@ mod builder;
 mod core;
 mod errors;
 mod host;
+mod lifecycle;
 pub mod machine;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -24,6 +24,8 @@ use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+mod lifecycle;
+
 /// One request the fake answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
@@ -751,9 +753,9 @@ impl FakeFly {
             ("GET", ["v1", "apps", app, "volumes"]) => {
                 s.with_app(app, |a, _| (200, Json::Array(a.volumes.clone())))
             }
-            ("GET", ["v1", "apps", app, "machines"]) => {
-                s.with_app(app, |a, _| (200, Json::Array(a.machines.clone())))
-            }
+            ("GET", ["v1", "apps", app, "machines"]) => s.with_app(app, |a, _| {
+                (200, Json::Array(a.machines.iter().map(|m| lifecycle::with_events(a, m)).collect()))
+            }),
             ("POST", ["v1", "apps", app, "machines"]) => s.with_app(app, |a, n| {
                 let Some(config) = body.get("config").filter(|c| c.is_object()) else {
                     return error(400, "config is required");
@@ -789,7 +791,19 @@ impl FakeFly {
                 a.machines.push(machine.clone());
                 (200, machine)
             }),
-            ("GET", ["v1", "apps", app, "machines", id]) => s.with_machine(app, id, |_, m, _| (200, m.clone())),
+            ("GET", ["v1", "apps", app, "machines", id]) => s.with_app(app, |a, _| {
+                match a.machines.iter().find(|m| m["id"] == *id) {
+                    Some(m) => (200, lifecycle::with_events(a, m)),
+                    None => error(404, "machine not found"),
+                }
+            }),
+            ("POST", ["v1", "apps", app, "machines", id, action @ ("stop" | "suspend")]) => {
+                lifecycle::sleep(&mut s, app, id, action, nonce.as_ref())
+            }
+            (m @ ("POST" | "DELETE"), ["v1", "apps", app, "machines", id, "metadata", key]) => {
+                lifecycle::metadata(&mut s, m, app, id, key, &body)
+            }
+            ("GET", ["v1", "orgs", org, "machines"]) => lifecycle::org_machines(&s, org, &query),
             ("POST", ["v1", "apps", app, "machines", id]) => {
                 s.with_machine(app, id, |leases, m, n| {
                     if let Some(l) = leases.get(*id).filter(|l| Some(&l.nonce) != nonce.as_ref()) {
@@ -832,6 +846,7 @@ impl FakeFly {
                     match m["state"].as_str() {
                         Some("stopped" | "suspended" | "created") => {
                             m["state"] = json!(boot);
+                            m["updated_at"] = json!(now_iso());
                             (200, Json::Null)
                         }
                         Some(other) => error(400, &format!("unable to start machine from current state: '{other}'")),
@@ -887,6 +902,19 @@ impl FakeFly {
             }),
             _ => error(404, &format!("the fake does not know {method} {path}")),
         };
+        if status < 300 && method == "POST" {
+            // The events a start or an update leaves (a boot: memory is fresh after either).
+            let event = match segs.as_slice() {
+                ["v1", "apps", app, "machines", id, "start"] => Some((*app, *id, "start")),
+                ["v1", "apps", app, "machines", id] => Some((*app, *id, "update")),
+                _ => None,
+            };
+            if let Some((app, id, kind)) = event {
+                if let Some(a) = s.apps.get_mut(app) {
+                    lifecycle::push_event(a, id, kind, "started", "user");
+                }
+            }
+        }
         if status < 300 {
             let (status, out) = s.boot(&method, &segs, status, &mut out);
             (status, out, Duration::ZERO)

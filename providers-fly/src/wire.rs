@@ -175,6 +175,9 @@ pub(crate) struct Machine {
     pub(crate) checks: Vec<CheckStatus>,
     #[serde(default)]
     pub(crate) created_at: Option<String>,
+    /// The latest events (the API gives the last few with the Machine).
+    #[serde(default)]
+    pub(crate) events: Vec<MachineEvent>,
 }
 
 impl Machine {
@@ -220,7 +223,7 @@ pub(crate) struct WaitResponse {
 }
 
 /// `MachineEvent`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct MachineEvent {
     #[serde(default, rename = "type")]
     pub(crate) kind: Option<String>,
@@ -259,4 +262,32 @@ impl MachineEvent {
         }
         s
     }
+}
+
+/// `OrgMachinesResponse`: one page of every Machine of an organisation.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrgMachines {
+    #[serde(default)]
+    pub(crate) machines: Vec<OrgMachine>,
+    #[serde(default)]
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// `OrgMachine` (config is `MachineOverviewConfig`: guest, image, metadata).
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrgMachine {
+    pub(crate) app_name: String,
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) state: Option<String>,
+    #[serde(default)]
+    pub(crate) created_at: Option<String>,
+    #[serde(default)]
+    pub(crate) config: Option<serde_json::Value>,
+}
+
+/// `upsertMetadataKeyRequest`.
+#[derive(Debug, Serialize)]
+pub(crate) struct UpsertMetadata<'a> {
+    pub(crate) value: &'a str,
 }

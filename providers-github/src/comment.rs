@@ -28,6 +28,8 @@ fn kind_word(kind: ReportKind) -> &'static str {
         ReportKind::Failed => "failed",
         ReportKind::TornDown => "torn_down",
         ReportKind::Skipped => "skipped",
+        ReportKind::Sleeping => "sleeping",
+        ReportKind::Reset => "reset",
     }
 }
 
@@ -38,6 +40,8 @@ fn parse_kind(word: &str) -> Option<ReportKind> {
         "failed" => ReportKind::Failed,
         "torn_down" => ReportKind::TornDown,
         "skipped" => ReportKind::Skipped,
+        "sleeping" => ReportKind::Sleeping,
+        "reset" => ReportKind::Reset,
         _ => return None,
     })
 }
@@ -233,8 +237,12 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
         ReportState::Deploying => format!("### ⏳ Preview environment `{name}` is deploying"),
         ReportState::Ready { .. } => format!("### ✅ Preview environment `{name}` is ready"),
         ReportState::Failed { .. } => format!("### ❌ Preview environment `{name}` failed"),
-        ReportState::TornDown => format!("### 🧹 Preview environment `{name}` was removed"),
         ReportState::Skipped { .. } => format!("### 💤 No preview environment `{name}`"),
+        ReportState::TornDown | ReportState::Removed { .. } => {
+            format!("### 🧹 Preview environment `{name}` was removed")
+        }
+        ReportState::Sleeping { .. } => format!("### 💤 Preview environment `{name}` is sleeping"),
+        ReportState::Reset => format!("### ⚠️ Preview environment `{name}` lost its data"),
     };
     out.push_str(&headline);
     out.push_str("\n\n");
@@ -299,6 +307,31 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
             out.push_str(&inert_lines(reason, MAX_ERROR));
             out.push('\n');
         }
+        ReportState::Removed { reason } => {
+            out.push_str(&inert_lines(reason, MAX_ERROR));
+            out.push('\n');
+        }
+        ReportState::Sleeping { suspended, links } => {
+            out.push_str(if *suspended {
+                "Its database was suspended after a while without activity (its data is kept). "
+            } else {
+                "Its database was stopped after a while without activity (its data is gone and is seeded again on waking). "
+            });
+            out.push_str("Push a commit or comment `/preview deploy` to wake it.\n");
+            let rows: Vec<String> = links.iter().filter_map(row).collect();
+            if !rows.is_empty() {
+                out.push_str("\n| App | URL |\n|---|---|\n");
+                for r in rows {
+                    out.push_str(&r);
+                }
+            }
+        }
+        ReportState::Reset => {
+            out.push_str("Its database restarted (host maintenance or a crash) and came back empty. Push a commit or comment `/preview deploy` to run the hooks and the seed again.\n");
+        }
+    }
+    if let Some(l) = &report.lifetime {
+        out.push_str(&lifetime(l));
     }
     if !commands.is_empty() {
         out.push_str("\n<details><summary>Commands</summary>\n\nComment with one of these on a line of its own:\n\n");
@@ -325,6 +358,32 @@ fn timings(phases: &[PhaseTiming]) -> String {
         out.push_str(&format!("| {}{mark} | {} |\n", p.phase, p.elapsed_text()));
     }
     out.push_str("\nPhases run side by side overlap; each time is its own.\n</details>\n");
+    out
+}
+
+/// The lifetime lines: expiry and how to keep it, sleep, and the cost estimate.
+fn lifetime(l: &preview_core::Lifetime) -> String {
+    let mut out = String::from("\n");
+    let label = inert(&l.keep_label, MAX_INLINE);
+    if l.kept {
+        out.push_str(&format!(
+            "Kept: the label `{label}` exempts it from expiry.\n"
+        ));
+    } else if let Some(t) = l.expires_at {
+        out.push_str(&format!(
+            "Expires {} without activity (a push, a deploy or a command); add the label `{label}` to keep it; a push or a `/preview deploy` comment restarts the clock.\n",
+            t.strftime("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    if let Some(t) = l.sleeps_at {
+        out.push_str(&format!(
+            "Sleeps {} without activity.\n",
+            t.strftime("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    if let Some(c) = &l.cost {
+        out.push_str(&format!("Cost: {}.\n", c.line()));
+    }
     out
 }
 
@@ -365,8 +424,12 @@ pub(crate) fn status_description(state: &ReportState) -> String {
                 .unwrap_or(error);
             format!("Failed in {phase}: {error}")
         }
-        ReportState::TornDown => "Preview environment removed".to_string(),
         ReportState::Skipped { .. } => "No preview environment".to_string(),
+        ReportState::TornDown | ReportState::Removed { .. } => {
+            "Preview environment removed".to_string()
+        }
+        ReportState::Sleeping { .. } => "Preview environment sleeping".to_string(),
+        ReportState::Reset => "Preview environment lost its data".to_string(),
     };
     let visible = raw.chars().filter(|c| !is_hidden(*c) || c.is_whitespace());
     let mut clean = String::with_capacity(raw.len());
@@ -488,6 +551,7 @@ mod tests {
             },
             run_url: None,
             started_at: None,
+            lifetime: None,
             phases: vec![
                 timing(preview_core::Phase::Observe, 212, true),
                 timing(preview_core::Phase::Database, 41_250, true),

@@ -221,7 +221,7 @@ impl GitHubSource {
         let env = self.environment_name(&report.name);
         match &report.state {
             // No environment: its deployments are inactive (already, when this is a skip).
-            ReportState::TornDown | ReportState::Skipped { .. } => {
+            ReportState::TornDown | ReportState::Skipped { .. } | ReportState::Removed { .. } => {
                 self.tear_down_deployments(&env, comment_unchanged).await
             }
             state => {
@@ -241,7 +241,7 @@ impl GitHubSource {
                 };
                 let desired = match state {
                     ReportState::Deploying => "in_progress",
-                    ReportState::Ready { .. } => "success",
+                    ReportState::Ready { .. } | ReportState::Sleeping { .. } => "success",
                     _ => "failure",
                 };
                 let env_url = comment::primary_url(state);

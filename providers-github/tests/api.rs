@@ -53,6 +53,7 @@ fn report(n: u64, state: ReportState) -> Report {
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
         started_at: None,
         phases: vec![],
+        lifetime: None,
     }
 }
 

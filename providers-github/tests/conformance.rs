@@ -46,6 +46,7 @@ fn report(name: PreviewName, state: ReportState) -> Report {
         run_url: None,
         started_at: None,
         phases: vec![],
+        lifetime: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn report(state: ReportState) -> Report {
         run_url: None,
         started_at: None,
         phases: vec![],
+        lifetime: None,
     }
 }
 

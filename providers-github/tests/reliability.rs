@@ -76,6 +76,7 @@ fn report_for(n: u32, state: ReportState) -> Report {
         run_url: Some("https://github.com/acme/app/actions/runs/99".into()),
         started_at: None,
         phases: vec![],
+        lifetime: None,
     }
 }
 

@@ -153,6 +153,7 @@ async fn a_skip_report_replaces_torn_down_and_lists_the_commands() {
         run_url: None,
         started_at: None,
         phases: vec![],
+        lifetime: None,
     };
     gh.publish_report(&report(ReportState::Deploying))
         .await

@@ -287,6 +287,7 @@ async fn explain(
         run_url: ctx.actions.as_ref().and_then(|a| a.run_url.clone()),
         started_at: Some(jiff::Timestamp::now()),
         phases: vec![],
+        lifetime: None,
     };
     github.publish_report(&report).await?;
     Ok(())

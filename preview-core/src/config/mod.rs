@@ -7,7 +7,8 @@
 //!
 //! One module per section turns its raw TOML (`raw`, serde data only) into its public definition:
 //! [`naming`](Naming), [`secrets`](SecretDef), [`database`](DatabaseDef), [`apps`](AppDef),
-//! [`hooks`](HookDef), [`seed`](SeedDef), [`report`](ReportDef), [`sweep`](SweepDef) and [`triggers`](TriggersDef); a
+//! [`hooks`](HookDef), [`seed`](SeedDef), [`report`](ReportDef), [`sweep`](SweepDef),
+//! [`triggers`](TriggersDef), [`lifetime`](LifetimeDef) and [`cost`](CostDef); a
 //! vocabulary of the values the file defines decides what each template may reference.
 
 use std::collections::BTreeMap;
@@ -18,9 +19,11 @@ use crate::name::{Naming, PrNumber, check_hostname};
 use crate::template::Template;
 
 mod apps;
+mod cost;
 mod database;
 mod files;
 mod hooks;
+mod lifetime;
 mod loader;
 mod naming;
 mod raw;
@@ -32,9 +35,11 @@ mod triggers;
 mod vocabulary;
 
 pub use apps::{AppDef, BypassSource, ProjectRef};
+pub use cost::CostDef;
 pub use database::{ContainerDef, DatabaseDef, ServiceDef};
 pub use files::ConfigFiles;
 pub use hooks::HookDef;
+pub use lifetime::{LifetimeDef, SUSPEND_MAX_MEMORY_MB, SleepMode, WhenFull};
 pub use loader::parse_duration;
 pub use report::ReportDef;
 pub use secrets::SecretDef;
@@ -92,6 +97,10 @@ pub struct Config {
     pub sweep: SweepDef,
     /// Which pull requests get a preview, and when.
     pub triggers: TriggersDef,
+    /// How long previews live, when they sleep, how many may exist.
+    pub lifetime: LifetimeDef,
+    /// The cost estimate's prices.
+    pub cost: CostDef,
     /// The files the configuration names, once read by [`Config::read_files`]; until then they
     /// are read (with the same rules) when the environment is rendered.
     pub files: Option<ConfigFiles>,
@@ -222,6 +231,12 @@ impl Config {
             report: report::report(&l, &raw.report, &vocab)?,
             sweep: sweep::sweep(&l, &raw.sweep)?,
             triggers: triggers::triggers(&l, &raw.triggers)?,
+            lifetime: lifetime::lifetime(
+                &l,
+                &raw.lifetime,
+                raw.database.size.memory_mb.get_ref().to_owned(),
+            )?,
+            cost: cost::cost(&l, &raw.cost)?,
             secrets,
             files: None,
         };

@@ -30,6 +30,10 @@ pub(super) struct RawConfig {
     pub(super) sweep: RawSweep,
     #[serde(default)]
     pub(super) triggers: RawTriggers,
+    #[serde(default)]
+    pub(super) lifetime: super::lifetime::RawLifetime,
+    #[serde(default)]
+    pub(super) cost: super::cost::RawCost,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Deleted, Owned, ResourceChange};
+use super::{Deleted, Outcome, Owned, ResourceChange};
 use crate::error::Result;
 use crate::name::PreviewName;
 use crate::template::Value;
@@ -157,6 +157,58 @@ pub trait DatabaseHost: Debug + Send + Sync + 'static {
     ) -> Result<()> {
         let _ = (name, spec, tunnels);
         Ok(())
+    }
+
+    /// Records `mark` beside the environment's database, where [`get_database`] and
+    /// [`list_lifetimes`] give it back. The default records nothing: every deploy then runs its
+    /// hooks, and expiry and sleep have no activity to count from (they never act).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the database does not exist; provider errors.
+    ///
+    /// # Idempotency
+    /// Idempotent (a key set to a value).
+    ///
+    /// [`get_database`]: DatabaseHost::get_database
+    /// [`list_lifetimes`]: DatabaseHost::list_lifetimes
+    async fn mark_database(&self, name: &PreviewName, mark: &Mark) -> Result<()> {
+        let _ = (name, mark);
+        Ok(())
+    }
+
+    /// Puts the database to sleep: suspends it (`suspend`, memory kept) or stops it (in-memory
+    /// data lost). `Unchanged` when it already sleeps. Waking is [`apply_database`], which starts
+    /// a sleeping database. The default cannot sleep.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) from the default; provider errors.
+    ///
+    /// [`apply_database`]: DatabaseHost::apply_database
+    async fn sleep_database(&self, name: &PreviewName, suspend: bool) -> Result<Outcome> {
+        let _ = (name, suspend);
+        Err(crate::Error::config(format!(
+            "the {} database host cannot put a database to sleep (remove lifetime.sleep_after)",
+            self.kind()
+        )))
+    }
+
+    /// Every database this host owns with its state, boot and marks, in as few reads as the
+    /// provider allows (Fly: the organisation's Machines, in pages). The default reads
+    /// [`list_databases`](DatabaseHost::list_databases) and then each one.
+    ///
+    /// # Errors
+    /// Provider errors.
+    async fn list_lifetimes(&self, naming: &crate::name::Naming) -> Result<Vec<Database>> {
+        let mut out = Vec::new();
+        for o in self.list_databases().await? {
+            let Some(name) = naming.parse(&o.name) else {
+                continue;
+            };
+            if let Some(d) = self.get_database(&name).await? {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -482,6 +534,40 @@ pub struct Database {
     pub fingerprint: Option<String>,
     /// When it was created, when known.
     pub created_at: Option<Timestamp>,
+    /// What identifies the current boot of its Machine: it changes whenever in-memory data is
+    /// lost (a restart, a crash, a stop and start, a replacement), and not on a suspend and
+    /// resume. `None`: the host cannot tell.
+    pub boot: Option<String>,
+    /// What the pipeline recorded on it ([`DatabaseHost::mark_database`]).
+    pub marks: Marks,
+}
+
+/// What the pipeline records beside a database (Fly: the Machine's metadata), so the providers
+/// hold every piece of state and nothing is kept locally.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Marks {
+    /// The last activity (push, deploy or command): expiry and sleep count from it.
+    pub active_at: Option<Timestamp>,
+    /// What the hooks last succeeded for, and on which boot (see the pipeline's `hooks_mark`).
+    pub hooks: Option<String>,
+    /// Since when it sleeps (set when put to sleep, cleared when woken).
+    pub asleep_since: Option<Timestamp>,
+    /// Seconds it slept before its current sleep (for the cost estimate).
+    pub slept_secs: u64,
+}
+
+/// One mark to record ([`DatabaseHost::mark_database`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// Activity at this time.
+    ActiveAt(Timestamp),
+    /// The hooks succeeded for this key.
+    Hooks(String),
+    /// Put to sleep at this time (`None`: awake again).
+    AsleepSince(Option<Timestamp>),
+    /// Total seconds slept before the current sleep.
+    SleptSecs(u64),
 }
 
 /// The outcome of applying a database stack.
@@ -561,6 +647,15 @@ macro_rules! forward_database_host {
             }
             fn preflight_database(&self, name: &PreviewName, spec: &DatabaseSpec, tunnels: bool) -> Result<()> {
                 (**self).preflight_database(name, spec, tunnels)
+            }
+            async fn mark_database(&self, name: &PreviewName, mark: &Mark) -> Result<()> {
+                (**self).mark_database(name, mark).await
+            }
+            async fn sleep_database(&self, name: &PreviewName, suspend: bool) -> Result<Outcome> {
+                (**self).sleep_database(name, suspend).await
+            }
+            async fn list_lifetimes(&self, naming: &crate::name::Naming) -> Result<Vec<Database>> {
+                (**self).list_lifetimes(naming).await
             }
         }
     )*};

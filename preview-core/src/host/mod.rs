@@ -26,11 +26,12 @@ pub use app::{
 };
 pub use database::{
     AppliedDatabase, CheckKind, ContainerSpec, CpuKind, Credentials, Database, DatabaseHost,
-    DatabaseSpec, DependsOn, HealthCheck, MachineSize, Protocol, RestartPolicy, ServiceEndpoint,
-    ServiceSpec, TlsMode, Tunnel, Tunnels,
+    DatabaseSpec, DependsOn, HealthCheck, MachineSize, Mark, Marks, Protocol, RestartPolicy,
+    ServiceEndpoint, ServiceSpec, TlsMode, Tunnel, Tunnels,
 };
 pub use source::{
-    Link, PrState, PullRequest, Report, ReportKind, ReportState, ReportSummary, SourceHost,
+    CostEstimate, Lifetime, Link, PrState, PullRequest, Report, ReportKind, ReportState,
+    ReportSummary, SourceHost,
 };
 pub use trigger::{Acknowledged, ChangedFiles, Permission, Reaction, TriggerHost};
 

@@ -47,6 +47,7 @@ use crate::name::{PrNumber, PreviewName};
 ///     run_url: None,
 ///     started_at: None,
 ///     phases: vec![],
+///     lifetime: None,
 /// };
 /// assert_eq!(host.publish_report(&report).await?, Outcome::Created);
 /// let shown = host.get_report(&name, pr).await?.expect("published");
@@ -164,6 +165,22 @@ pub enum ReportState {
         /// Why, and how to get one (our own text: it names only configured values).
         reason: String,
     },
+    /// Its database sleeps (inactive); a push or `/preview deploy` wakes it.
+    Sleeping {
+        /// Suspended (memory kept: waking resumes) rather than stopped (waking re-runs the
+        /// hooks and the seed).
+        suspended: bool,
+        /// URLs to show (the apps answer once the database is awake).
+        links: Vec<Link>,
+    },
+    /// Its database restarted behind our back: its data is gone until the next deploy re-runs
+    /// the hooks and the seed.
+    Reset,
+    /// The environment was removed by the lifetime policy (expired, or evicted by the cap).
+    Removed {
+        /// Why, and how to bring it back.
+        reason: String,
+    },
 }
 
 impl ReportState {
@@ -173,8 +190,10 @@ impl ReportState {
             ReportState::Deploying => ReportKind::Deploying,
             ReportState::Ready { .. } => ReportKind::Ready,
             ReportState::Failed { .. } => ReportKind::Failed,
-            ReportState::TornDown => ReportKind::TornDown,
             ReportState::Skipped { .. } => ReportKind::Skipped,
+            ReportState::TornDown | ReportState::Removed { .. } => ReportKind::TornDown,
+            ReportState::Sleeping { .. } => ReportKind::Sleeping,
+            ReportState::Reset => ReportKind::Reset,
         }
     }
 }
@@ -193,6 +212,10 @@ pub enum ReportKind {
     TornDown,
     /// No preview, on purpose.
     Skipped,
+    /// Asleep.
+    Sleeping,
+    /// Reset (its database lost its data).
+    Reset,
 }
 
 /// A status report to publish on the PR (sticky comment, deployment status).
@@ -219,6 +242,10 @@ pub struct Report {
     /// not timed). Like `run_url`, it describes the run rather than the environment: it is not
     /// part of [`Report::digest`], so a re-run that only took a different time publishes nothing.
     pub phases: Vec<crate::error::PhaseTiming>,
+    /// Expiry, sleep and cost, when the pipeline knows them. Not part of [`Report::digest`]: the
+    /// cost so far grows by the second, and a re-deploy that changed nothing does not publish
+    /// only to say so.
+    pub lifetime: Option<Lifetime>,
 }
 
 impl Report {
@@ -232,6 +259,59 @@ impl Report {
         let json = serde_json::to_string(&what).unwrap_or_default();
         let hash = Sha256::digest(json.as_bytes());
         hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What the report says about how long the preview lives and what it costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lifetime {
+    /// When it expires unless there is activity (a push, a deploy, a command); `None`: never
+    /// (no `lifetime.ttl`, or kept).
+    pub expires_at: Option<Timestamp>,
+    /// When its database goes to sleep unless there is activity; `None`: never.
+    pub sleeps_at: Option<Timestamp>,
+    /// Whether the keep label exempts it from expiry.
+    pub kept: bool,
+    /// The label that keeps it.
+    pub keep_label: String,
+    /// The cost estimate, when shown.
+    pub cost: Option<CostEstimate>,
+}
+
+/// An estimate of what one preview costs, in cents of `currency` (always shown as an estimate,
+/// with the date of its prices).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostEstimate {
+    /// Currency code.
+    pub currency: String,
+    /// Since it was created, counting the time it slept at the sleeping rate.
+    pub so_far_cents: u64,
+    /// A day of running.
+    pub per_day_running_cents: u64,
+    /// A day of sleeping.
+    pub per_day_sleeping_cents: u64,
+    /// The date of the price table.
+    pub prices_dated: String,
+}
+
+impl CostEstimate {
+    /// One line for people: `≈ $6.65 so far; $0.81/day running, $0.07/day asleep (estimate,
+    /// prices of 2024-04)`.
+    pub fn line(&self) -> String {
+        let money = |c: u64| {
+            if self.currency == "USD" {
+                format!("${}.{:02}", c / 100, c % 100)
+            } else {
+                format!("{}.{:02} {}", c / 100, c % 100, self.currency)
+            }
+        };
+        format!(
+            "≈ {} so far; {}/day running, {}/day asleep (estimate, prices of {})",
+            money(self.so_far_cents),
+            money(self.per_day_running_cents),
+            money(self.per_day_sleeping_cents),
+            self.prices_dated
+        )
     }
 }
 

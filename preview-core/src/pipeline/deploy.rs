@@ -6,11 +6,12 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Preview;
+use super::lifetime::HooksPlan;
 use crate::error::{Error, Result};
 use crate::event::{Event, Phase, PhaseTiming};
 use crate::host::{
-    AppDeployment, Commit, Outcome, PrState, PullRequest, Report, ReportKind, ReportState,
-    ReportSummary, ResourceChange, Tunnels,
+    AppDeployment, AppliedDatabase, Commit, Outcome, PrState, PullRequest, Report, ReportKind,
+    ReportState, ReportSummary, ResourceChange, Tunnels,
 };
 use crate::name::{PrNumber, PreviewName};
 use crate::render::{self, Inputs, Rendered};
@@ -96,6 +97,13 @@ fn mutating(changes: &[ResourceChange]) -> bool {
             Outcome::Created | Outcome::Updated | Outcome::Removed
         )
     })
+}
+
+/// What the "ready" report needs besides the run: the report the PR shows when nothing changed
+/// (then nothing is published), and the lifetime note.
+struct Outlook {
+    already: Option<ReportSummary>,
+    lifetime: Option<crate::host::Lifetime>,
 }
 
 /// What the deployments phase returns for each app: its name, the deployment and its change.
@@ -254,6 +262,7 @@ impl Preview {
             run_url: self.run_url.clone(),
             started_at: Some(started),
             phases: crate::event::timings_so_far(),
+            lifetime: None,
         };
         if let Err(e) = self
             .retry("publish failure report", || {
@@ -350,17 +359,24 @@ impl Preview {
         // fails the other is dropped where it stands (as on a cancel; a re-run converges): a
         // Machine that failed to boot is reported now, not after the app builds. The announcement
         // always completes, so the failure report follows it.
+        // The hooks may be skipped only where the PR already shows this commit: the report's read
+        // is handed to the database side (dropped unsent on an error).
+        let (shown_tx, shown_rx) = futures::channel::oneshot::channel::<bool>();
         let (announced, sides) = futures::future::join(
-            self.announce(pull, &r.name, started),
-            futures::future::try_join(self.database_side(r), self.app_side(r, &commit)),
+            self.announce(pull, &r.name, started, shown_tx),
+            futures::future::try_join(
+                self.database_side(r, shown_rx, started),
+                self.app_side(r, &commit),
+            ),
         )
         .await;
         // Nothing announced: the report already said "ready" at this very commit.
         let (announced, shown) = announced?;
         let was_ready = announced.is_none();
         let mut changes: Vec<ResourceChange> = announced.into_iter().collect();
-        let (db_changes, (app_changes, deployed)) = sides?;
-        changes.extend(db_changes);
+        let ((applied, hooks), (app_changes, deployed)) = sides?;
+        let db_mutated = mutating(&applied.changes);
+        changes.extend(applied.changes.iter().cloned());
         changes.extend(app_changes);
         let mut deployments = BTreeMap::new();
         for (app, dep, c) in deployed {
@@ -368,13 +384,23 @@ impl Preview {
             deployments.insert(app, dep);
         }
         // Ready at this commit (so seeded at it) and nothing changed since: seeding again would
-        // only repeat the same requests.
-        let unchanged = was_ready && !mutating(&changes);
+        // only repeat the same requests. A database the hooks' mark says is as they left it (same
+        // key, same boot: e.g. woken from a suspend) needs no seed for its own change; one that
+        // booted since (its data is gone) always does.
+        let unchanged = was_ready
+            && !mutating(&changes[applied.changes.len()..])
+            && match hooks {
+                HooksPlan::Skip => true,
+                HooksPlan::Run { data_lost } => !data_lost && !db_mutated,
+            };
         if let Some(seed) = r.seed.as_ref().filter(|_| !unchanged) {
             self.seed(seed).await?;
         }
-        let already = if unchanged { shown } else { None };
-        self.report_ready(pull, r, started, already, changes, deployments)
+        let outlook = Outlook {
+            already: if unchanged { shown } else { None },
+            lifetime: self.note(Some(&applied.database), &pull.labels, started),
+        };
+        self.report_ready(pull, r, started, outlook, changes, deployments)
             .await
     }
 
@@ -385,13 +411,16 @@ impl Preview {
         pull: &PullRequest,
         name: &PreviewName,
         started: Timestamp,
+        shown_tx: futures::channel::oneshot::Sender<bool>,
     ) -> Result<(Option<ResourceChange>, Option<ReportSummary>)> {
         let pr = pull.number;
         self.phase(Phase::Announce, async {
             let current = self
                 .retry("get report", || self.source.get_report(name, pr))
                 .await?;
-            let up_to_date = matches!(&current, Some(s) if s.kind == ReportKind::Ready && s.commit.as_deref() == Some(pull.head_sha.as_str()));
+            let up_to_date =
+                matches!(&current, Some(s) if super::lifetime::shows_commit(s, &pull.head_sha));
+            let _ = shown_tx.send(up_to_date);
             if up_to_date {
                 return Ok((None, current));
             }
@@ -404,6 +433,7 @@ impl Preview {
                 run_url: self.run_url.clone(),
                 started_at: Some(started),
                 phases: vec![],
+                lifetime: None,
             };
             let o = self
                 .retry("publish report", || self.source.publish_report(&deploying))
@@ -415,8 +445,14 @@ impl Preview {
         .await
     }
 
-    /// Apply the database; with hooks, open the tunnels and run them.
-    async fn database_side(&self, r: &Rendered) -> Result<Vec<ResourceChange>> {
+    /// Apply the database; then, unless their mark says they already ran for what the PR shows,
+    /// open the tunnels and run the hooks.
+    async fn database_side(
+        &self,
+        r: &Rendered,
+        shown: futures::channel::oneshot::Receiver<bool>,
+        started: Timestamp,
+    ) -> Result<(AppliedDatabase, HooksPlan)> {
         let name = &r.name;
         let applied = self
             .phase(Phase::Database, async {
@@ -429,33 +465,11 @@ impl Preview {
                 Ok(a)
             })
             .await?;
-        if !self.config.hooks.is_empty() {
-            let tunnels = self
-                .phase(
-                    Phase::Tunnels,
-                    self.retry("open tunnels", || {
-                        self.database.open_tunnels(name, &r.database)
-                    }),
-                )
-                .await?;
-            self.phase(Phase::Hooks, async {
-                let runs = render::hooks(&self.config, r, &tunnels)?;
-                for h in &runs {
-                    let hook = h.name.clone();
-                    let sink = |line: &str| {
-                        self.events.emit(Event::HookOutput {
-                            hook: hook.clone(),
-                            line: line.to_string(),
-                        })
-                    };
-                    self.hooks.run(h, &sink).await?;
-                }
-                Ok(())
-            })
+        let shown = shown.await.unwrap_or(false);
+        let hooks = self
+            .hooks_and_marks(r, &applied.database, shown, started)
             .await?;
-            drop(tunnels);
-        }
-        Ok(applied.changes)
+        Ok((applied, hooks))
     }
 
     /// Apply every app (env vars, domains), then deploy each at the PR's commit.
@@ -508,14 +522,14 @@ impl Preview {
         Ok((applied, deployed))
     }
 
-    /// Verify the PR is still open, then publish "ready". `already`: nothing changed and this is
-    /// the report the PR shows, so neither is needed.
+    /// Verify the PR is still open, then publish "ready". `outlook.already`: nothing changed and
+    /// this is the report the PR shows, so neither is needed.
     async fn report_ready(
         &self,
         pull: &PullRequest,
         r: &Rendered,
         started: Timestamp,
-        already: Option<ReportSummary>,
+        outlook: Outlook,
         mut changes: Vec<ResourceChange>,
         deployments: BTreeMap<String, AppDeployment>,
     ) -> Result<DeployReport> {
@@ -531,12 +545,14 @@ impl Preview {
             run_url: self.run_url.clone(),
             started_at: Some(started),
             phases: crate::event::timings_so_far(),
+            lifetime: outlook.lifetime,
         };
         // Nothing created or changed, and the PR already shows exactly this report: a close during
         // the run cannot strand anything this run made, and there is nothing to publish. Reading
         // the PR and the report again would only repeat this run's first reads.
         let digest = ready.digest();
-        let outcome = if already.and_then(|s| s.digest).as_deref() == Some(digest.as_str()) {
+        let outcome = if outlook.already.and_then(|s| s.digest).as_deref() == Some(digest.as_str())
+        {
             Outcome::Unchanged
         } else {
             // Close-during-deploy: the PR may have closed while we worked; leave nothing behind.

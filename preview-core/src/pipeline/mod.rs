@@ -24,7 +24,9 @@ use crate::retry::{RetryConfig, retry};
 use crate::secret::SecretSource;
 
 mod deploy;
+mod lifetime;
 mod plan;
+mod reconcile;
 mod seed;
 mod status;
 mod sweep;
@@ -32,7 +34,11 @@ mod teardown;
 pub mod trigger;
 
 pub use deploy::{DeployReport, DeployStatus};
+pub use lifetime::{
+    HooksPlan, activity_due, decide_hooks, hooks_key, hooks_mark, lifetime_note, wake_marks,
+};
 pub use plan::{Plan, PlannedResource, plan};
+pub use reconcile::{LifetimeAction, LifetimeDecision, Observed, decide_lifetime};
 pub use status::EnvironmentStatus;
 pub use sweep::{Candidate, PrLookup, SweepAction, SweepDecision, SweepReport, decide_sweep};
 pub use teardown::TeardownReport;

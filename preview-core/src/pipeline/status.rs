@@ -39,6 +39,7 @@ impl Preview {
                 age_secs: c
                     .created_at
                     .map(|t| (now.as_second() - t.as_second()).max(0) as u64),
+                cost: self.status_cost(c.created_at, now),
                 resources: c.resources,
                 urls,
                 name,
@@ -63,4 +64,6 @@ pub struct EnvironmentStatus {
     pub resources: Vec<String>,
     /// Its app URLs.
     pub urls: Vec<String>,
+    /// An estimate of its cost (from its age, at the configured size; `None` when hidden).
+    pub cost: Option<crate::host::CostEstimate>,
 }

@@ -97,6 +97,7 @@ impl Preview {
                         run_url: self.run_url.clone(),
                         started_at: Some(started),
                         phases: vec![],
+                        lifetime: None,
                     };
                     match self
                         .retry("publish report", || self.source.publish_report(&report))

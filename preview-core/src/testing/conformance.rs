@@ -361,6 +361,7 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
         run_url: None,
         started_at: None,
         phases: vec![],
+        lifetime: None,
     };
     let first = host.publish_report(&report).await.expect("publish");
     assert!(
@@ -418,6 +419,7 @@ pub async fn check_source_report_never_goes_back(host: &dyn SourceHost, pr: PrNu
         run_url: None,
         started_at: Some(at(started)),
         phases: vec![],
+        lifetime: None,
     };
     let torn_down = report(ReportState::TornDown, 20);
     host.publish_report(&torn_down).await.expect("publish");

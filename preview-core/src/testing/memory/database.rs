@@ -8,8 +8,8 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Result};
 use crate::host::{
-    AppliedDatabase, Database, DatabaseHost, DatabaseSpec, Deleted, Outcome, Owned, ResourceChange,
-    Tunnel, Tunnels,
+    AppliedDatabase, Database, DatabaseHost, DatabaseSpec, Deleted, Mark, Marks, Outcome, Owned,
+    ResourceChange, Tunnel, Tunnels,
 };
 use crate::name::PreviewName;
 
@@ -21,6 +21,25 @@ struct DbEntry {
     host: String,
     created_at: Timestamp,
     healthy: bool,
+    /// `started`, `stopped` or `suspended`.
+    state: &'static str,
+    /// Bumped whenever in-memory data would be lost (a restart, a stop and start).
+    boot: u64,
+    marks: Marks,
+}
+
+impl DbEntry {
+    fn database(&self, name: &PreviewName) -> Database {
+        Database {
+            name: name.clone(),
+            host: self.host.clone(),
+            state: if self.healthy { self.state } else { "failed" }.into(),
+            fingerprint: Some(self.fingerprint.clone()),
+            created_at: Some(self.created_at),
+            boot: Some(format!("boot-{}", self.boot)),
+            marks: self.marks.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -111,6 +130,26 @@ impl InMemoryDatabases {
     pub fn open_tunnels(&self) -> usize {
         lock(&self.inner).open_tunnels
     }
+
+    /// Restarts a database behind the pipeline's back (host maintenance, a crash): a new boot,
+    /// its in-memory data gone. Not a call.
+    pub fn restart(&self, name: &str) {
+        if let Some(d) = lock(&self.inner).dbs.get_mut(name) {
+            d.boot += 1;
+        }
+    }
+
+    /// The state of a database (`started`, `stopped`, `suspended`).
+    pub fn state(&self, name: &str) -> Option<&'static str> {
+        lock(&self.inner).dbs.get(name).map(|d| d.state)
+    }
+
+    /// Sets what is recorded beside a database (expiry and sleep tests); not a call.
+    pub fn set_marks(&self, name: &str, marks: Marks) {
+        if let Some(d) = lock(&self.inner).dbs.get_mut(name) {
+            d.marks = marks;
+        }
+    }
 }
 
 #[async_trait]
@@ -122,19 +161,9 @@ impl DatabaseHost for InMemoryDatabases {
     async fn get_database(&self, name: &PreviewName) -> Result<Option<Database>> {
         self.latency().await;
         let mut s = lock(&self.inner);
-        let found = s.dbs.get(name.as_str()).cloned();
-        s.journal.run("get_database", name.as_str(), || {
-            Ok((
-                found.map(|d| Database {
-                    name: name.clone(),
-                    host: d.host,
-                    state: if d.healthy { "started" } else { "failed" }.into(),
-                    fingerprint: Some(d.fingerprint),
-                    created_at: Some(d.created_at),
-                }),
-                false,
-            ))
-        })
+        let found = s.dbs.get(name.as_str()).map(|d| d.database(name));
+        s.journal
+            .run("get_database", name.as_str(), || Ok((found, false)))
     }
 
     async fn apply_database(
@@ -158,7 +187,15 @@ impl DatabaseHost for InMemoryDatabases {
         let healthy = !s.unhealthy.contains(&key);
         let dbs = &mut s.dbs;
         let r = s.journal.run("apply_database", &key, || {
-            let outcome = match dbs.get(&key) {
+            let outcome = match dbs.get_mut(&key) {
+                // Asleep: started again (after a stop, as a new boot: memory is gone).
+                Some(d) if d.fingerprint == fp && d.state != "started" => {
+                    if d.state == "stopped" {
+                        d.boot += 1;
+                    }
+                    d.state = "started";
+                    return Ok((Outcome::Updated, true));
+                }
                 Some(d) if d.fingerprint == fp => Outcome::Unchanged,
                 Some(_) => Outcome::Updated,
                 None => Outcome::Created,
@@ -175,6 +212,11 @@ impl DatabaseHost for InMemoryDatabases {
                         host: spec.public_host.clone(),
                         created_at,
                         healthy,
+                        state: "started",
+                        // An update replaces the Machine: a new boot, and the marks go with
+                        // the old config (as Fly's metadata does).
+                        boot: dbs.get(&key).map_or(0, |d| d.boot + 1),
+                        marks: Marks::default(),
                     },
                 );
             }
@@ -187,14 +229,17 @@ impl DatabaseHost for InMemoryDatabases {
                 detail: "health checks never passed".into(),
             });
         }
+        let _ = fp;
+        let database =
+            s.dbs
+                .get(&key)
+                .map(|d| d.database(name))
+                .ok_or_else(|| Error::NotFound {
+                    provider: PROVIDER,
+                    what: format!("database {key}"),
+                })?;
         Ok(AppliedDatabase {
-            database: Database {
-                name: name.clone(),
-                host: spec.public_host.clone(),
-                state: "started".into(),
-                fingerprint: Some(fp),
-                created_at: s.dbs.get(&key).map(|d| d.created_at),
-            },
+            database,
             changes: vec![ResourceChange::new(PROVIDER, "database", key, r)],
         })
     }
@@ -226,6 +271,59 @@ impl DatabaseHost for InMemoryDatabases {
             })
             .collect();
         s.journal.run("list_databases", "", || Ok((list, false)))
+    }
+
+    async fn mark_database(&self, name: &PreviewName, mark: &Mark) -> Result<()> {
+        self.latency().await;
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let dbs = &mut s.dbs;
+        s.journal.run("mark_database", name.as_str(), || {
+            let Some(d) = dbs.get_mut(name.as_str()) else {
+                return Err(Error::NotFound {
+                    provider: PROVIDER,
+                    what: format!("database {name}"),
+                });
+            };
+            match mark.clone() {
+                Mark::ActiveAt(t) => d.marks.active_at = Some(t),
+                Mark::Hooks(h) => d.marks.hooks = Some(h),
+                Mark::AsleepSince(t) => d.marks.asleep_since = t,
+                Mark::SleptSecs(n) => d.marks.slept_secs = n,
+            }
+            Ok(((), true))
+        })
+    }
+
+    async fn sleep_database(&self, name: &PreviewName, suspend: bool) -> Result<Outcome> {
+        self.latency().await;
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let dbs = &mut s.dbs;
+        s.journal.run("sleep_database", name.as_str(), || {
+            let Some(d) = dbs.get_mut(name.as_str()) else {
+                return Err(Error::NotFound {
+                    provider: PROVIDER,
+                    what: format!("database {name}"),
+                });
+            };
+            if d.state != "started" {
+                return Ok((Outcome::Unchanged, false));
+            }
+            d.state = if suspend { "suspended" } else { "stopped" };
+            Ok((Outcome::Updated, true))
+        })
+    }
+
+    async fn list_lifetimes(&self, naming: &crate::name::Naming) -> Result<Vec<Database>> {
+        self.latency().await;
+        let mut s = lock(&self.inner);
+        let list = s
+            .dbs
+            .iter()
+            .filter_map(|(n, d)| Some(d.database(&naming.parse(n)?)))
+            .collect();
+        s.journal.run("list_lifetimes", "", || Ok((list, false)))
     }
 
     async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {

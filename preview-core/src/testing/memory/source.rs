@@ -192,6 +192,7 @@ impl SourceHost for InMemorySource {
                     if Report {
                         started_at: report.started_at,
                         phases: report.phases.clone(),
+                        lifetime: report.lifetime.clone(),
                         ..r.clone()
                     } == *report =>
                 {

@@ -1,0 +1,332 @@
+//! A preview's lifetime over the in-memory hosts: the unchanged re-deploy that skips tunnels and
+//! hooks, data-loss detection (a restart behind our back, a stop), a suspend that keeps the data,
+//! and the cost estimate on the report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use preview_core::config::Config;
+use preview_core::secrecy::SecretString;
+use preview_core::testing::{
+    InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks,
+};
+use preview_core::{
+    DatabaseHost, DerivedSecrets, Hosts, PrNumber, Preview, ReportState, RetryConfig,
+};
+
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/inkeep-agents/preview.toml"
+);
+const SHA1: &str = "1111111111111111111111111111111111111111";
+const SHA2: &str = "2222222222222222222222222222222222222222";
+const NAME: &str = "pr-42-agents";
+
+struct World {
+    db: InMemoryDatabases,
+    apps: InMemoryApps,
+    source: InMemorySource,
+    hooks: RecordingHooks,
+    http: InMemoryHttp,
+}
+
+fn env_lookup(k: &str) -> Option<String> {
+    match k {
+        "VERCEL_API_PROJECT_ID" => Some("prj_api".into()),
+        "VERCEL_UI_PROJECT_ID" => Some("prj_ui".into()),
+        "ANTHROPIC_API_KEY" | "OPENAI_API_KEY" => Some("k".into()),
+        _ => None,
+    }
+}
+
+fn world() -> World {
+    World {
+        db: InMemoryDatabases::new(),
+        apps: InMemoryApps::new(),
+        source: InMemorySource::new("inkeep/agents"),
+        hooks: RecordingHooks::new(),
+        http: InMemoryHttp::new(),
+    }
+}
+
+fn preview(w: &World, config: Config) -> Preview {
+    Preview::new(
+        config,
+        Hosts {
+            database: Arc::new(w.db.clone()),
+            apps: Arc::new(w.apps.clone()),
+            source: Arc::new(w.source.clone()),
+        },
+    )
+    .hooks(Arc::new(w.hooks.clone()))
+    .http(Arc::new(w.http.clone()))
+    .secrets(Arc::new(
+        DerivedSecrets::new(SecretString::from("m".repeat(48))).unwrap(),
+    ))
+    .env(Arc::new(env_lookup))
+    .retry_config(
+        RetryConfig::default().backoff(Duration::from_millis(10), Duration::from_millis(100)),
+    )
+}
+
+fn flagship() -> Config {
+    Config::load(EXAMPLE).unwrap()
+}
+
+/// What one deploy did: hook runs, tunnel sets opened, seed requests sent.
+fn counts(w: &World) -> (usize, usize, usize) {
+    let tunnels =
+        w.db.calls()
+            .iter()
+            .filter(|c| c.op == "open_tunnels")
+            .count();
+    let seeds = w
+        .http
+        .sent()
+        .iter()
+        .filter(|c| c.name != "readiness")
+        .count();
+    (w.hooks.runs().len(), tunnels, seeds)
+}
+
+async fn deployed(w: &World) -> (Preview, PrNumber) {
+    let pr = w.source.open_pr(42, "feature/login", SHA1);
+    let p = preview(w, flagship());
+    p.deploy(pr).await.unwrap();
+    (p, pr)
+}
+
+#[tokio::test]
+async fn an_unchanged_redeploy_opens_no_tunnel_and_runs_no_hook() {
+    let w = world();
+    let (p, pr) = deployed(&w).await;
+    let first = counts(&w);
+    assert_eq!(first.0, 2, "both hooks ran on the first deploy");
+    assert_eq!(first.1, 1);
+    assert!(first.2 > 0, "seeded");
+    w.db.clear_calls();
+    p.deploy(pr).await.unwrap();
+    assert_eq!(counts(&w).0, first.0, "no hook ran again");
+    assert_eq!(counts(&w).1, 0, "no tunnel opened");
+    assert_eq!(counts(&w).2, first.2, "no seed again");
+    assert_eq!(w.db.mutating_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_new_commit_runs_the_hooks_again_without_touching_the_database() {
+    let w = world();
+    let (p, pr) = deployed(&w).await;
+    let first = counts(&w);
+    w.source.update_pr(pr, |p| p.head_sha = SHA2.into());
+    w.db.clear_calls();
+    p.deploy(pr).await.unwrap();
+    assert_eq!(
+        counts(&w).0,
+        first.0 + 2,
+        "migrations run for the new commit"
+    );
+    assert_eq!(
+        w.db.mutating_calls(),
+        0,
+        "the hooks' mark does not name the commit"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_behind_our_back_reruns_the_hooks_and_the_seed() {
+    let w = world();
+    let (p, pr) = deployed(&w).await;
+    let first = counts(&w);
+    w.db.restart(NAME);
+    let r = p.deploy(pr).await.unwrap();
+    let after = counts(&w);
+    assert_eq!(after.0, first.0 + 2, "hooks ran again");
+    assert_eq!(after.2, first.2 * 2, "seeded again");
+    assert!(matches!(
+        w.source.report(NAME).unwrap().state,
+        ReportState::Ready { .. }
+    ));
+    assert_eq!(r.mutated(), 0, "no resource was created or changed");
+    // And once re-seeded, the next deploy is unchanged again.
+    w.db.clear_calls();
+    p.deploy(pr).await.unwrap();
+    assert_eq!(counts(&w).0, after.0);
+    assert_eq!(w.db.mutating_calls(), 0);
+}
+
+#[tokio::test]
+async fn waking_after_a_stop_reseeds_and_after_a_suspend_does_not() {
+    for (suspend, reruns) in [(false, true), (true, false)] {
+        let w = world();
+        let (p, pr) = deployed(&w).await;
+        let name = p.config().name(pr);
+        let first = counts(&w);
+        w.db.sleep_database(&name, suspend).await.unwrap();
+        assert_eq!(
+            w.db.state(NAME),
+            Some(if suspend { "suspended" } else { "stopped" })
+        );
+        p.deploy(pr).await.unwrap();
+        assert_eq!(w.db.state(NAME), Some("started"));
+        let after = counts(&w);
+        if reruns {
+            assert_eq!(after.0, first.0 + 2, "stopped: hooks again");
+            assert_eq!(after.2, first.2 * 2, "stopped: seed again");
+        } else {
+            assert_eq!(after.0, first.0, "suspended: no hook");
+            assert_eq!(after.1, first.1, "suspended: no tunnel");
+            assert_eq!(after.2, first.2, "suspended: no seed");
+        }
+        assert!(matches!(
+            w.source.report(NAME).unwrap().state,
+            ReportState::Ready { .. }
+        ));
+        assert_eq!(w.db.names(), vec![NAME.to_string()], "one database");
+    }
+}
+
+#[tokio::test]
+async fn the_ready_report_carries_the_flagships_cost_estimate() {
+    let w = world();
+    deployed(&w).await;
+    let report = w.source.report(NAME).unwrap();
+    let lifetime = report.lifetime.expect("a lifetime note");
+    let cost = lifetime.cost.expect("a cost estimate");
+    // By hand from the documented table: (4 × 0.69 + 4 × 5.00 + 2.00) / 730 × 24 = $0.814.
+    assert_eq!(cost.per_day_running_cents, 81);
+    assert_eq!(cost.per_day_sleeping_cents, 7);
+    assert_eq!(cost.prices_dated, "2024-04");
+    assert!(cost.line().contains("(estimate, prices of 2024-04)"));
+    assert_eq!(lifetime.expires_at, None, "no ttl in the flagship");
+}
+
+mod decisions {
+    use std::collections::BTreeMap;
+
+    use jiff::Timestamp;
+    use preview_core::config::Config;
+    use preview_core::pipeline::{LifetimeAction, Observed, PrLookup, decide_lifetime};
+    use preview_core::{Database, Marks, Naming, PrNumber, PrState};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn config(extra: &str) -> Config {
+        let text = std::fs::read_to_string(super::EXAMPLE).unwrap() + extra;
+        let base = std::path::Path::new(super::EXAMPLE).parent().unwrap();
+        Config::parse(&text, "preview.toml", base).unwrap()
+    }
+
+    fn env(n: u32, idle_secs: Option<i64>, state: &str) -> Observed {
+        let name = Naming::new("pr", "agents")
+            .unwrap()
+            .name(PrNumber::new(n.into()).unwrap());
+        Observed {
+            database: Some(Database {
+                name: name.clone(),
+                host: format!("{name}.fly.dev"),
+                state: state.into(),
+                fingerprint: None,
+                created_at: None,
+                boot: None,
+                marks: Marks {
+                    active_at: idle_secs.map(|s| Timestamp::from_second(NOW - s).unwrap()),
+                    ..Marks::default()
+                },
+            }),
+            name,
+        }
+    }
+
+    fn pr(n: u32) -> PrNumber {
+        PrNumber::new(n.into()).unwrap()
+    }
+
+    const POLICY: &str =
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"keep\"\n";
+    const HOUR: i64 = 3600;
+
+    #[test]
+    fn each_rule_acts_only_on_positive_evidence() {
+        let c = config(POLICY);
+        let envs = vec![
+            env(1, Some(HOUR), "started"),       // active inside the TTL
+            env(2, Some(200 * HOUR), "started"), // expired
+            env(3, Some(200 * HOUR), "started"), // expired, but kept
+            env(4, Some(30 * HOUR), "started"),  // idle: sleep
+            env(5, Some(30 * HOUR), "stopped"),  // idle, already asleep
+            env(6, Some(300 * HOUR), "started"), // lookup failed
+            env(7, None, "started"),             // no activity recorded
+            env(8, Some(HOUR), "started"),       // closed
+            env(9, Some(HOUR), "started"),       // merged
+        ];
+        let mut lookups = BTreeMap::new();
+        for n in 1..=7 {
+            lookups.insert(pr(n), PrLookup::State(PrState::Open));
+        }
+        lookups.insert(pr(6), PrLookup::Error("github: 502".into()));
+        lookups.insert(pr(8), PrLookup::State(PrState::Closed));
+        lookups.insert(pr(9), PrLookup::State(PrState::Merged));
+        let labels = BTreeMap::from([(pr(3), vec!["keep".to_string()])]);
+        let d = decide_lifetime(
+            &c,
+            &envs,
+            &lookups,
+            &labels,
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        let actions: Vec<_> = d.iter().map(|d| d.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                LifetimeAction::Keep,
+                LifetimeAction::Expire,
+                LifetimeAction::Keep,
+                LifetimeAction::Sleep { suspend: false }, // 4 GB: Fly cannot suspend it
+                LifetimeAction::Keep,
+                LifetimeAction::Keep,
+                LifetimeAction::Keep,
+                LifetimeAction::TearDown,
+                LifetimeAction::TearDown,
+            ],
+            "{d:#?}"
+        );
+        assert!(
+            d[2].evidence.contains("the label `keep` keeps it"),
+            "{}",
+            d[2].evidence
+        );
+        assert!(d[5].evidence.contains("lookup failed"), "{}", d[5].evidence);
+    }
+
+    #[test]
+    fn eviction_picks_the_least_recently_active() {
+        let c = config("\n[lifetime]\nmax_environments = 3\nkeep_label = \"keep\"\n");
+        let envs = vec![
+            env(1, Some(5 * HOUR), "started"),
+            env(2, Some(50 * HOUR), "started"), // the idlest, but kept
+            env(3, Some(9 * HOUR), "started"),  // the idlest not kept
+            env(4, Some(HOUR), "started"),
+            env(5, None, "started"), // unknown activity: never evicted
+        ];
+        let lookups = (1..=5)
+            .map(|n| (pr(n), PrLookup::State(PrState::Open)))
+            .collect();
+        let labels = BTreeMap::from([(pr(2), vec!["keep".to_string()])]);
+        let d = decide_lifetime(
+            &c,
+            &envs,
+            &lookups,
+            &labels,
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        let evicted: Vec<u32> = d
+            .iter()
+            .filter(|d| d.action == LifetimeAction::Evict)
+            .map(|d| d.name.pr().get())
+            .collect();
+        // Five left, three allowed: the two least recently active that may go (3, then 1),
+        // not the kept one (2) nor the one without a recorded activity (5), nor the freshest (4).
+        assert_eq!(evicted, vec![1, 3], "{d:#?}");
+        assert!(d[2].evidence.contains("max_environments = 3"));
+    }
+}

@@ -1,0 +1,136 @@
+//! A preview's lifetime on Fly: the Machine's metadata that records activity and the hooks'
+//! mark, its boot (from its events), putting it to sleep (stop or suspend), and every Machine of
+//! the organisation in pages for the reconcile pass. Endpoints: `POST|DELETE
+//! /v1/apps/{app}/machines/{id}/metadata/{key}`, `POST …/stop`, `POST …/suspend` (waking is
+//! `apply_database`'s `start`), `GET /v1/orgs/{org}/machines`.
+
+use preview_core::{
+    Database, Error, Mark, Marks, Naming, Outcome, PreviewName, Result,
+};
+use crate::machine::META_ENV;
+use crate::host::FlyDatabases;
+use crate::{PROVIDER, wire};
+
+/// Metadata keys (beside `preview_env` and `preview_fingerprint`, which the config writes).
+pub(crate) const META_ACTIVE_AT: &str = "preview_active_at";
+pub(crate) const META_HOOKS: &str = "preview_hooks";
+pub(crate) const META_ASLEEP_SINCE: &str = "preview_asleep_since";
+pub(crate) const META_SLEPT: &str = "preview_slept_secs";
+
+/// Events after which the Machine's memory and root file system are fresh: it was created,
+/// replaced, exited (and restarted by its policy), stopped or restarted. A suspend and its
+/// resume are not among them.
+const LOSES_DATA: [&str; 5] = ["launch", "update", "exit", "stop", "restart"];
+
+/// The Machine's boot: its version and the time of the latest event that lost its data. `None`
+/// when the answer carries no events.
+pub(crate) fn boot(m: &wire::Machine) -> Option<String> {
+    let latest = m
+        .events
+        .iter()
+        .filter(|e| e.kind.as_deref().is_some_and(|k| LOSES_DATA.contains(&k)))
+        .filter_map(|e| e.timestamp)
+        .max()?;
+    Some(format!("{}/{latest}", m.version().unwrap_or("-")))
+}
+
+/// The marks in a Machine's metadata (`metadata` is its `config.metadata` object).
+pub(crate) fn marks(metadata: Option<&serde_json::Value>) -> Marks {
+    let get = |k: &str| metadata.and_then(|m| m.get(k)).and_then(|v| v.as_str());
+    let time = |k: &str| get(k).and_then(|v| v.parse().ok());
+    Marks {
+        active_at: time(META_ACTIVE_AT),
+        hooks: get(META_HOOKS).map(str::to_string),
+        asleep_since: time(META_ASLEEP_SINCE),
+        slept_secs: get(META_SLEPT).and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
+impl FlyDatabases {
+    /// Our Machine of `name`: the oldest carrying its marker.
+    async fn our_machine(&self, name: &PreviewName) -> Result<wire::Machine> {
+        let app = name.as_str();
+        let machines = match self.core.list_machines(app).await {
+            Err(Error::NotFound { .. }) => vec![],
+            other => other?,
+        };
+        Self::ours(&machines, name)
+            .first()
+            .map(|m| (*m).clone())
+            .ok_or_else(|| Error::NotFound {
+                provider: PROVIDER,
+                what: format!("the machine of {name}"),
+            })
+    }
+
+    pub(crate) async fn mark(&self, name: &PreviewName, mark: &Mark) -> Result<()> {
+        let m = self.our_machine(name).await?;
+        let (app, id) = (name.as_str(), m.id.as_str());
+        let set = |key: &'static str, value: String| async move {
+            self.core.upsert_metadata(app, id, key, &value).await
+        };
+        match mark {
+            Mark::ActiveAt(t) => set(META_ACTIVE_AT, t.to_string()).await,
+            Mark::Hooks(h) => set(META_HOOKS, h.clone()).await,
+            Mark::AsleepSince(Some(t)) => set(META_ASLEEP_SINCE, t.to_string()).await,
+            Mark::AsleepSince(None) => self.core.delete_metadata(app, id, META_ASLEEP_SINCE).await,
+            Mark::SleptSecs(n) => set(META_SLEPT, n.to_string()).await,
+        }
+    }
+
+    pub(crate) async fn sleep(&self, name: &PreviewName, suspend: bool) -> Result<Outcome> {
+        let m = self.our_machine(name).await?;
+        if m.state != "started" {
+            return Ok(Outcome::Unchanged);
+        }
+        let (app, id) = (name.as_str(), m.id.as_str());
+        self.leased(app, id, |held| async move {
+            self.core.sleep_machine(app, id, suspend, &held.nonce).await
+        })
+        .await?;
+        Ok(Outcome::Updated)
+    }
+
+    /// Every Machine of the organisation that carries an environment's marker, in pages.
+    pub(crate) async fn lifetimes(&self, naming: &Naming) -> Result<Vec<Database>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let page = self.core.org_machines(self.org(), cursor.as_deref()).await?;
+            for m in page.machines {
+                let meta = m.config.as_ref().and_then(|c| c.get("metadata"));
+                let env = meta.and_then(|v| v.get(META_ENV)).and_then(|v| v.as_str());
+                let Some(name) = env
+                    .filter(|e| *e == m.app_name)
+                    .and_then(|e| naming.parse(e))
+                else {
+                    continue;
+                };
+                out.push(Database {
+                    host: format!("{}.fly.dev", m.app_name),
+                    state: m.state.unwrap_or_default(),
+                    fingerprint: None,
+                    created_at: m.created_at.and_then(|t| t.parse().ok()),
+                    boot: None,
+                    marks: marks(meta),
+                    name,
+                });
+                let _ = m.id;
+            }
+            match page.next_cursor.filter(|c| !c.is_empty()) {
+                Some(next) if seen.insert(next.clone()) => cursor = Some(next),
+                Some(_) => {
+                    return Err(Error::Api {
+                        provider: PROVIDER,
+                        status: 200,
+                        message: "the machine list repeats a page cursor".into(),
+                        request_id: None,
+                    });
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
