@@ -239,6 +239,8 @@ impl World {
                  # proxy LOCAL:REMOTE -a APP\n\
                  # A test knob: a slow start when FILE.delay (seconds) is next to this script.\n\
                  if [ -e \"$0.delay\" ]; then sleep \"$(cat \"$0.delay\")\"; fi\n\
+                 # Every tunnel opened, one line each, in FILE.calls (World::tunnels_opened).\n\
+                 echo \"$*\" >> \"$0.calls\"\n\
                  local=\"${{2%%:*}}\"; remote=\"${{2#*:}}\"\n\
                  case \"$remote\" in\n\
                    5432|5433) remote={pg} ;;\n\
@@ -413,6 +415,18 @@ impl World {
     }
 
     /// Mutating requests every fake received so far.
+    /// How many tunnels `flyctl` was asked to open so far (every run of every test command).
+    pub(crate) fn tunnels_opened(&self) -> usize {
+        let calls = self.flyctl.with_extension("calls");
+        std::fs::read_to_string(calls).map_or(0, |s| s.lines().count())
+    }
+
+    /// How many seed requests (`PUT`) the app's stand-in received so far.
+    pub(crate) async fn seeds(&self) -> usize {
+        let got = self.app.received_requests().await.unwrap_or_default();
+        got.iter().filter(|r| r.method.as_str() == "PUT").count()
+    }
+
     pub(crate) fn mutations(&self) -> (usize, usize, usize) {
         (
             self.fly.mutating().len(),

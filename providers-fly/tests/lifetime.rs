@@ -1,0 +1,218 @@
+//! A preview's lifetime on Fly over HTTP: the Machine metadata that carries activity and the
+//! hooks' mark, stop and suspend (and the start that wakes), the boot that tells a restart, and
+//! the organisation's Machines in pages. Every request and every answer of the fake, and every
+//! scripted mock answer, is checked against the vendored Machines API description.
+
+mod common;
+
+use common::*;
+use preview_core::{DatabaseHost, Mark, Outcome};
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer};
+
+fn t(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn marks_are_machine_metadata_read_back_by_get_and_by_the_org_listing() {
+    let (_server, fake, host) = fake().await;
+    let n = name(5);
+    host.apply_database(&n, &prototype_spec(&n)).await.unwrap();
+    let before = fake.machines("pr-5-agents")[0]["config"].clone();
+    for mark in [
+        Mark::ActiveAt(t("2026-12-01T10:00:00Z")),
+        Mark::Hooks("k1".into()),
+        Mark::AsleepSince(Some(t("2026-12-02T10:00:00Z"))),
+        Mark::SleptSecs(90),
+    ] {
+        host.mark_database(&n, &mark).await.unwrap();
+    }
+    let marks = host.get_database(&n).await.unwrap().unwrap().marks;
+    assert_eq!(marks.active_at, Some(t("2026-12-01T10:00:00Z")));
+    assert_eq!(marks.hooks.as_deref(), Some("k1"));
+    assert_eq!(marks.asleep_since, Some(t("2026-12-02T10:00:00Z")));
+    assert_eq!(marks.slept_secs, 90);
+    // Metadata only: the rest of the config is what apply wrote.
+    let after = fake.machines("pr-5-agents")[0]["config"].clone();
+    assert_eq!(after["guest"], before["guest"]);
+    assert_eq!(after["containers"], before["containers"]);
+
+    let listed = host.list_lifetimes(&naming()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, n);
+    assert_eq!(listed[0].marks, marks);
+
+    // Awake again: the key goes; deleting a key that is gone is no error.
+    host.mark_database(&n, &Mark::AsleepSince(None))
+        .await
+        .unwrap();
+    host.mark_database(&n, &Mark::AsleepSince(None))
+        .await
+        .unwrap();
+    let marks = host.get_database(&n).await.unwrap().unwrap().marks;
+    assert_eq!(marks.asleep_since, None);
+    assert_eq!(marks.hooks.as_deref(), Some("k1"));
+    // The unchanged config still covers what apply wants: a re-apply makes no mutating call.
+    fake.clear_log();
+    let again = host.apply_database(&n, &prototype_spec(&n)).await.unwrap();
+    assert!(
+        again
+            .changes
+            .iter()
+            .all(|c| c.outcome == Outcome::Unchanged)
+    );
+    assert!(fake.exchanges().iter().all(|x| x.method == "GET"));
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
+async fn stop_under_lease_then_apply_starts_it_on_a_new_boot() {
+    let (_server, fake, host) = fake().await;
+    let n = name(6);
+    let spec = prototype_spec(&n);
+    host.apply_database(&n, &spec).await.unwrap();
+    let boot = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert!(boot.is_some());
+    fake.clear_log();
+    assert_eq!(
+        host.sleep_database(&n, false).await.unwrap(),
+        Outcome::Updated
+    );
+    let stop = fake
+        .exchanges()
+        .into_iter()
+        .find(|x| x.path.ends_with("/stop"))
+        .expect("a stop was sent");
+    assert_eq!(stop.method, "POST");
+    assert!(stop.nonce.is_some(), "stop carries the lease nonce");
+    assert_eq!(fake.machines("pr-6-agents")[0]["state"], "stopped");
+    // Asleep already: nothing is sent but reads.
+    fake.clear_log();
+    assert_eq!(
+        host.sleep_database(&n, false).await.unwrap(),
+        Outcome::Unchanged
+    );
+    assert!(fake.exchanges().iter().all(|x| x.method == "GET"));
+    // Waking is apply: one start, and the boot changed (memory is fresh after a stop).
+    fake.clear_log();
+    let woke = host.apply_database(&n, &spec).await.unwrap();
+    assert_eq!(woke.database.state, "started");
+    let starts = fake
+        .exchanges()
+        .iter()
+        .filter(|x| x.path.ends_with("/start"))
+        .count();
+    assert_eq!(starts, 1);
+    let woke_boot = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert_ne!(woke_boot, boot);
+    assert_eq!(fake.machines("pr-6-agents").len(), 1);
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
+async fn suspend_then_apply_resumes_on_the_same_boot_and_big_machines_cannot_suspend() {
+    let (_server, fake, host) = fake().await;
+    let n = name(8);
+    let mut spec = prototype_spec(&n);
+    // Over Fly's suspend limit (2 GB): refused, nothing changed.
+    host.apply_database(&n, &spec).await.unwrap();
+    let err = host.sleep_database(&n, true).await.unwrap_err();
+    assert!(err.to_string().contains("suspend"), "{err}");
+    assert_eq!(fake.machines("pr-8-agents")[0]["state"], "started");
+
+    spec.size.memory_mb = 2048;
+    host.apply_database(&n, &spec).await.unwrap();
+    let boot = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert_eq!(
+        host.sleep_database(&n, true).await.unwrap(),
+        Outcome::Updated
+    );
+    assert_eq!(fake.machines("pr-8-agents")[0]["state"], "suspended");
+    host.apply_database(&n, &spec).await.unwrap();
+    assert_eq!(fake.machines("pr-8-agents")[0]["state"], "started");
+    let resumed = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert_eq!(resumed, boot, "a resume keeps memory: same boot");
+    check_exchanges(&fake);
+}
+
+#[tokio::test]
+async fn a_restart_behind_our_back_changes_the_boot() {
+    let (_server, fake, host) = fake().await;
+    let n = name(9);
+    host.apply_database(&n, &prototype_spec(&n)).await.unwrap();
+    let boot = host.get_database(&n).await.unwrap().unwrap().boot;
+    let again = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert_eq!(boot, again, "reads do not change the boot");
+    fake.restart_machines("pr-9-agents");
+    let after = host.get_database(&n).await.unwrap().unwrap().boot;
+    assert!(after.is_some());
+    assert_ne!(after, boot);
+    check_exchanges(&fake);
+}
+
+fn org_machine(app: &str, id: &str, active: &str) -> serde_json::Value {
+    json!({
+        "app_name": app, "id": id, "state": "started", "created_at": "2026-12-01T00:00:00Z",
+        "config": {"image": "x", "metadata": {"preview_env": app, "preview_active_at": active}},
+    })
+}
+
+#[tokio::test]
+async fn the_org_listing_follows_cursors_and_refuses_a_repeated_one() {
+    let server = MockServer::start().await;
+    let p = format!("/v1/orgs/{ORG}/machines");
+    Mock::given(method("GET"))
+        .and(path(p.as_str()))
+        .and(query_param_is_missing("cursor"))
+        .and(query_param("limit", "1000"))
+        .respond_with(respond(
+            "GET",
+            &p,
+            200,
+            json!({"machines": [
+                org_machine("pr-1-agents", "m1", "2026-12-01T00:00:00Z"),
+                // Not ours: no marker, or a marker naming another app.
+                {"app_name": "other", "id": "m2", "config": {"metadata": {}}},
+                org_machine("pr-2-agents", "m3", "2026-12-02T00:00:00Z"),
+            ], "next_cursor": "page2"}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p.as_str()))
+        .and(query_param("cursor", "page2"))
+        .respond_with(respond(
+            "GET",
+            &p,
+            200,
+            json!({"machines": [org_machine("pr-3-agents", "m4", "2026-12-03T00:00:00Z")]}),
+        ))
+        .mount(&server)
+        .await;
+    let got = host(&server.uri()).list_lifetimes(&naming()).await.unwrap();
+    let names: Vec<String> = got.iter().map(|d| d.name.to_string()).collect();
+    assert_eq!(names, ["pr-1-agents", "pr-2-agents", "pr-3-agents"]);
+    assert_eq!(got[2].marks.active_at, Some(t("2026-12-03T00:00:00Z")));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    check_requests(&server).await;
+
+    // A cursor that comes back again would loop forever: an error instead.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(p.as_str()))
+        .respond_with(respond(
+            "GET",
+            &p,
+            200,
+            json!({"machines": [], "next_cursor": "same"}),
+        ))
+        .mount(&server)
+        .await;
+    let err = host(&server.uri())
+        .list_lifetimes(&naming())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cursor"), "{err}");
+}
