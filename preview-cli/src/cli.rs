@@ -84,7 +84,11 @@ pub enum Command {
     /// Remove the environment of a pull request (apps, databases) and mark its report torn down.
     /// Succeeds when it is already gone.
     Teardown(PrArgs),
-    /// Remove environments whose pull request is closed or merged.
+    /// Remove environments whose pull request is closed or merged. With a `[lifetime]` policy, also
+    /// the reconcile pass: expire previews inactive for `ttl` (unless labelled with `keep_label`),
+    /// put those inactive for `sleep_after` to sleep, evict the least recently active over
+    /// `max_environments`, and mark reset those whose database restarted. Each decision is
+    /// printed with its evidence; a failed lookup never deletes or sleeps anything.
     Sweep(SweepArgs),
     /// List environments with their pull request, state, age and URLs.
     Status(StatusArgs),
@@ -147,7 +151,7 @@ pub struct PrArgs {
 /// Arguments of `sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Decide and print, but remove nothing.
+    /// Decide and print, but change nothing (no removal, no sleep, no report).
     #[arg(long)]
     pub dry_run: bool,
     /// How many pull requests are looked up, and environments removed, at once (GitHub reads are

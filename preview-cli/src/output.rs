@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use preview_core::pipeline::{
-    DeployReport, DeployStatus, EnvironmentStatus, Plan, PlannedResource, SweepAction, SweepReport,
-    TeardownReport,
+    DeployReport, DeployStatus, EnvironmentStatus, LifetimeAction, Plan, PlannedResource,
+    SweepAction, SweepReport, TeardownReport,
 };
 use preview_core::{Outcome, PrNumber};
 
@@ -193,6 +193,36 @@ pub fn sweep(cli: &Cli, ctx: &Context, r: &SweepReport) -> std::io::Result<()> {
                 "{verb:<16} {:<24} {}",
                 d.name.to_string(),
                 inert(&d.reason)
+            )?;
+        }
+        // Closed and merged PRs are sweep's, printed above.
+        for d in r
+            .lifetime
+            .iter()
+            .filter(|d| d.action != LifetimeAction::TearDown)
+        {
+            let done = r.acted.contains(&d.name);
+            let verb = match (d.action, r.dry_run || !done) {
+                (LifetimeAction::Keep | LifetimeAction::TearDown, _) => "lifetime: keep",
+                (LifetimeAction::Expire, true) => "would expire",
+                (LifetimeAction::Expire, false) => "expired",
+                (LifetimeAction::Sleep { .. }, true) => "would sleep",
+                (LifetimeAction::Sleep { .. }, false) => "put to sleep",
+                (LifetimeAction::Evict, true) => "would evict",
+                (LifetimeAction::Evict, false) => "evicted",
+                (LifetimeAction::MarkReset, true) => "would mark reset",
+                (LifetimeAction::MarkReset, false) => "marked reset",
+            };
+            let verb = if done || r.dry_run || !d.action.acts() {
+                verb
+            } else {
+                "FAILED to act"
+            };
+            writeln!(
+                w,
+                "{verb:<16} {:<24} {}",
+                d.name.to_string(),
+                inert(&d.evidence)
             )?;
         }
         for f in &r.failures {

@@ -58,3 +58,123 @@ mod postgres {
         assert_eq!(w.seeds().await, seeds + 1);
     }
 }
+
+/// The reconcile pass (`sweep` with a `[lifetime]` policy) with the built binary: each
+/// decision printed with its evidence, `--dry-run` changing nothing, a re-run converged, a PR
+/// listing that fails acting on nothing, and a push waking a preview that was put to sleep.
+mod reconcile {
+    use super::*;
+
+    const POLICY: &str =
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"keep\"\n";
+
+    fn hours_ago(h: i64) -> String {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(h)).to_string()
+    }
+
+    fn line<'a>(out: &'a str, verb: &str, name: &str) -> &'a str {
+        out.lines()
+            .find(|l| l.starts_with(verb) && l.contains(name))
+            .unwrap_or_else(|| panic!("no `{verb} {name}` line in:\n{out}"))
+    }
+
+    /// PRs 60 (active), 61 (expired), 62 (idle), 63 (expired but labelled `keep`), deployed
+    /// and aged through their Machines' metadata; the policy is then added to the config.
+    async fn aged(w: &World) {
+        for (n, idle) in [(60, 1), (61, 200), (62, 30), (63, 200)] {
+            let mut p = pr(n, PrState::Open);
+            if n == 63 {
+                p.labels = vec!["keep".into()];
+            }
+            w.github.set_pull_request(p);
+            let out = w.run(&["deploy", "--pr", &n.to_string()], &[]).await;
+            assert_eq!(out.code, 0, "{out:?}");
+            w.fly.set_metadata(
+                &format!("pr-{n}-agents"),
+                "preview_active_at",
+                &hours_ago(idle),
+            );
+        }
+        let mut text = std::fs::read_to_string(&w.config).unwrap();
+        text.push_str(POLICY);
+        std::fs::write(&w.config, text).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sweep_expires_sleeps_and_keeps_on_evidence_and_a_push_wakes() {
+        let w = World::start(Tweaks::default()).await;
+        aged(&w).await;
+
+        let before = w.mutations();
+        let out = w.run(&["sweep", "--dry-run"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(w.mutations(), before, "a dry run changes nothing\n{out:?}");
+        assert!(line(&out.stdout, "would expire", "pr-61-agents").contains("ttl 604800s"));
+        assert!(line(&out.stdout, "would sleep", "pr-62-agents").contains("sleep_after 86400s"));
+        assert!(
+            line(&out.stdout, "lifetime: keep", "pr-63-agents").contains("the label `keep`"),
+            "{out:?}"
+        );
+        line(&out.stdout, "lifetime: keep", "pr-60-agents");
+
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        line(&out.stdout, "expired", "pr-61-agents");
+        line(&out.stdout, "put to sleep", "pr-62-agents");
+        let mut apps = w.fly.apps();
+        apps.sort();
+        assert_eq!(apps, ["pr-60-agents", "pr-62-agents", "pr-63-agents"]);
+        assert_eq!(w.fly.machines("pr-62-agents")[0]["state"], "stopped");
+        assert_eq!(w.fly.machines("pr-60-agents")[0]["state"], "started");
+        let expired = w.last_comment(61);
+        assert!(
+            expired.contains("expired") && expired.contains("keep"),
+            "{expired}"
+        );
+        let sleeping = w.last_comment(62);
+        assert!(sleeping.contains("sleeping"), "{sleeping}");
+
+        // Converged: a second pass writes nothing.
+        let before = w.mutations();
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            w.mutations(),
+            before,
+            "{out:?}\n{:#?}",
+            &w.fly.mutating()[before.0..]
+        );
+
+        // A push wakes it: started again, and (a stop lost the data) migrated and seeded again.
+        let seeds = w.seeds().await;
+        let out = w.run(&["deploy", "--pr", "62"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("pr-62-agents is ready"), "{out:?}");
+        assert!(out.stderr.contains("[migrate] "), "{out:?}");
+        assert_eq!(w.seeds().await, seeds + 1);
+        assert_eq!(w.fly.machines("pr-62-agents").len(), 1);
+        assert_eq!(w.fly.machines("pr-62-agents")[0]["state"], "started");
+        assert!(
+            w.last_comment(62).contains("ready"),
+            "{}",
+            w.last_comment(62)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_pr_listing_deletes_and_sleeps_nothing() {
+        let w = World::start(Tweaks::default()).await;
+        aged(&w).await;
+        for _ in 0..30 {
+            w.github.fail_next_on("GET", "/pulls", 502, false);
+        }
+        let before = w.mutations();
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(w.mutations(), before, "{out:?}");
+        assert_eq!(w.fly.apps().len(), 4);
+        assert!(
+            line(&out.stdout, "lifetime: keep", "pr-61-agents").contains("failed"),
+            "{out:?}"
+        );
+    }
+}

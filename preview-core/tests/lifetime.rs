@@ -330,3 +330,189 @@ mod decisions {
         assert!(d[2].evidence.contains("max_environments = 3"));
     }
 }
+
+/// The reconcile pass (`sweep` with a `[lifetime]` policy) over the in-memory hosts: each
+/// decision carried out, `--dry-run` changing nothing, a lookup error acting on nothing.
+mod reconcile {
+    use jiff::{SignedDuration, Timestamp};
+    use preview_core::pipeline::{LifetimeAction, SweepReport};
+    use preview_core::{Error, Marks, PrState, PreviewName};
+
+    use super::*;
+
+    const POLICY: &str =
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"keep\"\n";
+
+    fn config(extra: &str) -> Config {
+        let text = std::fs::read_to_string(EXAMPLE).unwrap() + extra;
+        let base = std::path::Path::new(EXAMPLE).parent().unwrap();
+        Config::parse(&text, "preview.toml", base).unwrap()
+    }
+
+    fn name(n: u32) -> String {
+        format!("pr-{n}-agents")
+    }
+
+    /// Deploys PR `n` (created two days ago) last active `idle_hours` ago.
+    async fn deploy(w: &World, n: u32, idle_hours: i64) -> PrNumber {
+        let pr = w.source.open_pr(n, &format!("feature/{n}"), SHA1);
+        preview(w, flagship()).deploy(pr).await.unwrap();
+        let now = Timestamp::now();
+        let db = w.db.clone();
+        let pn: PreviewName = preview(w, flagship()).config().name(pr);
+        let marks = db.get_database(&pn).await.unwrap().unwrap().marks;
+        w.db.set_marks(
+            &name(n),
+            Marks {
+                active_at: Some(now - SignedDuration::from_hours(idle_hours)),
+                ..marks
+            },
+        );
+        w.db.set_created_at(&name(n), now - SignedDuration::from_hours(48));
+        pr
+    }
+
+    fn states(w: &World, ns: &[u32]) -> Vec<Option<&'static str>> {
+        ns.iter().map(|n| w.db.state(&name(*n))).collect()
+    }
+
+    fn action(r: &SweepReport, n: u32) -> (LifetimeAction, String) {
+        let d = r
+            .lifetime
+            .iter()
+            .find(|d| d.name.as_str() == name(n))
+            .unwrap_or_else(|| panic!("no decision for {n}: {r:#?}"));
+        (d.action, d.evidence.clone())
+    }
+
+    #[tokio::test]
+    async fn each_decision_is_carried_out_and_a_dry_run_changes_nothing() {
+        use LifetimeAction as A;
+        let w = world();
+        deploy(&w, 1, 1).await; // active inside the TTL
+        deploy(&w, 2, 200).await; // expired
+        let kept = deploy(&w, 3, 200).await; // expired, but labelled
+        w.source.update_pr(kept, |p| p.labels = vec!["keep".into()]);
+        deploy(&w, 4, 30).await; // idle: sleeps
+        let closed = deploy(&w, 5, 1).await;
+        w.source.set_state(closed, PrState::Closed);
+        deploy(&w, 6, 1).await; // restarted behind our back
+        w.db.restart(&name(6));
+        let p = preview(&w, config(POLICY));
+        let all = [1, 2, 3, 4, 5, 6];
+        let reports = w.source.report_history().len();
+        let before = w.source.calls().len();
+
+        let dry = p.sweep(true).await.unwrap();
+        assert_eq!(w.db.names().len(), 6, "{dry:#?}");
+        assert_eq!(states(&w, &all), vec![Some("started"); 6]);
+        assert_eq!(
+            w.source.report_history().len(),
+            reports,
+            "a dry run publishes nothing"
+        );
+        assert!(dry.acted.is_empty());
+        assert_eq!(action(&dry, 1).0, A::Keep);
+        assert_eq!(action(&dry, 2).0, A::Expire);
+        assert!(action(&dry, 3).1.contains("the label `keep` keeps it"));
+        assert_eq!(action(&dry, 4).0, A::Sleep { suspend: false });
+        assert_eq!(action(&dry, 6).0, A::MarkReset);
+        // Open PRs came from one paged read; only the closed one was looked up on its own.
+        let singles = w.source.calls()[before..]
+            .iter()
+            .filter(|c| c.op == "get_pull_request")
+            .count();
+        assert_eq!(singles, 1, "{:?}", w.source.calls());
+
+        let r = p.sweep(false).await.unwrap();
+        assert!(r.failures.is_empty(), "{r:#?}");
+        assert_eq!(w.db.names(), vec![name(1), name(3), name(4), name(6)]);
+        assert_eq!(w.db.state(&name(4)), Some("stopped"));
+        let removed = w.source.report(&name(2)).unwrap();
+        let ReportState::Removed { reason } = removed.state else {
+            panic!("{removed:?}")
+        };
+        assert!(
+            reason.contains("expired") && reason.contains("keep"),
+            "{reason}"
+        );
+        assert!(matches!(
+            w.source.report(&name(4)).unwrap().state,
+            ReportState::Sleeping {
+                suspended: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            w.source.report(&name(6)).unwrap().state,
+            ReportState::Reset
+        ));
+        assert!(
+            w.db.get_database(&p.config().name(PrNumber::new(4).unwrap()))
+                .await
+                .unwrap()
+                .unwrap()
+                .marks
+                .asleep_since
+                .is_some()
+        );
+
+        // Again: converged, nothing more is written.
+        let (reports, calls) = (w.source.report_history().len(), w.db.calls().len());
+        let again = p.sweep(false).await.unwrap();
+        assert!(again.failures.is_empty(), "{again:#?}");
+        assert_eq!(w.source.report_history().len(), reports, "{again:#?}");
+        let mutating = w.db.calls()[calls..]
+            .iter()
+            .filter(|c| c.op != "list_lifetimes" && c.op != "list_databases")
+            .map(|c| c.op.clone())
+            .collect::<Vec<_>>();
+        assert!(mutating.is_empty(), "{mutating:?}");
+        assert_eq!(action(&again, 4).0, A::Keep);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_error_never_deletes_or_sleeps_anything() {
+        for failing in ["list_open_pull_requests", "list_lifetimes"] {
+            let w = world();
+            deploy(&w, 2, 200).await; // expired
+            deploy(&w, 4, 30).await; // idle
+            let p = preview(&w, config(POLICY));
+            let fault = || Error::failed("list", "injected");
+            if failing == "list_open_pull_requests" {
+                w.source.fail_next(failing, fault());
+            } else {
+                w.db.fail_next(failing, fault());
+            }
+            let r = p.sweep(false).await.unwrap();
+            assert_eq!(w.db.names(), vec![name(2), name(4)], "{failing}: {r:#?}");
+            assert_eq!(states(&w, &[2, 4]), vec![Some("started"); 2], "{failing}");
+            assert!(r.acted.is_empty(), "{failing}: {r:#?}");
+            assert!(
+                r.lifetime
+                    .iter()
+                    .all(|d| d.action == LifetimeAction::Keep && d.evidence.contains("failed")),
+                "{failing}: {r:#?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_the_least_recently_active_is_evicted_with_its_reason() {
+        let w = world();
+        deploy(&w, 1, 5).await;
+        deploy(&w, 2, 9).await; // the idlest
+        deploy(&w, 3, 1).await;
+        let p = preview(&w, config("\n[lifetime]\nmax_environments = 2\n"));
+        let r = p.sweep(false).await.unwrap();
+        assert!(r.failures.is_empty(), "{r:#?}");
+        assert_eq!(w.db.names(), vec![name(1), name(3)], "{r:#?}");
+        let ReportState::Removed { reason } = w.source.report(&name(2)).unwrap().state else {
+            panic!()
+        };
+        assert!(
+            reason.contains("evicted") && reason.contains("max_environments = 2"),
+            "{reason}"
+        );
+    }
+}

@@ -462,7 +462,11 @@ impl Core {
     ) -> Result<()> {
         let what = format!("machine {id} of app {app}");
         let action = if suspend { "suspend" } else { "stop" };
-        let r = self.request(Method::POST, &["v1", "apps", app, "machines", id, action], &what)?;
+        let r = self.request(
+            Method::POST,
+            &["v1", "apps", app, "machines", id, action],
+            &what,
+        )?;
         with_nonce(r, nonce)?.send_retry().await?;
         Ok(())
     }

@@ -803,8 +803,8 @@ impl FlyDatabases {
             created_at: m
                 .and_then(|m| m.created_at.as_deref())
                 .and_then(|t| t.parse().ok()),
-            boot: m.and_then(crate::lifecycle::boot),
-            marks: crate::lifecycle::marks(
+            boot: m.and_then(crate::machine::boot),
+            marks: crate::machine::marks(
                 m.and_then(|m| m.config.as_ref())
                     .and_then(|c| c.get("metadata")),
             ),

@@ -1,50 +1,12 @@
 //! A preview's lifetime on Fly: the Machine's metadata that records activity and the hooks'
-//! mark, its boot (from its events), putting it to sleep (stop or suspend), and every Machine of
+//! mark (keys and their reading in `machine.rs`), putting it to sleep (stop or suspend), and every Machine of
 //! the organisation in pages for the reconcile pass. Endpoints: `POST|DELETE
 //! /v1/apps/{app}/machines/{id}/metadata/{key}`, `POST …/stop`, `POST …/suspend` (waking is
 //! `apply_database`'s `start`), `GET /v1/orgs/{org}/machines`.
 
-use preview_core::{
-    Database, Error, Mark, Marks, Naming, Outcome, PreviewName, Result,
-};
-use crate::machine::META_ENV;
-use crate::host::FlyDatabases;
-use crate::{PROVIDER, wire};
-
-/// Metadata keys (beside `preview_env` and `preview_fingerprint`, which the config writes).
-pub(crate) const META_ACTIVE_AT: &str = "preview_active_at";
-pub(crate) const META_HOOKS: &str = "preview_hooks";
-pub(crate) const META_ASLEEP_SINCE: &str = "preview_asleep_since";
-pub(crate) const META_SLEPT: &str = "preview_slept_secs";
-
-/// Events after which the Machine's memory and root file system are fresh: it was created,
-/// replaced, exited (and restarted by its policy), stopped or restarted. A suspend and its
-/// resume are not among them.
-const LOSES_DATA: [&str; 5] = ["launch", "update", "exit", "stop", "restart"];
-
-/// The Machine's boot: its version and the time of the latest event that lost its data. `None`
-/// when the answer carries no events.
-pub(crate) fn boot(m: &wire::Machine) -> Option<String> {
-    let latest = m
-        .events
-        .iter()
-        .filter(|e| e.kind.as_deref().is_some_and(|k| LOSES_DATA.contains(&k)))
-        .filter_map(|e| e.timestamp)
-        .max()?;
-    Some(format!("{}/{latest}", m.version().unwrap_or("-")))
-}
-
-/// The marks in a Machine's metadata (`metadata` is its `config.metadata` object).
-pub(crate) fn marks(metadata: Option<&serde_json::Value>) -> Marks {
-    let get = |k: &str| metadata.and_then(|m| m.get(k)).and_then(|v| v.as_str());
-    let time = |k: &str| get(k).and_then(|v| v.parse().ok());
-    Marks {
-        active_at: time(META_ACTIVE_AT),
-        hooks: get(META_HOOKS).map(str::to_string),
-        asleep_since: time(META_ASLEEP_SINCE),
-        slept_secs: get(META_SLEPT).and_then(|v| v.parse().ok()).unwrap_or(0),
-    }
-}
+use crate::machine::{META_ACTIVE_AT, META_ASLEEP_SINCE, META_ENV, META_HOOKS, META_SLEPT, marks};
+use crate::{FlyDatabases, PROVIDER, wire};
+use preview_core::{Database, Error, Mark, Naming, Outcome, PreviewName, Result};
 
 impl FlyDatabases {
     /// Our Machine of `name`: the oldest carrying its marker.
@@ -97,7 +59,10 @@ impl FlyDatabases {
         let mut cursor: Option<String> = None;
         let mut seen = std::collections::HashSet::new();
         loop {
-            let page = self.core.org_machines(self.org(), cursor.as_deref()).await?;
+            let page = self
+                .core
+                .org_machines(self.org(), cursor.as_deref())
+                .await?;
             for m in page.machines {
                 let meta = m.config.as_ref().and_then(|c| c.get("metadata"));
                 let env = meta.and_then(|v| v.get(META_ENV)).and_then(|v| v.as_str());

@@ -207,6 +207,41 @@ fn is_empty(v: &Json) -> bool {
     }
 }
 
+/// Metadata keys (beside `preview_env` and `preview_fingerprint`, which the config writes).
+pub(crate) const META_ACTIVE_AT: &str = "preview_active_at";
+pub(crate) const META_HOOKS: &str = "preview_hooks";
+pub(crate) const META_ASLEEP_SINCE: &str = "preview_asleep_since";
+pub(crate) const META_SLEPT: &str = "preview_slept_secs";
+
+/// Events after which the Machine's memory and root file system are fresh: it was created,
+/// replaced, exited (and restarted by its policy), stopped or restarted. A suspend and its
+/// resume are not among them.
+const LOSES_DATA: [&str; 5] = ["launch", "update", "exit", "stop", "restart"];
+
+/// The Machine's boot: its version and the time of the latest event that lost its data. `None`
+/// when the answer carries no events.
+pub(crate) fn boot(m: &crate::wire::Machine) -> Option<String> {
+    let latest = m
+        .events
+        .iter()
+        .filter(|e| e.kind.as_deref().is_some_and(|k| LOSES_DATA.contains(&k)))
+        .filter_map(|e| e.timestamp)
+        .max()?;
+    Some(format!("{}/{latest}", m.version().unwrap_or("-")))
+}
+
+/// The marks in a Machine's metadata (`metadata` is its `config.metadata` object).
+pub(crate) fn marks(metadata: Option<&serde_json::Value>) -> preview_core::Marks {
+    let get = |k: &str| metadata.and_then(|m| m.get(k)).and_then(|v| v.as_str());
+    let time = |k: &str| get(k).and_then(|v| v.parse().ok());
+    preview_core::Marks {
+        active_at: time(META_ACTIVE_AT),
+        hooks: get(META_HOOKS).map(str::to_string),
+        asleep_since: time(META_ASLEEP_SINCE),
+        slept_secs: get(META_SLEPT).and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

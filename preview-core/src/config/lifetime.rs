@@ -181,6 +181,11 @@ pub(super) fn lifetime(l: &Loader<'_>, raw: &RawLifetime, memory_mb: u32) -> Res
 }
 
 impl LifetimeDef {
+    /// Whether the reconcile pass has anything to decide: expiry, sleep or a cap.
+    pub fn is_active(&self) -> bool {
+        self.ttl.is_some() || self.sleep_after.is_some() || self.max_environments.is_some()
+    }
+
     /// Whether a Machine of `memory_mb` suspends (rather than stops) when it sleeps.
     pub fn suspends(&self, memory_mb: u32) -> bool {
         match self.sleep {

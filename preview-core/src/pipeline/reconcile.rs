@@ -3,15 +3,20 @@
 //! acts only on positive evidence: a lookup error or an unknown activity time never deletes or
 //! sleeps anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 
 use super::PrLookup;
 use crate::config::Config;
-use crate::host::{Database, PrState};
+use crate::error::Result;
+use crate::host::{Database, Mark, PrState, Report, ReportKind, ReportState};
 use crate::name::{PrNumber, PreviewName};
+
+/// A PR lookup for each PR number.
+pub(super) type Lookups = BTreeMap<PrNumber, PrLookup>;
 
 /// What the reconcile pass does to one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +37,13 @@ pub enum LifetimeAction {
     Evict,
     /// Its database booted since the hooks ran: report it reset.
     MarkReset,
+}
+
+impl LifetimeAction {
+    /// Whether the reconcile pass carries it out (closing PRs is sweep's).
+    pub fn acts(self) -> bool {
+        !matches!(self, Self::Keep | Self::TearDown)
+    }
 }
 
 /// One decision and what it rests on.
@@ -105,10 +117,23 @@ pub fn decide_lifetime(
             }
         })
         .collect();
-    if let Some(max) = lt.max_environments {
+    if let Some(max) = lt
+        .max_environments
+        .filter(|_| lt.when_full == crate::config::WhenFull::Evict)
+    {
+        let open: Vec<bool> = observed
+            .iter()
+            .map(|o| {
+                matches!(
+                    lookups.get(&o.name.pr()),
+                    Some(PrLookup::State(PrState::Open))
+                )
+            })
+            .collect();
         evict(
             &mut out,
             observed,
+            &open,
             labels,
             &lt.keep_label,
             max as usize,
@@ -119,75 +144,93 @@ pub fn decide_lifetime(
 }
 
 fn open(config: &Config, o: &Observed, kept: bool, now: Timestamp) -> (LifetimeAction, String) {
-    let lt = &config.lifetime;
     let Some(db) = &o.database else {
         return (
             LifetimeAction::Keep,
             "the PR is open (no database found)".into(),
         );
     };
-    if let (Some(boot), Some((_, at))) = (
-        db.boot.as_deref(),
-        db.marks.hooks.as_deref().and_then(|m| m.rsplit_once('@')),
-    ) {
-        if boot != at {
-            return (
-                LifetimeAction::MarkReset,
-                format!("its database booted again ({boot}) since the hooks ran ({at})"),
-            );
+    // Reset: running, not put to sleep by us, on another boot than the hooks' mark.
+    let reset = match (db.boot.as_deref(), db.marks.hooks.as_deref()) {
+        (Some(boot), Some(mark)) if db.state == "started" && db.marks.asleep_since.is_none() => {
+            mark.rsplit_once('@')
+                .filter(|(_, at)| *at != boot)
+                .map(|(_, at)| {
+                    format!("its database booted again ({boot}) since the hooks ran ({at})")
+                })
+        }
+        _ => None,
+    };
+    if let Some(active) = db.marks.active_at {
+        if let Some(decided) = idle(config, db, active, kept, now) {
+            return decided;
         }
     }
-    let Some(active) = db.marks.active_at else {
-        return (
+    if let Some(evidence) = reset {
+        return (LifetimeAction::MarkReset, evidence);
+    }
+    match db.marks.active_at {
+        None => (
             LifetimeAction::Keep,
             "the PR is open; no activity is recorded".into(),
-        );
-    };
+        ),
+        Some(active) => (
+            LifetimeAction::Keep,
+            format!("active {}s ago, within the lifetime", ago(now, active)),
+        ),
+    }
+}
+
+/// Expiry and sleep of an open PR's preview last active at `active`; `None`: neither applies.
+fn idle(
+    config: &Config,
+    db: &Database,
+    active: Timestamp,
+    kept: bool,
+    now: Timestamp,
+) -> Option<(LifetimeAction, String)> {
+    let lt = &config.lifetime;
     let idle = ago(now, active);
     if let Some(ttl) = lt.ttl.filter(|t| idle >= t.as_secs() as i64) {
         if kept {
-            return (
+            return Some((
                 LifetimeAction::Keep,
                 format!(
                     "inactive for {idle}s (ttl {}s) but the label `{}` keeps it",
                     ttl.as_secs(),
                     lt.keep_label
                 ),
-            );
+            ));
         }
-        return (
+        return Some((
             LifetimeAction::Expire,
             format!(
                 "no activity since {active} ({idle}s, ttl {}s)",
                 ttl.as_secs()
             ),
-        );
+        ));
     }
-    if let Some(after) = lt.sleep_after.filter(|t| idle >= t.as_secs() as i64) {
-        if db.state == "started" {
-            let suspend = lt.suspends(config.database.size.memory_mb);
-            return (
-                LifetimeAction::Sleep { suspend },
-                format!(
-                    "no activity since {active} ({idle}s, sleep_after {}s)",
-                    after.as_secs()
-                ),
-            );
-        }
-        return (
-            LifetimeAction::Keep,
-            format!("inactive for {idle}s and already {}", db.state),
-        );
+    let after = lt.sleep_after.filter(|t| idle >= t.as_secs() as i64)?;
+    if db.state == "started" {
+        let suspend = lt.suspends(config.database.size.memory_mb);
+        return Some((
+            LifetimeAction::Sleep { suspend },
+            format!(
+                "no activity since {active} ({idle}s, sleep_after {}s)",
+                after.as_secs()
+            ),
+        ));
     }
-    (
+    Some((
         LifetimeAction::Keep,
-        format!("active {idle}s ago, within the lifetime"),
-    )
+        format!("inactive for {idle}s and already {}", db.state),
+    ))
 }
 
 fn evict(
     out: &mut [LifetimeDecision],
     observed: &[Observed],
+    open: &[bool],
     labels: &BTreeMap<PrNumber, Vec<String>>,
     keep_label: &str,
     max: usize,
@@ -201,7 +244,7 @@ fn evict(
     let mut candidates: Vec<(Timestamp, usize)> = out
         .iter()
         .enumerate()
-        .filter(|(_, d)| !gone(d.action))
+        .filter(|(i, d)| !gone(d.action) && open[*i])
         .filter(|(_, d)| {
             !labels
                 .get(&d.name.pr())
@@ -222,5 +265,196 @@ fn evict(
             "{left} previews exceed lifetime.max_environments = {max}; this is the least recently active (last activity {}s ago)",
             ago(now, t)
         );
+    }
+}
+
+impl super::Preview {
+    /// Every open PR in one paged read, with its labels; then a lookup of each remaining PR
+    /// (closed, merged or missing: each looked up once, and removed). Returns the lookups for
+    /// sweep, those for the lifetime decisions (an open PR counts as a failed lookup when the
+    /// paged read failed: its labels, hence its keep label, are unknown), and the labels.
+    pub(super) async fn lookups_paged(
+        &self,
+        prs: BTreeSet<PrNumber>,
+    ) -> (Lookups, Lookups, BTreeMap<PrNumber, Vec<String>>) {
+        let listed = self
+            .retry("list open pull requests", || {
+                self.source.list_open_pull_requests()
+            })
+            .await;
+        let open = match listed {
+            Ok(open) => open,
+            Err(e) => {
+                let sweep = self.lookups(prs).await;
+                let why = format!("listing the open PRs (and their labels) failed: {e}");
+                let lifetime = sweep
+                    .iter()
+                    .map(|(pr, l)| match l {
+                        PrLookup::State(PrState::Open) => (*pr, PrLookup::Error(why.clone())),
+                        other => (*pr, other.clone()),
+                    })
+                    .collect();
+                return (sweep, lifetime, BTreeMap::new());
+            }
+        };
+        let mut labels = BTreeMap::new();
+        let mut lookups: Lookups = BTreeMap::new();
+        for p in open.into_iter().filter(|p| prs.contains(&p.number)) {
+            lookups.insert(p.number, PrLookup::State(PrState::Open));
+            labels.insert(p.number, p.labels);
+        }
+        let rest = prs
+            .into_iter()
+            .filter(|p| !lookups.contains_key(p))
+            .collect();
+        lookups.extend(self.lookups(rest).await);
+        (lookups.clone(), lookups, labels)
+    }
+
+    /// The lifetime half of the reconcile pass: decides for every environment in `names`
+    /// ([`decide_lifetime`]) from one paged read of the databases, and carries the decisions
+    /// out unless `dry_run`. Closing PRs is sweep's: `TearDown` is decided, not acted on here.
+    /// A listing failure decides nothing (every environment kept, the failure reported).
+    pub(super) async fn reconcile(
+        &self,
+        names: &[PreviewName],
+        lookups: &Lookups,
+        labels: &BTreeMap<PrNumber, Vec<String>>,
+        dry_run: bool,
+    ) -> (Vec<LifetimeDecision>, Vec<PreviewName>, Vec<String>) {
+        if !self.config.lifetime.is_active() {
+            return (vec![], vec![], vec![]);
+        }
+        let now = (self.now)();
+        let dbs = self
+            .retry("list databases", || {
+                self.database.list_lifetimes(&self.config.naming)
+            })
+            .await;
+        let dbs: BTreeMap<PreviewName, Database> = match dbs {
+            Ok(d) => d.into_iter().map(|d| (d.name.clone(), d)).collect(),
+            Err(e) => {
+                let why = format!("listing the databases failed: {e}");
+                let keep = |n: &PreviewName| LifetimeDecision {
+                    name: n.clone(),
+                    action: LifetimeAction::Keep,
+                    evidence: why.clone(),
+                };
+                return (names.iter().map(keep).collect(), vec![], vec![why]);
+            }
+        };
+        let observed: Vec<Observed> = names
+            .iter()
+            .map(|n| Observed {
+                name: n.clone(),
+                database: dbs.get(n).cloned(),
+            })
+            .collect();
+        let decisions = decide_lifetime(&self.config, &observed, lookups, labels, now);
+        if dry_run {
+            return (decisions, vec![], vec![]);
+        }
+        let results: Vec<(PreviewName, Option<Result<()>>)> =
+            futures::stream::iter(decisions.iter().zip(&observed))
+                .map(|(d, o)| async move { (d.name.clone(), self.act(d, o, now).await) })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+        let (mut acted, mut failures) = (Vec::new(), Vec::new());
+        for (name, r) in results {
+            match r {
+                Some(Ok(())) => acted.push(name),
+                Some(Err(e)) => failures.push(format!("{name}: {e}")),
+                None => {}
+            }
+        }
+        acted.sort();
+        (decisions, acted, failures)
+    }
+
+    /// Carries out one decision; `None` when there is nothing to do.
+    async fn act(&self, d: &LifetimeDecision, o: &Observed, now: Timestamp) -> Option<Result<()>> {
+        let name = &d.name;
+        let lt = &self.config.lifetime;
+        let back = format!(
+            "push a commit or run `preview deploy --pr {}` to bring it back; the label `{}` keeps a preview from expiring",
+            name.pr(),
+            lt.keep_label
+        );
+        let done = match d.action {
+            LifetimeAction::Keep | LifetimeAction::TearDown => return None,
+            LifetimeAction::Expire | LifetimeAction::Evict => {
+                let why = if d.action == LifetimeAction::Expire {
+                    "it expired"
+                } else {
+                    "it was evicted to make room"
+                };
+                let reason = format!("{why}: {}. To bring it back: {back}.", d.evidence);
+                self.teardown_as(name, now, ReportState::Removed { reason })
+                    .await
+                    .map(drop)
+            }
+            LifetimeAction::Sleep { suspend } => self.put_to_sleep(name, suspend, now).await,
+            LifetimeAction::MarkReset => {
+                let asleep = o.database.as_ref().is_some_and(|d| d.state != "started");
+                if asleep {
+                    return None;
+                }
+                self.publish_state(name, ReportKind::Reset, ReportState::Reset, now)
+                    .await
+            }
+        };
+        Some(done)
+    }
+
+    async fn put_to_sleep(&self, name: &PreviewName, suspend: bool, now: Timestamp) -> Result<()> {
+        self.retry("sleep database", || {
+            self.database.sleep_database(name, suspend)
+        })
+        .await?;
+        let mark = Mark::AsleepSince(Some(now));
+        self.retry("mark database", || self.database.mark_database(name, &mark))
+            .await?;
+        let state = ReportState::Sleeping {
+            suspended: suspend,
+            links: vec![],
+        };
+        self.publish_state(name, ReportKind::Sleeping, state, now)
+            .await
+    }
+
+    /// Publishes `state` on the PR of `name` unless its report already is of `kind` (a re-run
+    /// writes nothing) or there is none (never deployed: nothing to say).
+    async fn publish_state(
+        &self,
+        name: &PreviewName,
+        kind: ReportKind,
+        state: ReportState,
+        now: Timestamp,
+    ) -> Result<()> {
+        let pr = name.pr();
+        let Some(s) = self
+            .retry("get report", || self.source.get_report(name, pr))
+            .await?
+        else {
+            return Ok(());
+        };
+        if s.kind == kind || s.kind == ReportKind::TornDown {
+            return Ok(());
+        }
+        let report = Report {
+            name: name.clone(),
+            pr,
+            branch: None,
+            commit: s.commit.clone(),
+            state,
+            run_url: self.run_url.clone(),
+            started_at: Some(now),
+            lifetime: None,
+            phases: vec![],
+        };
+        self.retry("publish report", || self.source.publish_report(&report))
+            .await?;
+        Ok(())
     }
 }

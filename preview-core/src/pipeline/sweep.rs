@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Preview;
+use super::reconcile::LifetimeDecision;
 use crate::config::SweepDef;
 use crate::error::Result;
 use crate::event::Phase;
@@ -76,9 +77,13 @@ impl Preview {
     pub async fn sweep(&self, dry_run: bool) -> Result<SweepReport> {
         self.phase(Phase::Sweep, async {
             let inv = self.inventory().await?;
-            let lookups = self
-                .lookups(inv.keys().map(PreviewName::pr).collect())
-                .await;
+            let prs: BTreeSet<PrNumber> = inv.keys().map(PreviewName::pr).collect();
+            let (lookups, lifetime_lookups, labels) = if self.config.lifetime.is_active() {
+                self.lookups_paged(prs).await
+            } else {
+                (self.lookups(prs).await, BTreeMap::new(), BTreeMap::new())
+            };
+            let inv_names: Vec<PreviewName> = inv.keys().cloned().collect();
             let candidates: Vec<Candidate> = inv.into_values().collect();
             let decisions = decide_sweep(&candidates, &lookups, &self.config.sweep, (self.now)());
             let mut removed = Vec::new();
@@ -102,7 +107,13 @@ impl Preview {
                 }
                 removed.sort();
             }
+            let (lifetime, acted, lifetime_failures) = self
+                .reconcile(&inv_names, &lifetime_lookups, &labels, dry_run)
+                .await;
+            failures.extend(lifetime_failures);
             Ok(SweepReport {
+                lifetime,
+                acted,
                 dry_run,
                 decisions,
                 removed,
@@ -167,8 +178,12 @@ pub struct SweepReport {
     pub decisions: Vec<SweepDecision>,
     /// Environments removed.
     pub removed: Vec<PreviewName>,
-    /// Removals that failed.
+    /// Removals that failed (and lifetime actions that failed).
     pub failures: Vec<String>,
+    /// The lifetime decisions of the reconcile pass (empty when `[lifetime]` sets nothing).
+    pub lifetime: Vec<LifetimeDecision>,
+    /// The environments a lifetime decision was carried out on (none on a dry run).
+    pub acted: Vec<PreviewName>,
 }
 
 /// Decides, for each environment found, whether sweep deletes it. Pure.

@@ -43,6 +43,17 @@ impl Preview {
         name: &PreviewName,
         started: Timestamp,
     ) -> Result<TeardownReport> {
+        self.teardown_as(name, started, ReportState::TornDown).await
+    }
+
+    /// Tears `name` down; its report ends in `state` (torn down, or removed by the lifetime
+    /// policy with why and how to bring it back).
+    pub(super) async fn teardown_as(
+        &self,
+        name: &PreviewName,
+        started: Timestamp,
+        state: ReportState,
+    ) -> Result<TeardownReport> {
         let env = self.env.clone();
         let lookup = move |k: &str| env(k);
         let refs = render::app_refs(&self.config, name, &lookup)?;
@@ -93,7 +104,7 @@ impl Preview {
                         pr,
                         branch: None,
                         commit: s.commit.clone(),
-                        state: ReportState::TornDown,
+                        state: state.clone(),
                         run_url: self.run_url.clone(),
                         started_at: Some(started),
                         phases: vec![],

@@ -166,6 +166,20 @@ pub(super) fn org_machines(s: &State, org: &str, query: &BTreeMap<String, String
 }
 
 impl FakeFly {
+    /// Sets a metadata key on every Machine of `app` directly (a test's "this preview was last
+    /// active a week ago"); not a request.
+    pub fn set_metadata(&self, app: &str, key: &str, value: &str) {
+        let mut s = self.lock();
+        if let Some(a) = s.apps.get_mut(app) {
+            for m in &mut a.machines {
+                if !m["config"]["metadata"].is_object() {
+                    m["config"]["metadata"] = json!({});
+                }
+                m["config"]["metadata"][key] = json!(value);
+            }
+        }
+    }
+
     /// Restarts the Machine(s) of `app` behind the client's back (host maintenance, an OOM
     /// kill under `restart = always`): an `exit` then a `start` event, memory gone.
     pub fn restart_machines(&self, app: &str) {
