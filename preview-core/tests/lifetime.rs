@@ -516,3 +516,97 @@ mod reconcile {
         );
     }
 }
+
+/// `lifetime.max_environments` at deploy.
+mod cap {
+    use jiff::{SignedDuration, Timestamp};
+    use preview_core::{Marks, PreviewName};
+
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = std::fs::read_to_string(EXAMPLE).unwrap() + extra;
+        let base = std::path::Path::new(EXAMPLE).parent().unwrap();
+        Config::parse(&text, "preview.toml", base).unwrap()
+    }
+
+    /// Deploys PR `n` under `c`, then ages its activity by `idle_hours`.
+    async fn deploy(w: &World, c: &Config, n: u32, idle_hours: i64) -> PrNumber {
+        let pr = w.source.open_pr(n, &format!("feature/{n}"), SHA1);
+        preview(w, c.clone()).deploy(pr).await.unwrap();
+        let name: PreviewName = c.name(pr);
+        let marks = w.db.get_database(&name).await.unwrap().unwrap().marks;
+        let at = Timestamp::now() - SignedDuration::from_hours(idle_hours);
+        w.db.set_marks(
+            name.as_str(),
+            Marks {
+                active_at: Some(at),
+                ..marks
+            },
+        );
+        pr
+    }
+
+    #[tokio::test]
+    async fn a_new_preview_over_the_cap_evicts_the_least_recently_active() {
+        let w = world();
+        let c = config("\n[lifetime]\nmax_environments = 2\nkeep_label = \"keep\"\n");
+        let kept = deploy(&w, &c, 1, 50).await; // the idlest, but labelled
+        w.source.update_pr(kept, |p| p.labels = vec!["keep".into()]);
+        deploy(&w, &c, 2, 9).await;
+        // Re-deploying one that exists does not count as new.
+        preview(&w, c.clone()).deploy(kept).await.unwrap();
+        assert_eq!(w.db.names(), vec!["pr-1-agents", "pr-2-agents"]);
+
+        deploy(&w, &c, 3, 0).await;
+        assert_eq!(w.db.names(), vec!["pr-1-agents", "pr-3-agents"]);
+        let ReportState::Removed { reason } = w.source.report("pr-2-agents").unwrap().state else {
+            panic!("{:?}", w.source.report("pr-2-agents"))
+        };
+        assert!(
+            reason.contains("make room for #3")
+                && reason.contains("max_environments = 2")
+                && reason.contains("preview deploy --pr 2"),
+            "{reason}"
+        );
+        assert!(matches!(
+            w.source.report("pr-3-agents").unwrap().state,
+            ReportState::Ready { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn refuse_names_the_limit_and_the_idlest_and_creates_nothing() {
+        let w = world();
+        let c = config("\n[lifetime]\nmax_environments = 2\nwhen_full = \"refuse\"\n");
+        deploy(&w, &c, 1, 50).await;
+        deploy(&w, &c, 2, 9).await;
+        let pr = w.source.open_pr(3, "feature/3", SHA1);
+        let err = preview(&w, c.clone()).deploy(pr).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("max_environments = 2"), "{text}");
+        assert!(
+            text.contains("pr-1-agents") && text.contains("pr-2-agents"),
+            "{text}"
+        );
+        assert!(
+            text.find("pr-1-agents") < text.find("pr-2-agents"),
+            "idlest first: {text}"
+        );
+        assert_eq!(w.db.names(), vec!["pr-1-agents", "pr-2-agents"]);
+        assert!(
+            w.apps
+                .calls()
+                .iter()
+                .all(|c| !c.target.contains("pr-3") || !c.mutating)
+        );
+        let ReportState::Failed { error, .. } = w.source.report("pr-3-agents").unwrap().state
+        else {
+            panic!()
+        };
+        assert!(
+            error.contains("max_environments = 2") && error.contains("pr-1-agents"),
+            "{error}"
+        );
+    }
+}

@@ -175,7 +175,11 @@ impl Preview {
         let rendered = self.render(&name, &pull)?;
         self.preflight(&pull, &rendered)
             .map_err(|e| e.redact(&rendered.sensitive_values()))?;
-        match self.converge(&pull, &rendered, started).await {
+        let converged = async {
+            self.make_room(&name, started).await?;
+            self.converge(&pull, &rendered, started).await
+        };
+        match converged.await {
             Ok(report) => Ok(report),
             Err(err) => self.failed(pr, &pull, &rendered, started, err).await,
         }

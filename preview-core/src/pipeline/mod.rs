@@ -23,6 +23,7 @@ use crate::name::PrNumber;
 use crate::retry::{RetryConfig, retry};
 use crate::secret::SecretSource;
 
+mod cap;
 mod deploy;
 mod lifetime;
 mod plan;
