@@ -1,7 +1,7 @@
 //! What each published crate ships (`cargo package --list`): its sources, `build.rs`, the licence
 //! files and the README; never a test, a bench, a snapshot, a fixture of the test suites or a
-//! test-only binary. (The providers' `src/testing*` is their public `testing` feature: the
-//! stateful fakes library users and the CLI's tests start.)
+//! test-only binary. (The stateful fakes of the three APIs live in the unpublished test kit,
+//! `preview-core/testkit`.)
 
 use std::process::Command;
 

@@ -25,9 +25,9 @@ use preview_core::{
     Config, DerivedSecrets, Hosts, PrNumber, PrState, Preview, PullRequest, Report, ReportState,
     RetryConfig, SourceHost,
 };
-use providers_fly::testing::{FakeFly, RateLimits};
-use providers_github::testing::FakeGitHub;
-use providers_vercel::testing::FakeVercel;
+use preview_testkit::fakes::fly::{FakeFly, RateLimits};
+use preview_testkit::fakes::github::FakeGitHub;
+use preview_testkit::fakes::vercel::FakeVercel;
 use serde_json::{Value, json};
 
 const FLY_TOKEN: &str = "fly-bench-token";
@@ -199,10 +199,21 @@ fn pull(n: u32, state: PrState, sha: &str) -> PullRequest {
         title: format!("PR {n}"),
         head_branch: format!("feature-{n}"),
         head_sha: sha.into(),
-        head_repo: Some(providers_github::testing::REPOSITORY.into()),
-        base_repo: providers_github::testing::REPOSITORY.into(),
+        head_repo: Some(preview_testkit::fakes::github::REPOSITORY.into()),
+        base_repo: preview_testkit::fakes::github::REPOSITORY.into(),
         labels: vec![],
     }
+}
+
+/// The GitHub client pointed at the fake, as the fake's own tests build it (writes 1 ms apart, no
+/// client timeouts); each scenario sets its own spacing.
+fn github_builder(fake: &FakeGitHub) -> providers_github::GitHubSourceBuilder {
+    providers_github::GitHubSourceBuilder::new()
+        .token(preview_testkit::fakes::github::TOKEN)
+        .repository(preview_testkit::fakes::github::REPOSITORY)
+        .base_url(fake.uri())
+        .write_spacing(Duration::from_millis(1))
+        .without_timeouts()
 }
 
 fn github_template(config: &Config) -> String {
@@ -265,8 +276,7 @@ impl Bench {
             .poll_unit(Duration::from_secs_f64(scale))
             .build()
             .expect("vercel host");
-        let source = github
-            .builder()
+        let source = github_builder(&github)
             .timeout(Duration::from_secs(30))
             .write_spacing(Duration::from_secs_f64(
                 GITHUB_WRITE_SPACING_MS * scale / 1000.0,
@@ -617,9 +627,7 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
         .org
         .clone()
         .expect("example has an org");
-    let seeder = b
-        .github
-        .builder()
+    let seeder = github_builder(&b.github)
         .write_spacing(Duration::ZERO)
         .environment_template(github_template(b.preview.config()))
         .build()

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use preview_cli::progress::misplaced_phase_lines;
 use preview_core::PrState;
+use preview_testkit::fakes::vercel::BuildOutcome;
 use providers_github::ACTIONS_BOT;
-use providers_vercel::testing::BuildOutcome;
 
 use world::*;
 

@@ -24,7 +24,7 @@ mod world;
 use std::process::Command as StdCommand;
 
 use preview_core::PrState;
-use providers_vercel::testing::BuildOutcome;
+use preview_testkit::fakes::vercel::BuildOutcome;
 
 use common::forms;
 use world::*;

@@ -111,7 +111,7 @@ mod postgres {
         assert_complete(w, &vars, sha, memory_mb, 2, what);
         let n = mutating.len();
         assert!(n >= 10, "{what}: only {n} mutating requests: {mutating:#?}");
-        let ks = points(n, phase, preview_core::testing::full_counts());
+        let ks = points(n, phase, preview_testkit::full_counts());
         #[allow(clippy::print_stderr)]
         {
             eprintln!(

@@ -22,8 +22,8 @@ use std::time::Duration;
 use clap::CommandFactory;
 use preview_core::secrecy::{ExposeSecret, SecretString};
 use preview_core::{Config, DerivedSecrets, PrNumber, PrState};
-use providers_github::testing::bodies;
-use providers_vercel::testing::BuildOutcome;
+use preview_testkit::fakes::github::bodies;
+use preview_testkit::fakes::vercel::BuildOutcome;
 use serde_json::json;
 
 use common::{assert_clean, forms};
@@ -227,7 +227,7 @@ mod postgres {
     /// GitHub writes paced 1 s apart), every provider with every status with
     /// `PREVIEW_RELIABILITY_FULL=1`.
     fn terminal_errors() -> Vec<(&'static str, u16)> {
-        if preview_core::testing::full_counts() {
+        if preview_testkit::full_counts() {
             ["fly", "vercel", "github"]
                 .into_iter()
                 .flat_map(|p| [401, 403, 422].map(|s| (p, s)))

@@ -10,7 +10,7 @@ mod world;
 use std::path::PathBuf;
 
 use preview_core::{PrNumber, PrState, PullRequest};
-use providers_github::testing::LOGIN;
+use preview_testkit::fakes::github::LOGIN;
 use world::{Output, REPOSITORY, Tweaks, World};
 
 const TRIGGERS: &str = "\n[triggers]\ndrafts = false\nlabel = \"preview\"\npaths = [\"apps/**\"]\n";

@@ -18,12 +18,12 @@ use preview_core::render::Inputs;
 use preview_core::secrecy::SecretString;
 use preview_core::testing::{
     Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource, RecordingHooks, Tripwire,
-    cases,
 };
 use preview_core::{
     DerivedSecrets, Error, Hosts, Naming, Outcome, PrNumber, PrState, Preview, ReportState,
     RetryConfig, SecretSource,
 };
+use preview_testkit::cases;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -26,8 +26,8 @@
 //! whose answer was lost is found by the unit's next look-up). `RetriesExhausted` stops every
 //! level, so attempts never multiply.
 //!
-//! With the `testing` feature, [`testing::FakeFly`] is a stateful fake of the Machines API for
-//! offline tests.
+//! The workspace's offline tests run it against a stateful fake of the Machines API,
+//! `preview_testkit::FakeFly` (the unpublished test kit in `preview-core/testkit`).
 
 mod builder;
 mod core;
@@ -35,8 +35,6 @@ mod errors;
 mod host;
 mod lifecycle;
 pub mod machine;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod tunnel;
 mod wire;
 

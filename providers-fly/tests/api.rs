@@ -25,7 +25,7 @@ fn outcomes(applied: &preview_core::AppliedDatabase) -> Vec<(String, Outcome)> {
         .collect()
 }
 
-fn calls(fake: &providers_fly::testing::FakeFly) -> Vec<String> {
+fn calls(fake: &preview_testkit::fakes::fly::FakeFly) -> Vec<String> {
     fake.exchanges()
         .iter()
         .map(|x| format!("{} {}", x.method, x.path))

@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::*;
 use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Deleted, Error, Naming, Outcome};
+use preview_testkit::fakes::fly::FakeFly;
 use providers_fly::FlyDatabases;
-use providers_fly::testing::FakeFly;
 
 /// A host on a fresh fake, with the suite's naming (`pvtest-N`).
 async fn conformance_host() -> FlyDatabases {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use providers_fly::testing::{FakeFly, RateLimits};
+use preview_testkit::fakes::fly::{FakeFly, RateLimits};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "t";

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use preview_core::http::ClientSettings;
 use preview_core::{DatabaseHost, Deleted, Error, Outcome};
+use preview_testkit::fakes::fly::FakeFly;
 use providers_fly::FlyDatabases;
-use providers_fly::testing::FakeFly;
 use serde_json::json;
 
 fn short_leases(uri: &str, ttl: Duration) -> FlyDatabases {

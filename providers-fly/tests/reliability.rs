@@ -1,7 +1,7 @@
 //! Reliability suites of issue 7 against the real Fly client over HTTP, numbered as in
 //! the README's reliability table: the same proof as `preview-core/tests/reliability.rs`, but
 //! through request building, status mapping and decoding, against the stateful fake with seeded
-//! HTTP faults (`preview_core::testing::HttpChaos`).
+//! HTTP faults (`preview_testkit::HttpChaos`).
 //!
 //! Everything that retries runs on a paused tokio clock (the host is built `without_timeouts`),
 //! so back-off costs no wall time. Default case counts keep the file fast;
@@ -15,14 +15,14 @@ use std::time::Duration;
 use common::spec;
 use common::*;
 use preview_core::http::ClientSettings;
-use preview_core::testing::{
-    HttpChaos, cases, full_counts as full, percent_decode as decode, random_strings,
-};
 use preview_core::{
     DatabaseHost, DatabaseSpec, Deleted, Idempotency, PreviewName, Result, RetryConfig, retry,
 };
+use preview_testkit::fakes::fly::FakeFly;
+use preview_testkit::http_chaos::{
+    HttpChaos, cases, full_counts as full, percent_decode as decode, random_strings,
+};
 use providers_fly::FlyDatabases;
-use providers_fly::testing::FakeFly;
 use serde_json::{Value as Json, json};
 
 /// What the pipeline does with every provider call: the whole operation, retried as idempotent
@@ -701,7 +701,7 @@ async fn r8_retry_after_is_obeyed_within_the_budget_and_fails_fast_beyond_it() {
         (429, Some("7".to_string()), 7_000, 7_300),
         (
             429,
-            Some(preview_core::testing::RetryAfter::Date(5).header_value()),
+            Some(preview_testkit::http_chaos::RetryAfter::Date(5).header_value()),
             5_000,
             7_300,
         ),
@@ -987,7 +987,7 @@ const CANCEL_POINTS: [(&str, &str, &str); 4] = [
 async fn seen(
     fake: &FakeFly,
     what: &str,
-    pred: impl Fn(&providers_fly::testing::Exchange) -> bool,
+    pred: impl Fn(&preview_testkit::fakes::fly::Exchange) -> bool,
 ) {
     for _ in 0..500 {
         if fake.exchanges().iter().any(&pred) {
@@ -1025,7 +1025,7 @@ async fn r23_a_cancelled_update_releases_its_lease_and_the_next_apply_converges(
             fake.clear_log();
             let second = changed(&spec);
             let arrived =
-                |x: &providers_fly::testing::Exchange| x.method == *method && x.path == held;
+                |x: &preview_testkit::fakes::fly::Exchange| x.method == *method && x.path == held;
             if abort {
                 let task = {
                     let (host, n, second) = (host.clone(), n.clone(), second.clone());

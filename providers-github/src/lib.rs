@@ -26,8 +26,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Feature `testing`: `testing::FakeGitHub`, a stateful fake of the API on a local wiremock
-//! server, for end-to-end tests.
+//! The workspace's offline tests run it against a stateful fake of the API on a local wiremock
+//! server, `preview_testkit::FakeGitHub` (the unpublished test kit in `preview-core/testkit`).
 
 mod actions_event;
 mod builder;
@@ -35,8 +35,6 @@ mod comment;
 mod core;
 mod errors;
 mod host;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod trigger_event;
 mod triggers;
 mod wire;

@@ -10,13 +10,13 @@ use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportKind, ReportState, RetryConfig, SourceHost, retry,
 };
-use providers_github::testing::{FakeGitHub, bodies};
+use preview_testkit::fakes::github::{FakeGitHub, bodies};
 use providers_github::{GitHubSource, GitHubSourceBuilder, render_comment};
 use serde_json::json;
 use wiremock::matchers::{any, body_json, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{check_exchanges, check_received, respond, respond_empty};
+use common::{FakeGitHubExt, check_exchanges, check_received, respond, respond_empty};
 
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const SHA2: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -1358,4 +1358,14 @@ async fn credentials_in_link_urls_never_reach_github() {
         Some("https://pr-7-admin.preview.example.com/")
     );
     check_exchanges(&fake);
+}
+
+/// The fake (in the test kit, which cannot depend on this crate) authors the Actions token's
+/// writes as the name the client trusts.
+#[test]
+fn the_fake_and_the_client_agree_on_the_actions_bot() {
+    assert_eq!(
+        preview_testkit::fakes::github::ACTIONS_BOT,
+        providers_github::ACTIONS_BOT
+    );
 }

@@ -5,12 +5,13 @@
 
 mod common;
 
+use common::FakeGitHubExt;
 use preview_core::{
     Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportKind, ReportState, RetryConfig, SourceHost, retry,
 };
+use preview_testkit::fakes::github::FakeGitHub;
 use providers_github::GitHubSource;
-use providers_github::testing::FakeGitHub;
 
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 

@@ -10,10 +10,10 @@ use preview_core::{
     Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportKind,
     ReportState, SourceHost,
 };
-use providers_github::testing::FakeGitHub;
+use preview_testkit::fakes::github::FakeGitHub;
 use providers_github::{ACTIONS_BOT, GitHubSource, render_comment};
 
-use common::check_exchanges;
+use common::{FakeGitHubExt, check_exchanges};
 
 const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const ALICE: &str = "ghp_alice_personal_token";

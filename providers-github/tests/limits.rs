@@ -1,9 +1,12 @@
 //! The fake's secondary-limit accounting, and the client staying inside it.
 
+mod common;
+
+use common::FakeGitHubExt;
 use std::time::Duration;
 
 use preview_core::{PrNumber, PrState, PullRequest, SourceHost};
-use providers_github::testing::{FakeGitHub, REPOSITORY};
+use preview_testkit::fakes::github::{FakeGitHub, REPOSITORY};
 
 fn pull(n: u64) -> PullRequest {
     PullRequest {
@@ -50,7 +53,7 @@ async fn a_write_too_soon_is_refused_and_counted() {
             "{}/repos/{REPOSITORY}/issues/7/comments",
             fake.uri()
         ))
-        .bearer_auth(providers_github::testing::TOKEN)
+        .bearer_auth(preview_testkit::fakes::github::TOKEN)
         .json(&serde_json::json!({"body": "hi"}))
         .send()
     };

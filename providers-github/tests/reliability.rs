@@ -1,5 +1,5 @@
 //! Reliability suites of issue 7 against the real GitHub client over HTTP, talking to the stateful
-//! fake (`FakeGitHub`) with seeded faults (`preview_core::testing::HttpChaos`). Numbered as in
+//! fake (`FakeGitHub`) with seeded faults (`preview_testkit::HttpChaos`). Numbered as in
 //! the README's reliability table: R1/R2/R3 (convergence, teardown leaves nothing, idempotent
 //! re-run), R4 (silent success on every create), R7/R10 (terminal errors vs rate limits), R8
 //! (back-off contract), I4 (URL safety), S1/I6 (no secret in any body, inert untrusted text).
@@ -15,17 +15,17 @@ mod common;
 use std::time::Duration;
 
 use preview_core::http::ClientSettings;
-use preview_core::testing::{HttpChaos, cases, percent_decode as decode, random_strings};
 use preview_core::{
     Error, Idempotency, Link, Naming, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report,
     ReportState, RetryConfig, SourceHost, retry,
 };
+use preview_testkit::fakes::github::{Exchange, FakeGitHub, LOGIN, TOKEN, bodies};
+use preview_testkit::http_chaos::{HttpChaos, cases, percent_decode as decode, random_strings};
 use providers_github::GitHubSource;
-use providers_github::testing::{Exchange, FakeGitHub, LOGIN, TOKEN, bodies};
 use serde_json::json;
 use tokio::time::Instant;
 
-use common::{check_exchanges, observe};
+use common::{FakeGitHubExt, check_exchanges, observe};
 
 const PR: u32 = 7;
 const OTHER_PR: u32 = 8;
@@ -613,7 +613,7 @@ fn past_date() -> String {
 
 #[tokio::test(start_paused = true)]
 async fn r8_retry_after_is_waited_out_as_seconds_dates_and_past_dates() {
-    use preview_core::testing::RetryAfter;
+    use preview_testkit::http_chaos::RetryAfter;
     let ms = Duration::from_millis;
     // (Retry-After, least wait, most wait). A past date is no hint: the first back-off,
     // 125–250 ms, applies.

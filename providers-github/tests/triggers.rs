@@ -9,9 +9,9 @@ use preview_core::host::{Acknowledged, Permission, Reaction, TriggerHost};
 use preview_core::{
     Naming, Outcome, PrNumber, PrState, PullRequest, Report, ReportKind, ReportState, SourceHost,
 };
-use providers_github::testing::FakeGitHub;
+use preview_testkit::fakes::github::FakeGitHub;
 
-use common::check_exchanges;
+use common::{FakeGitHubExt, check_exchanges};
 
 fn pull(n: u64) -> PullRequest {
     PullRequest {

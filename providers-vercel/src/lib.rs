@@ -18,16 +18,14 @@
 //! # Ok::<(), preview_core::Error>(())
 //! ```
 //!
-//! The `testing` feature has [`testing::FakeVercel`], a stateful fake of the API for end-to-end
-//! tests.
+//! The workspace's offline tests run it against a stateful fake of the API,
+//! `preview_testkit::FakeVercel` (the unpublished test kit in `preview-core/testkit`).
 
 mod builder;
 mod core;
 mod errors;
 mod host;
 mod ownership;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod wire;
 
 pub use builder::{DEFAULT_BASE_URL, VercelAppsBuilder};

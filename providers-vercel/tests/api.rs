@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use preview_core::{AppHost, Error, Idempotency, Outcome, RetryConfig, retry};
-use providers_vercel::testing::{BuildOutcome, FakeEnv};
+use preview_testkit::fakes::vercel::{BuildOutcome, FakeEnv};
 use serde_json::json;
 use wiremock::matchers::{any, bearer_token, method, path};
 use wiremock::{Mock, MockServer};

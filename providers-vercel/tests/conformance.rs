@@ -7,8 +7,8 @@ use common::{TEAM, TOKEN, check_exchanges};
 use preview_core::Commit;
 use preview_core::http::ClientSettings;
 use preview_core::testing::conformance;
+use preview_testkit::fakes::vercel::FakeVercel;
 use providers_vercel::VercelApps;
-use providers_vercel::testing::FakeVercel;
 
 const PROJECT: &str = "prj_conformance";
 const DOMAIN_BASE: &str = "preview.example.com";

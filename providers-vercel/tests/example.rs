@@ -42,7 +42,7 @@ async fn the_example_config_produces_the_prototype_vars_with_its_defects_fixed()
     let rendered = preview_core::render::render_all(&config, &name, &inputs, secrets, &lookup)
         .expect("renders");
 
-    let fake = providers_vercel::testing::FakeVercel::new(common::TOKEN)
+    let fake = preview_testkit::fakes::vercel::FakeVercel::new(common::TOKEN)
         .team(common::TEAM)
         .project(API, "agents-api")
         .project(UI, "agents-manage-ui");

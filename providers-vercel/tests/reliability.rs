@@ -4,7 +4,7 @@
 //! success on every create), R7 (terminal errors fail fast), R8 (back-off contract) and I4 (URL
 //! safety).
 //!
-//! Faults come from `preview_core::testing::HttpChaos` (the same seeded plan the other providers'
+//! Faults come from `preview_testkit::HttpChaos` (the same seeded plan the other providers'
 //! fakes use), retries from the pipeline's own `preview_core::retry` with its default policy.
 //! Everything runs on a paused tokio clock with a client that has no timeouts (`paused_host`), so
 //! back-off and deployment polls cost no wall time. Default case counts keep the file fast;
@@ -15,10 +15,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use preview_core::testing::{HttpChaos, cases, percent_decode, random_strings};
 use preview_core::{AppHost, AppSpec, Error, Idempotency, PreviewName, Result, RetryConfig, retry};
+use preview_testkit::fakes::vercel::{BuildOutcome, Exchange, FakeVercel};
+use preview_testkit::http_chaos::{HttpChaos, cases, percent_decode, random_strings};
 use providers_vercel::MARKER;
-use providers_vercel::testing::{BuildOutcome, Exchange, FakeVercel};
 use tokio::time::Instant;
 
 const DOMAIN: &str = "pr-42-api.preview.inkeep.com";
@@ -322,7 +322,7 @@ async fn r1_r2_r3_life_cycle_converges_under_seeded_faults() {
 /// keeps the counts.
 #[tokio::test]
 async fn r1_the_fakes_fault_plan_rejects_without_acting_and_loses_after_acting() {
-    use preview_core::testing::HttpFault;
+    use preview_testkit::HttpFault;
     let fake = fake();
     let server = fake.start().await;
     let http = reqwest::Client::new();
@@ -785,7 +785,7 @@ async fn r8_the_client_itself_waits_out_a_hint_before_re_sending() {
 
 #[tokio::test(start_paused = true)]
 async fn r8_retry_after_as_an_http_date_is_waited_out() {
-    let date = preview_core::testing::RetryAfter::Date(4).header_value();
+    let date = preview_testkit::http_chaos::RetryAfter::Date(4).header_value();
     let (stamps, result, _) =
         attempts_of_get_app(|f| f.fail_next(Some("GET"), 429, rate_limited(), Some(&date))).await;
     result.expect("succeeds after the wait");
@@ -1161,7 +1161,7 @@ async fn i4_hostile_deployment_ids_decode_back() {
         let n = name(42);
         let s = spec(API, Some(DOMAIN), vec![var("A", "1")]);
         host.apply_app(&n, &s).await.expect("apply");
-        let seeded = |id: &str| providers_vercel::testing::FakeDeployment {
+        let seeded = |id: &str| preview_testkit::fakes::vercel::FakeDeployment {
             id: id.to_string(),
             project_id: API.into(),
             name: "agents-api".into(),
@@ -1204,7 +1204,7 @@ async fn i4_hostile_deployment_ids_decode_back() {
             .unwrap_or_else(|e| panic!("{id:?}: deploy: {e}"));
         assert_eq!(d.id, id);
         let other = format!("{id}/2");
-        fake.add_deployment(providers_vercel::testing::FakeDeployment {
+        fake.add_deployment(preview_testkit::fakes::vercel::FakeDeployment {
             git_ref: "other".into(),
             ..seeded(&other)
         });

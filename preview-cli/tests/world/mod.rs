@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use preview_core::{PrNumber, PrState, PullRequest};
+use preview_testkit::fakes::fly::FakeFly;
+pub(crate) use preview_testkit::fakes::github::{FakeGitHub, REPOSITORY, TOKEN as GITHUB_TOKEN};
+use preview_testkit::fakes::vercel::FakeVercel;
 pub(crate) use preview_testkit::postgres::{Auth, Postgres};
-use providers_fly::testing::FakeFly;
-pub(crate) use providers_github::testing::{FakeGitHub, REPOSITORY, TOKEN as GITHUB_TOKEN};
-use providers_vercel::testing::FakeVercel;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

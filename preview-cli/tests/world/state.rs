@@ -3,9 +3,9 @@
 
 use preview_core::testing::Gate;
 use preview_core::{PrState, PullRequest};
-use providers_fly::testing::FlySnapshot;
-use providers_github::testing::GitHubSnapshot;
-use providers_vercel::testing::VercelSnapshot;
+use preview_testkit::fakes::fly::FlySnapshot;
+use preview_testkit::fakes::github::GitHubSnapshot;
+use preview_testkit::fakes::vercel::VercelSnapshot;
 
 use super::{World, pr};
 

@@ -4,17 +4,17 @@
 //! The in-memory hosts are the swap-in for library users: they behave like the real providers
 //! (converge, "already gone", ownership, conflicts) without any network, and pass the same
 //! conformance suite.
+//!
+//! The stateful fakes of the Fly, Vercel and GitHub APIs and their seeded HTTP fault plan are
+//! test machinery of this workspace, not product: they live in its test kit (`preview-testkit`,
+//! not published).
 
-mod faults;
 mod gate;
 mod memory;
+mod rng;
 
 pub mod conformance;
 
-pub use faults::{
-    HttpChaos, HttpChaosState, HttpFault, RetryAfter, cases, full_counts, percent_decode,
-    random_strings,
-};
 pub use gate::Gate;
 pub use memory::{
     Call, Chaos, InMemoryApps, InMemoryDatabases, InMemoryHttp, InMemorySource,

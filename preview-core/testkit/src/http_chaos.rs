@@ -1,5 +1,6 @@
-//! Seeded fault plans: the one random source behind [`Chaos`](super::Chaos) (in-memory hosts) and
-//! [`HttpChaos`] (the providers' HTTP fakes), so a seed means the same thing everywhere.
+//! Seeded fault plans for the HTTP fakes ([`HttpChaos`]), drawn from the same splitmix64 generator
+//! as the in-memory hosts' [`Chaos`](preview_core::testing::Chaos), and the case counts of the
+//! reliability suites.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -142,7 +143,7 @@ impl HttpFault {
 /// `Retry-After` of 1–5 s), 504 (without acting), or
 /// a silent success answered 408, 502 or 504 (after acting); separately, latency.
 ///
-/// A pre-send transport error cannot be produced by a server; the in-memory [`Chaos`](super::Chaos)
+/// A pre-send transport error cannot be produced by a server; the in-memory [`Chaos`](preview_core::testing::Chaos)
 /// covers that case for the pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpChaos {

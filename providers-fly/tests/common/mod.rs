@@ -12,8 +12,8 @@ use preview_core::{
     CheckKind, ContainerSpec, CpuKind, Credentials, DatabaseSpec, HealthCheck, MachineSize, Naming,
     PrNumber, PreviewName, Protocol, RestartPolicy, ServiceSpec, TlsMode, Value,
 };
+use preview_testkit::fakes::fly::FakeFly;
 use providers_fly::FlyDatabases;
-use providers_fly::testing::FakeFly;
 use secrecy::SecretString;
 use serde_json::Value as Json;
 use wiremock::{MockServer, ResponseTemplate};

@@ -9,7 +9,29 @@ use preview_testkit::openapi::{OpenApi, specs_dir};
 use serde_json::Value;
 use wiremock::{MockServer, ResponseTemplate};
 
-use providers_github::testing::FakeGitHub;
+use preview_testkit::fakes::github::{FakeGitHub, REPOSITORY, TOKEN};
+use providers_github::GitHubSourceBuilder;
+
+/// A builder of the real client pointed at a fake (the fakes live in the test kit, which cannot
+/// depend on this crate).
+pub trait FakeGitHubExt {
+    /// Token, repository, base URL, writes spaced 1 ms apart so real-time tests stay fast, and no
+    /// client timeouts so tests on a paused tokio clock work (see
+    /// [`GitHubSourceBuilder::without_timeouts`]).
+    fn builder(&self) -> GitHubSourceBuilder;
+}
+
+impl FakeGitHubExt for FakeGitHub {
+    fn builder(&self) -> GitHubSourceBuilder {
+        use preview_core::http::ClientSettings;
+        GitHubSourceBuilder::new()
+            .token(TOKEN)
+            .repository(REPOSITORY)
+            .base_url(self.uri())
+            .write_spacing(std::time::Duration::from_millis(1))
+            .without_timeouts()
+    }
+}
 
 /// GitHub's description, loaded once per test binary.
 pub fn spec() -> &'static OpenApi {

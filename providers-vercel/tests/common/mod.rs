@@ -8,8 +8,8 @@ use std::time::Duration;
 #[allow(unused_imports)]
 pub use preview_core::http::ClientSettings;
 use preview_core::{AppRef, AppSpec, EnvVar, Naming, PrNumber, PreviewName, Value};
+use preview_testkit::fakes::vercel::{Exchange, FakeVercel};
 use providers_vercel::VercelApps;
-use providers_vercel::testing::{Exchange, FakeVercel};
 use serde_json::Value as Json;
 use wiremock::{MockServer, ResponseTemplate};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result, TransportKind};
 
-use super::faults::SplitMix64;
+use super::rng::SplitMix64;
 
 const PROVIDER: &str = "memory";
 

@@ -1,4 +1,4 @@
-//! A stateful fake of the Fly Machines API (feature `testing`).
+//! A stateful fake of the Fly Machines API.
 //!
 //! [`FakeFly`] is a [`wiremock::Respond`] over shared state that answers the calls this crate makes
 //! the way the real API does (statuses, bodies shaped by `fly-machines.openapi.fixed.json`, leases,
@@ -8,7 +8,7 @@
 //!
 //! ```
 //! # async fn demo() {
-//! use providers_fly::testing::FakeFly;
+//! use preview_testkit::FakeFly;
 //! let (server, fake) = FakeFly::start("acme", "test-token").await;
 //! // point FlyDatabases::builder().base_url(server.uri()).token("test-token") at it
 //! # let _ = (server, fake);
@@ -20,7 +20,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::Gate;
+
+use crate::http_chaos::{HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value as Json, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

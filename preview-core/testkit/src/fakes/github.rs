@@ -1,30 +1,33 @@
-//! A stateful fake of the GitHub REST API (feature `testing`).
+//! A stateful fake of the GitHub REST API.
 //!
 //! [`FakeGitHub`] runs a local wiremock server whose one responder answers the operations
-//! [`GitHubSource`](crate::GitHubSource) uses the way GitHub does: pull requests with ETags and
+//! `providers_github::GitHubSource` uses the way GitHub does: pull requests with ETags and
 //! `304 Not Modified`, `link`-header pagination, issue comments, deployments and their statuses,
 //! environments, `GET /user` (or 403 as for the Actions token), bearer-token checks, and injected
 //! faults. Bodies start from GitHub's own examples in the OpenAPI description, so they have every
 //! field the spec requires. Every exchange is recorded for inspection and spec validation.
 //!
+//! A test points the real client at [`FakeGitHub::uri`] with [`TOKEN`] and [`REPOSITORY`] (the
+//! providers' `tests/common` has the helper):
+//!
 //! ```no_run
-//! # async fn run() -> preview_core::Result<()> {
-//! use providers_github::testing::FakeGitHub;
+//! # async fn run() {
+//! use preview_testkit::fakes::github::{FakeGitHub, REPOSITORY, TOKEN};
 //! let fake = FakeGitHub::start().await;
-//! let github = fake.builder().build()?;
-//! # Ok(()) }
+//! // GitHubSource::builder().token(TOKEN).repository(REPOSITORY).base_url(fake.uri())
+//! # let _ = (fake, REPOSITORY, TOKEN);
+//! # }
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::Gate;
 use preview_core::{PrState, PullRequest};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
-use crate::builder::GitHubSourceBuilder;
-use preview_core::http::ClientSettings;
+use crate::http_chaos::{HttpChaos, HttpChaosState, HttpFault};
 
 /// The repository the fake serves.
 pub const REPOSITORY: &str = "acme/app";
@@ -32,20 +35,23 @@ pub const REPOSITORY: &str = "acme/app";
 pub const TOKEN: &str = "ghp_fake_token";
 /// The login `GET /user` answers with (unless forbidden).
 pub const LOGIN: &str = "preview-bot";
+/// The author of what the Actions token writes (`providers_github::ACTIONS_BOT`, which the
+/// providers' tests check it equals).
+pub const ACTIONS_BOT: &str = "github-actions[bot]";
 
 // GitHub's examples from the OpenAPI description. Two repairs: the pull request examples' team
 // lacks `type`, which the spec requires (`"type": "organization"` was added), and the
 // collaborator permission example's user lacks the required `role_name` (`"admin"` was added).
-const PULL_REQUEST: &str = include_str!("testing/fixtures/pull-request.json");
-const PULL_REQUEST_SIMPLE: &str = include_str!("testing/fixtures/pull-request-simple.json");
-const ISSUE_COMMENT: &str = include_str!("testing/fixtures/issue-comment.json");
-const DEPLOYMENT: &str = include_str!("testing/fixtures/deployment.json");
-const DEPLOYMENT_STATUS: &str = include_str!("testing/fixtures/deployment-status.json");
-const ENVIRONMENT: &str = include_str!("testing/fixtures/environment.json");
-const USER: &str = include_str!("testing/fixtures/user.json");
-const COLLABORATOR_PERMISSION: &str = include_str!("testing/fixtures/collaborator-permission.json");
-const DIFF_ENTRY: &str = include_str!("testing/fixtures/diff-entry.json");
-const REACTION: &str = include_str!("testing/fixtures/reaction.json");
+const PULL_REQUEST: &str = include_str!("github/fixtures/pull-request.json");
+const PULL_REQUEST_SIMPLE: &str = include_str!("github/fixtures/pull-request-simple.json");
+const ISSUE_COMMENT: &str = include_str!("github/fixtures/issue-comment.json");
+const DEPLOYMENT: &str = include_str!("github/fixtures/deployment.json");
+const DEPLOYMENT_STATUS: &str = include_str!("github/fixtures/deployment-status.json");
+const ENVIRONMENT: &str = include_str!("github/fixtures/environment.json");
+const USER: &str = include_str!("github/fixtures/user.json");
+const COLLABORATOR_PERMISSION: &str = include_str!("github/fixtures/collaborator-permission.json");
+const DIFF_ENTRY: &str = include_str!("github/fixtures/diff-entry.json");
+const REACTION: &str = include_str!("github/fixtures/reaction.json");
 
 /// GitHub lists at most this many files of a pull request; the fake too.
 const MAX_FILES: usize = 3000;
@@ -579,18 +585,6 @@ impl FakeGitHub {
         s.environments = snap.environments.clone();
     }
 
-    /// A builder pointed at the fake: token, repository, base URL, writes spaced 1 ms apart so
-    /// real-time tests stay fast, and no client timeouts so tests on a paused tokio clock work
-    /// (see [`GitHubSourceBuilder::without_timeouts`]).
-    pub fn builder(&self) -> GitHubSourceBuilder {
-        GitHubSourceBuilder::new()
-            .token(TOKEN)
-            .repository(REPOSITORY)
-            .base_url(self.uri())
-            .write_spacing(std::time::Duration::from_millis(1))
-            .without_timeouts()
-    }
-
     /// Adds or replaces a pull request (its ETag changes).
     pub fn set_pull_request(&self, pr: PullRequest) {
         let mut s = self.lock();
@@ -707,7 +701,7 @@ impl FakeGitHub {
     pub fn act_as_actions_token(&self) {
         let mut s = self.lock();
         s.user_forbidden = true;
-        s.login = crate::ACTIONS_BOT.into();
+        s.login = ACTIONS_BOT.into();
     }
 
     /// Answer environment deletes with 403 (the Actions token cannot delete environments).
@@ -920,7 +914,7 @@ impl State {
         let key = login.to_ascii_lowercase();
         match self.roles.get(&key) {
             Some(r) => Some(r.as_str()),
-            None if key == LOGIN || key == crate::ACTIONS_BOT => Some("write"),
+            None if key == LOGIN || key == ACTIONS_BOT => Some("write"),
             None => None,
         }
     }
@@ -931,7 +925,7 @@ impl State {
 
     fn comment_body(&self, c: &FakeComment) -> Value {
         let mut v = bodies::issue_comment(c.id, c.issue, &c.author, &c.body);
-        let association = if c.author.eq_ignore_ascii_case(crate::ACTIONS_BOT) {
+        let association = if c.author.eq_ignore_ascii_case(ACTIONS_BOT) {
             "NONE"
         } else if matches!(self.role(&c.author), Some(r) if r != "none") {
             "COLLABORATOR"

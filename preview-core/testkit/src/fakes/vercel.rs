@@ -1,31 +1,29 @@
-//! A stateful fake of the Vercel REST API (feature `testing`).
+//! A stateful fake of the Vercel REST API.
 //!
 //! [`FakeVercel`] is a [`wiremock::Respond`] over shared state that answers the endpoints
-//! [`VercelApps`](crate::VercelApps) uses the way the real API does: env upserts with `failed[]`,
+//! `providers_vercel::VercelApps` uses the way the real API does: env upserts with `failed[]`,
 //! 400 for a domain already on the project and 409 for one on another project, deployments that move
 //! from `QUEUED` through `BUILDING` to `READY` (or `ERROR`) as they are polled, timestamp-cursor
 //! pagination, and `{"error":{"code","message"}}` bodies. Every exchange is recorded so tests can
 //! check request and response bodies against the OpenAPI description.
 //!
 //! ```no_run
-//! # async fn demo() -> preview_core::Result<()> {
-//! use preview_core::http::ClientSettings;
-//! use providers_vercel::{VercelApps, testing::FakeVercel};
+//! # async fn demo() {
+//! use preview_testkit::FakeVercel;
 //! let fake = FakeVercel::new("test-token").team("team_1").project("prj_api", "agents-api");
 //! let server = fake.start().await;
-//! let vercel = VercelApps::builder()
-//!     .token("test-token")
-//!     .team_id("team_1")
-//!     .base_url(server.uri())
-//!     .build()?;
-//! # let _ = vercel; Ok(()) }
+//! // point VercelApps::builder().token("test-token").team_id("team_1").base_url(server.uri()) at it
+//! # let _ = server;
+//! # }
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use preview_core::testing::{Gate, HttpChaos, HttpChaosState, HttpFault};
+use preview_core::testing::Gate;
+
+use crate::http_chaos::{HttpChaos, HttpChaosState, HttpFault};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
