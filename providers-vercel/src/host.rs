@@ -1,32 +1,35 @@
 //! [`VercelApps`]: the [`AppHost`] over the Vercel REST API. Observe, decide, then call
-//! [`Core`](crate::core::Core); the requests themselves live there.
+//! [`Core`](crate::core::Core); the requests themselves live there. This file is the trait impl;
+//! the steps it calls live beside it by role: input checks (`validate`), env vars (`vars`), the
+//! branch domain (`domains`), deployments (`deployments`).
+
+mod deployments;
+mod domains;
+mod validate;
+mod vars;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use async_trait::async_trait;
 
-use preview_core::name::check_hostname;
 use preview_core::secrecy::SecretString;
 use preview_core::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, DigestKey, Error, Outcome, Owned,
     PreviewName, ProtectionBypass, ResourceChange, Result,
 };
 
-use crate::core::{Core, MAX_PAGES, found, is_failed_state};
+use crate::core::Core;
 use crate::errors::PROVIDER;
 use crate::ownership::{
-    META_ENV, META_VARS, fingerprint, guard_preview_only, marker_comment, owned_by, parse_mark,
-    preview_name, vars_digest,
+    META_ENV, guard_preview_only, owned_by, parse_mark, preview_name, vars_digest,
 };
 use crate::wire;
+use validate::{validate_commit, validate_spec, validate_target};
 
 /// The header that lets automation through a project's Deployment Protection ("Protection
 /// Bypass for Automation"); its value is the project's bypass secret.
 pub const PROTECTION_BYPASS_HEADER: &str = "x-vercel-protection-bypass";
-
-/// Deployment states that are still moving.
-const IN_PROGRESS: &str = "QUEUED,BUILDING,INITIALIZING";
 
 /// The Vercel [`AppHost`]: branch-scoped env vars, branch domains and git deployments.
 ///
@@ -88,104 +91,6 @@ fn change(kind: &str, id: impl Into<String>, outcome: Outcome) -> ResourceChange
     ResourceChange::new(PROVIDER, kind, id, outcome)
 }
 
-fn valid_key(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && key.len() <= 256
-}
-
-fn validate_branch(branch: &str) -> Result<()> {
-    // The branch is untrusted text: say what is wrong with it without printing it.
-    let count = branch.chars().count();
-    let why = if branch.is_empty() {
-        Some("it is empty".to_string())
-    } else if count > 250 {
-        Some(format!("it has {count} characters"))
-    } else {
-        branch.chars().position(char::is_control).map(|i| {
-            format!(
-                "character {} is a control character (a newline, an ANSI escape…)",
-                i + 1
-            )
-        })
-    };
-    match why {
-        None => Ok(()),
-        Some(why) => Err(Error::config(format!(
-            "vercel: the PR's head branch cannot scope env vars: {why}; Vercel takes 1-250 characters without control characters (rename the branch)"
-        ))),
-    }
-}
-
-fn validate_target(target: &AppRef) -> Result<()> {
-    if target.project.trim().is_empty() {
-        return Err(Error::config(format!(
-            "app {}: the Vercel project is empty",
-            target.app
-        )));
-    }
-    if let Some(domain) = &target.domain {
-        check_hostname(domain)
-            .map_err(|why| Error::config(format!("app {}: domain {domain:?} {why}", target.app)))?;
-    }
-    Ok(())
-}
-
-fn validate_spec(spec: &AppSpec) -> Result<()> {
-    validate_target(&spec.target)?;
-    validate_branch(&spec.branch)?;
-    let mut seen = BTreeSet::new();
-    for var in &spec.env {
-        if !valid_key(&var.key) {
-            return Err(Error::config(format!(
-                "app {}: env var name {:?} is invalid: use letters, digits and '_', not starting with a digit",
-                spec.target.app, var.key
-            )));
-        }
-        if !seen.insert(var.key.as_str()) {
-            return Err(Error::config(format!(
-                "app {}: env var {} is set twice",
-                spec.target.app, var.key
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The commit a deployment would be made of, against the spec it deploys; its `owner`/`name`.
-fn validate_commit<'c>(spec: &AppSpec, commit: &'c Commit) -> Result<(&'c str, &'c str)> {
-    if commit.branch != spec.branch {
-        return Err(Error::config(
-            "the commit to deploy is not on the branch the env vars are scoped to",
-        ));
-    }
-    if commit.sha.len() < 7 || !commit.sha.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::config(format!(
-            "commit {:?} is not a hexadecimal SHA",
-            commit.sha.escape_debug().take(64).collect::<String>()
-        )));
-    }
-    split_repo(&commit.repo)
-}
-
-/// `owner/name` → (`owner`, `name`).
-fn split_repo(repo: &str) -> Result<(&str, &str)> {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    match repo.split_once('/') {
-        Some((org, name)) if ok(org) && ok(name) => Ok((org, name)),
-        _ => Err(Error::config(format!(
-            "repository {repo:?} is not of the form owner/name"
-        ))),
-    }
-}
-
 /// What `apply_app` found before deciding: the vars on the spec's branch, our vars on other
 /// branches (a renamed head branch), and the domain as the project has it.
 struct Observed<'s> {
@@ -219,61 +124,6 @@ impl VercelApps {
         &self.core
     }
 
-    /// Our vars of `name` on `project`, every branch.
-    async fn our_env(&self, project: &str, name: &PreviewName) -> Result<Vec<wire::Env>> {
-        Ok(self
-            .core
-            .list_env(project, None)
-            .await?
-            .into_iter()
-            .filter(|e| owned_by(e, name))
-            .collect())
-    }
-
-    /// Is the existing domain ours for this branch? Otherwise a clear conflict.
-    fn check_domain(project: &str, d: &wire::Domain, branch: &str) -> Result<()> {
-        if d.git_branch.as_deref() == Some(branch) && d.redirect.is_none() {
-            return Ok(());
-        }
-        let serves = match (&d.git_branch, &d.redirect) {
-            (_, Some(_)) => "redirects elsewhere",
-            (Some(_), None) => "serves another branch",
-            (None, None) => "serves the production deployment",
-        };
-        Err(Error::Conflict {
-            provider: PROVIDER,
-            message: format!(
-                "domain {} is already on project {project} but {serves}, not this PR's branch; remove it or pick another domain",
-                d.name
-            ),
-            request_id: None,
-        })
-    }
-
-    /// Adds the domain for the branch; a 400/409 is resolved by looking again.
-    async fn add_domain(&self, project: &str, domain: &str, branch: &str) -> Result<Outcome> {
-        match self.core.add_domain(project, domain, branch).await {
-            Ok(()) => Ok(Outcome::Created),
-            Err(err @ (Error::Conflict { .. } | Error::Api { status: 400, .. })) => {
-                // Added concurrently (400 "already on the project") or on another project (409).
-                match self.core.get_domain(project, domain).await? {
-                    Some(d) => Self::check_domain(project, &d, branch).map(|()| Outcome::Unchanged),
-                    None => Err(match err {
-                        Error::Conflict { request_id, .. } => Error::Conflict {
-                            provider: PROVIDER,
-                            message: format!(
-                                "domain {domain} belongs to another Vercel project or account"
-                            ),
-                            request_id,
-                        },
-                        other => other,
-                    }),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Reads what `apply_app` decides on.
     async fn observe<'s>(&self, name: &PreviewName, spec: &'s AppSpec) -> Result<Observed<'s>> {
         let project = spec.target.project.as_str();
@@ -297,273 +147,6 @@ impl VercelApps {
             elsewhere,
             domain,
         })
-    }
-
-    /// Decides each var of the spec against what exists on its branch: the change to report,
-    /// and the write to send unless it is unchanged. Refuses (before any write) vars of the same
-    /// key that are not ours, unless the spec adopts them.
-    fn plan_vars<'s>(
-        &self,
-        name: &PreviewName,
-        spec: &'s AppSpec,
-        existing: &[wire::Env],
-    ) -> Result<(Vec<ResourceChange>, Vec<wire::EnvWrite<'s>>)> {
-        let project = spec.target.project.as_str();
-        let preview = vec!["preview".to_string()];
-        let mut changes = Vec::new();
-        let mut writes = Vec::new();
-        let mut unowned = Vec::new();
-        let fp_key = spec.fingerprint_key.as_ref().unwrap_or(&self.own_key);
-        for var in &spec.env {
-            let kind = if var.sensitive {
-                "sensitive"
-            } else {
-                "encrypted"
-            };
-            // A var still carrying an unkeyed fingerprint (written before they were keyed)
-            // differs here, so it is rewritten once with the keyed one.
-            let fp = fingerprint(fp_key, name, &var.key, kind, var.value.expose());
-            let same_key: Vec<&wire::Env> = existing.iter().filter(|e| e.key == var.key).collect();
-            let outcome = match same_key.iter().find(|e| owned_by(e, name)) {
-                Some(e) => {
-                    let mark = e.comment.as_deref().and_then(parse_mark);
-                    let same = mark.and_then(|m| m.fp).as_deref() == Some(fp.as_str())
-                        && e.kind == kind
-                        && e.targets() == preview;
-                    if same {
-                        Outcome::Unchanged
-                    } else {
-                        Outcome::Updated
-                    }
-                }
-                None if same_key.is_empty() => Outcome::Created,
-                None if spec.adopt_existing => Outcome::Updated,
-                None => {
-                    unowned.push(var.key.as_str());
-                    continue;
-                }
-            };
-            changes.push(change("env_var", format!("{project}/{}", var.key), outcome));
-            if outcome != Outcome::Unchanged {
-                guard_preview_only(&var.key, &preview, Some(&spec.branch))?;
-                writes.push(wire::EnvWrite {
-                    key: &var.key,
-                    value: var.value.expose(),
-                    kind,
-                    target: ["preview"],
-                    git_branch: &spec.branch,
-                    comment: marker_comment(name, &fp),
-                });
-            }
-        }
-        if !unowned.is_empty() {
-            return Err(Error::Conflict {
-                provider: PROVIDER,
-                message: format!(
-                    "env vars {} already exist on project {project} for this branch and are not managed by preview; remove them or set adopt_existing",
-                    unowned.join(", ")
-                ),
-                request_id: None,
-            });
-        }
-        Ok((changes, writes))
-    }
-
-    /// Sends the env upsert; a `failed[]` in its 2xx answer is an error naming the keys.
-    async fn write_vars(&self, project: &str, writes: &[wire::EnvWrite<'_>]) -> Result<()> {
-        let (created, request_id) = self.core.upsert_env(project, writes).await?;
-        if created.failed.is_empty() {
-            return Ok(());
-        }
-        let failed: Vec<String> = created
-            .failed
-            .iter()
-            .map(|f| {
-                let key = f
-                    .error
-                    .key
-                    .as_deref()
-                    .or(f.error.env_var_key.as_deref())
-                    .unwrap_or("(unknown key)");
-                format!("{key} ({})", f.error.code)
-            })
-            .collect();
-        tracing::warn!(failed = %failed.join(", "), "vercel rejected some env vars");
-        Err(Error::Api {
-            provider: PROVIDER,
-            status: 201,
-            message: format!(
-                "env vars not written on project {project}: {}",
-                failed.join(", ")
-            ),
-            request_id,
-        })
-    }
-
-    /// Deployments of this commit for this environment, built with our current vars (created
-    /// after `vars_at`, or carrying `digest`), not failed; oldest first.
-    async fn current_deployments(
-        &self,
-        name: &PreviewName,
-        spec: &AppSpec,
-        commit: &Commit,
-        vars_at: f64,
-        digest: Option<&str>,
-    ) -> Result<Vec<wire::DeploymentItem>> {
-        let mut found: Vec<wire::DeploymentItem> = self
-            .core
-            .list_deployments(
-                &spec.target.project,
-                &[
-                    ("sha", commit.sha.as_str()),
-                    ("branch", spec.branch.as_str()),
-                ],
-                1,
-            )
-            .await?
-            .into_iter()
-            .filter(|d| {
-                let current =
-                    d.created > vars_at || digest.is_some() && d.meta(META_VARS) == digest;
-                d.meta(META_ENV) == Some(name.as_str()) && current && !is_failed_state(d.state())
-            })
-            .collect();
-        found.sort_by(|a, b| a.created.total_cmp(&b.created).then(a.uid.cmp(&b.uid)));
-        Ok(found)
-    }
-
-    /// Creates a deployment of `commit` and returns the id every run uses: two runs that found
-    /// none each created one, so every run uses the oldest, and the one that created a newer one
-    /// deletes it (the later creator always sees the earlier one, so exactly one is left).
-    async fn create_deployment(
-        &self,
-        name: &PreviewName,
-        spec: &AppSpec,
-        commit: &Commit,
-        (vars_at, digest): (f64, Option<&str>),
-    ) -> Result<String> {
-        let (org, repo) = validate_commit(spec, commit)?;
-        let project = spec.target.project.as_str();
-        let body = wire::CreateDeployment {
-            name: project,
-            project,
-            git_source: wire::GitSource {
-                kind: "github",
-                org,
-                repo,
-                git_ref: &commit.branch,
-                sha: &commit.sha,
-            },
-            meta: [
-                (META_ENV, name.as_str()),
-                ("githubCommitSha", commit.sha.as_str()),
-            ]
-            .into_iter()
-            .chain(digest.map(|d| (META_VARS, d)))
-            .collect(),
-        };
-        let created = self.core.create_deployment(&body).await?;
-        let oldest = self
-            .current_deployments(name, spec, commit, vars_at, digest)
-            .await?
-            .into_iter()
-            .next()
-            .map_or_else(|| created.id.clone(), |d| d.uid);
-        if oldest != created.id {
-            tracing::info!(
-                project,
-                deployment = %created.id,
-                kept = %oldest,
-                "another run created a deployment of this commit first; deleting ours"
-            );
-            self.core.delete_deployment(&created.id).await?;
-        }
-        Ok(oldest)
-    }
-
-    /// Removes the domain if it leads back to one of `branches` (our vars' branches; any
-    /// branch when we have no vars left).
-    async fn delete_domain(
-        &self,
-        project: &str,
-        domain: &str,
-        branches: &BTreeSet<&str>,
-    ) -> Result<ResourceChange> {
-        let outcome = match self.core.get_domain(project, domain).await? {
-            None => Outcome::AlreadyGone,
-            Some(d)
-                if d.git_branch
-                    .as_deref()
-                    .is_some_and(|b| branches.is_empty() || branches.contains(b)) =>
-            {
-                if self.core.delete_domain(project, domain).await? {
-                    Outcome::Removed
-                } else {
-                    Outcome::AlreadyGone
-                }
-            }
-            Some(_) => {
-                tracing::warn!(domain = %domain, "domain is not linked to this environment's branch; left alone");
-                Outcome::Skipped
-            }
-        };
-        Ok(change("domain", domain, outcome))
-    }
-
-    /// Cancels our in-flight deployments of `name`.
-    async fn cancel_deployments(
-        &self,
-        project: &str,
-        name: &PreviewName,
-    ) -> Result<Vec<ResourceChange>> {
-        let inflight: Vec<wire::DeploymentItem> = self
-            .core
-            .list_deployments(project, &[("state", IN_PROGRESS)], MAX_PAGES)
-            .await?
-            .into_iter()
-            .filter(|d| d.meta(META_ENV) == Some(name.as_str()) && !is_failed_state(d.state()))
-            .filter(|d| d.state() != "READY")
-            .collect();
-        let mut changes = Vec::new();
-        for d in inflight {
-            let outcome = if self.core.cancel_deployment(&d.uid).await? {
-                Outcome::Removed
-            } else {
-                Outcome::AlreadyGone
-            };
-            changes.push(change("deployment", d.uid, outcome));
-        }
-        Ok(changes)
-    }
-
-    /// Deletes our vars (`ours`) in one request.
-    async fn delete_vars(&self, project: &str, ours: &[wire::Env]) -> Result<Vec<ResourceChange>> {
-        let ids: Vec<&str> = ours.iter().filter_map(|e| e.id.as_deref()).collect();
-        if ids.is_empty() {
-            return Ok(vec![change(
-                "env_var",
-                format!("{project}/*"),
-                Outcome::AlreadyGone,
-            )]);
-        }
-        let removed: BTreeSet<String> = found(self.core.remove_env(project, &ids).await)?
-            .map(|r| r.ids.into_iter().collect())
-            .unwrap_or_default();
-        Ok(ours
-            .iter()
-            .map(|e| {
-                let gone = e.id.as_ref().is_some_and(|id| removed.contains(id));
-                change(
-                    "env_var",
-                    format!("{project}/{}", e.key),
-                    if gone {
-                        Outcome::Removed
-                    } else {
-                        Outcome::AlreadyGone
-                    },
-                )
-            })
-            .collect())
     }
 }
 
