@@ -754,7 +754,7 @@ fn json_lines_then_result(stdout: &str) -> serde_json::Value {
         }
     }
     assert!(open.is_empty(), "phases never finished: {open:?}");
-    for p in ["observe", "database", "apps", "hooks"] {
+    for p in ["observe", "database", "apps"] {
         assert!(finished.iter().any(|(q, _)| q == p), "{p}: {finished:?}");
     }
     let phases: Vec<(String, u64)> = result["phases"]
