@@ -280,56 +280,7 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
         out.push('\n');
     }
 
-    match &report.state {
-        ReportState::Deploying => {
-            out.push_str("The environment is being created or updated; this comment changes when it is done.\n");
-        }
-        ReportState::Ready { links } => {
-            let rows: Vec<String> = links.iter().filter_map(row).collect();
-            if rows.is_empty() {
-                out.push_str("The environment is ready.\n");
-            } else {
-                out.push_str("| App | URL |\n|---|---|\n");
-                for r in rows {
-                    out.push_str(&r);
-                }
-            }
-        }
-        ReportState::Failed { error, .. } => {
-            out.push_str("**Error:** ");
-            out.push_str(&inert_lines(error, MAX_ERROR));
-            out.push('\n');
-        }
-        ReportState::TornDown => {
-            out.push_str("The preview environment was torn down.\n");
-        }
-        ReportState::Skipped { reason } => {
-            out.push_str(&inert_lines(reason, MAX_ERROR));
-            out.push('\n');
-        }
-        ReportState::Removed { reason } => {
-            out.push_str(&inert_lines(reason, MAX_ERROR));
-            out.push('\n');
-        }
-        ReportState::Sleeping { suspended, links } => {
-            out.push_str(if *suspended {
-                "Its database was suspended after a while without activity (its data is kept). "
-            } else {
-                "Its database was stopped after a while without activity (its data is gone and is seeded again on waking). "
-            });
-            out.push_str("Push a commit or comment `/preview deploy` to wake it.\n");
-            let rows: Vec<String> = links.iter().filter_map(row).collect();
-            if !rows.is_empty() {
-                out.push_str("\n| App | URL |\n|---|---|\n");
-                for r in rows {
-                    out.push_str(&r);
-                }
-            }
-        }
-        ReportState::Reset => {
-            out.push_str("Its database restarted (host maintenance or a crash) and came back empty. Push a commit or comment `/preview deploy` to run the hooks and the seed again.\n");
-        }
-    }
+    out.push_str(&state_body(&report.state));
     if let Some(l) = &report.lifetime {
         out.push_str(&lifetime(l));
     }
@@ -344,6 +295,62 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
     }
     out.push_str(&timings(&report.phases));
     out
+}
+
+/// What the comment says of the environment's state, below its facts.
+fn state_body(state: &ReportState) -> String {
+    let mut text = String::new();
+    match state {
+        ReportState::Deploying => {
+            text.push_str("The environment is being created or updated; this comment changes when it is done.\n");
+        }
+        ReportState::Ready { links } => {
+            let rows: Vec<String> = links.iter().filter_map(row).collect();
+            if rows.is_empty() {
+                text.push_str("The environment is ready.\n");
+            } else {
+                text.push_str("| App | URL |\n|---|---|\n");
+                for r in rows {
+                    text.push_str(&r);
+                }
+            }
+        }
+        ReportState::Failed { error, .. } => {
+            text.push_str("**Error:** ");
+            text.push_str(&inert_lines(error, MAX_ERROR));
+            text.push('\n');
+        }
+        ReportState::TornDown => {
+            text.push_str("The preview environment was torn down.\n");
+        }
+        ReportState::Skipped { reason } => {
+            text.push_str(&inert_lines(reason, MAX_ERROR));
+            text.push('\n');
+        }
+        ReportState::Removed { reason } => {
+            text.push_str(&inert_lines(reason, MAX_ERROR));
+            text.push('\n');
+        }
+        ReportState::Sleeping { suspended, links } => {
+            text.push_str(if *suspended {
+                "Its database was suspended after a while without activity (its data is kept). "
+            } else {
+                "Its database was stopped after a while without activity (its data is gone and is seeded again on waking). "
+            });
+            text.push_str("Push a commit or comment `/preview deploy` to wake it.\n");
+            let rows: Vec<String> = links.iter().filter_map(row).collect();
+            if !rows.is_empty() {
+                text.push_str("\n| App | URL |\n|---|---|\n");
+                for r in rows {
+                    text.push_str(&r);
+                }
+            }
+        }
+        ReportState::Reset => {
+            text.push_str("Its database restarted (host maintenance or a crash) and came back empty. Push a commit or comment `/preview deploy` to run the hooks and the seed again.\n");
+        }
+    }
+    text
 }
 
 /// The run's phase timings as a collapsed table (empty when the run was not timed). Always the
