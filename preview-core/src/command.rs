@@ -12,7 +12,7 @@
 //!   `/preview` alone, or with a word that is not a command, is an unknown command (it gets a
 //!   help reply).
 //!
-//! To add a command: one line in the [`commands!`] table below, and one arm where the CLI runs
+//! To add a command: one line in the `commands!` table below, and one arm where the CLI runs
 //! commands (`preview-cli/src/commands/handle.rs`, `run_command`).
 
 use serde::Serialize;

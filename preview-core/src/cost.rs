@@ -1,7 +1,7 @@
 //! What a preview costs: an estimate from a dated price table, never a bill.
 //!
 //! # The table
-//! [`PriceTable::FLY_2024_04`] holds Fly.io's published pay-as-you-go prices for Machines in its
+//! [`PriceTable::fly_2024_04`] holds Fly.io's published pay-as-you-go prices for Machines in its
 //! base regions (e.g. `iad`), in US dollars, as a linear model Fly's own presets follow:
 //!
 //! | item | price | derived from |

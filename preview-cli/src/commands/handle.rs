@@ -9,7 +9,7 @@
 //! through the API in this run, and is pinned to it ([`preview_core::Preview::pin_commit`]).
 //!
 //! To add a `/preview` command: a line in `preview_core::command`'s table, and an arm in
-//! [`run_command`].
+//! `run_command`.
 
 use std::path::PathBuf;
 
