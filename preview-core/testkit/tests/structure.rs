@@ -18,17 +18,6 @@ use syn::visit::Visit;
 const MAX_FN_LINES: usize = 120;
 const MAX_FILE_LINES: usize = 700;
 
-/// What the re-layout (issue 15) has not reached yet, so the tree stays green while it lands in
-/// steps: each entry is a finding's prefix and the half of the re-layout that removes it. The
-/// list only shrinks; when it is empty, delete it.
-const NOT_YET: [(&str, &str); 0] = [];
-
-fn not_yet(finding: &str) -> bool {
-    NOT_YET
-        .iter()
-        .any(|(prefix, _)| finding.starts_with(prefix))
-}
-
 /// The product crates: everything published (the test kit and the examples are not).
 const PRODUCT: [&str; 5] = [
     "preview-core",
@@ -159,7 +148,6 @@ fn no_long_functions_or_files_in_product_code() {
             found.extend(visitor.found);
         }
     }
-    found.retain(|f| !not_yet(f));
     assert!(
         found.is_empty(),
         "over the limits ({MAX_FN_LINES} lines a function, {MAX_FILE_LINES} a file):\n{}",
@@ -302,7 +290,6 @@ fn the_module_graph_of_each_crate_is_acyclic() {
         if let Some(cycle) = find_cycle(&graph) {
             cycles.push(format!("{krate}: {}", cycle.join(" → ")));
         }
-        cycles.retain(|c| !not_yet(c));
     }
     assert!(cycles.is_empty(), "module cycles:\n{}", cycles.join("\n"));
 }
@@ -332,9 +319,6 @@ fn the_cycle_finder_finds_a_cycle() {
 
 #[test]
 fn the_providers_share_one_layout() {
-    if not_yet("the_providers_share_one_layout") {
-        return;
-    }
     let names = |krate: &str| -> BTreeSet<String> {
         std::fs::read_dir(root().join(krate).join("src"))
             .into_iter()
@@ -364,9 +348,6 @@ fn the_providers_share_one_layout() {
 /// `.send()` on a request, in product code outside tests: where requests leave the process.
 #[test]
 fn one_http_send_loop_in_product_code() {
-    if not_yet("one_http_send_loop") {
-        return;
-    }
     let root = root();
     let mut sends = Vec::new();
     for krate in PRODUCT {
@@ -410,9 +391,6 @@ fn cargo(args: &[&str]) -> String {
 
 #[test]
 fn published_crates_depend_on_no_test_machinery_and_ship_no_test_binary() {
-    if not_yet("published_crates_depend_on_no_test_machinery") {
-        return;
-    }
     for krate in PRODUCT {
         let tree = cargo(&[
             "tree",
