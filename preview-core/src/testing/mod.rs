@@ -11,7 +11,7 @@
 
 mod gate;
 mod memory;
-mod rng;
+pub mod rng;
 
 pub mod conformance;
 

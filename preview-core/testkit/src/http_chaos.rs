@@ -5,37 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// splitmix64: tiny, seedable, good enough to spread faults (never used for secrets).
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(pub(crate) u64);
-
-impl SplitMix64 {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A delay with `probability`, uniform below `max`.
-    pub(crate) fn delay(&mut self, probability: f64, max: Duration) -> Option<Duration> {
-        if max.is_zero() || self.unit() >= probability {
-            return None;
-        }
-        let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
-        Some(Duration::from_nanos(self.below(nanos.max(1))))
-    }
-}
+use preview_core::testing::rng::SplitMix64;
 
 /// Whether the reliability suites run their full case counts: `PREVIEW_RELIABILITY_FULL=1`, the
 /// nightly run (`.ci/nightly`). By default every suite runs at a smaller count.
