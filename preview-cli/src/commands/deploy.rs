@@ -1,7 +1,8 @@
 //! `preview deploy`.
 
+use preview_core::config::Config;
 use preview_core::pipeline::DeployStatus;
-use preview_core::{Error, Result};
+use preview_core::{Error, PrNumber, Result};
 
 use crate::cli::{Cli, PrArgs};
 use crate::context::Context;
@@ -24,11 +25,26 @@ pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
         return Ok(EXIT_SKIPPED);
     }
     super::check_settings(cli, ctx, &config, true)?;
+    deploy(cli, ctx, config, pr, None).await
+}
+
+/// Deploys `pr` (pinned to `pin`, when a `/preview` command verified that head), with the secrets
+/// it needs masked first, and prints the report; the exit code says how it ended. `preview
+/// deploy` and `preview handle` both end here.
+pub(crate) async fn deploy(
+    cli: &Cli,
+    ctx: &Context,
+    config: Config,
+    pr: PrNumber,
+    pin: Option<String>,
+) -> Result<u8> {
     let repo = super::repo(cli, ctx)?;
     let secrets = super::master(ctx)?;
     super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
-    let preview = super::pipeline(cli, ctx, config, hosts).secrets(secrets);
+    let preview = super::pipeline(cli, ctx, config, hosts)
+        .secrets(secrets)
+        .pin_commit(pin);
     let report = preview.deploy(pr).await?;
     output::deploy(cli, ctx, &report)
         .map_err(|e| Error::failed("writing the report", e.to_string()))?;

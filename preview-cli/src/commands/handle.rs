@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 
 use preview_core::command::Command;
-use preview_core::pipeline::DeployStatus;
 use preview_core::pipeline::trigger::{
     Action, Decision, Facts, TriggerEvent, decide, needs_files, needs_permission,
 };
@@ -23,6 +22,8 @@ use preview_core::{
 };
 use providers_github::{HandledEvent, read_trigger_event};
 
+use super::deploy::deploy;
+use super::teardown::teardown;
 use crate::actions::inert;
 use crate::cli::{Cli, HandleArgs};
 use crate::context::Context;
@@ -108,7 +109,7 @@ pub async fn run(cli: &Cli, args: &HandleArgs, ctx: &Context) -> Result<u8> {
     }
     let pin = decided.pull.head_sha.clone();
     match action {
-        Action::Deploy => deploy(cli, ctx, config, pr, pin).await,
+        Action::Deploy => deploy(cli, ctx, config, pr, Some(pin)).await,
         Action::Teardown => teardown(cli, ctx, config, pr).await,
         Action::Command(c) => run_command(c, cli, ctx, config, &decided, github.as_ref()).await,
         Action::Skip => Ok(EXIT_SKIPPED),
@@ -126,10 +127,10 @@ async fn run_command(
 ) -> Result<u8> {
     let (pr, pin) = (decided.pr, decided.pull.head_sha.clone());
     match command {
-        Command::Deploy => deploy(cli, ctx, config, pr, pin).await,
+        Command::Deploy => deploy(cli, ctx, config, pr, Some(pin)).await,
         Command::Redeploy => {
             teardown(cli, ctx, config.clone(), pr).await?;
-            deploy(cli, ctx, config, pr, pin).await
+            deploy(cli, ctx, config, pr, Some(pin)).await
         }
         Command::Teardown => teardown(cli, ctx, config, pr).await,
         Command::Status => status(cli, ctx, config, decided, github).await,
@@ -291,36 +292,6 @@ async fn explain(
     };
     github.publish_report(&report).await?;
     Ok(())
-}
-
-/// Deploys `pr`, pinned to `pin` (as `preview deploy`, with the secrets it needs).
-async fn deploy(cli: &Cli, ctx: &Context, config: Config, pr: PrNumber, pin: String) -> Result<u8> {
-    let repo = super::repo(cli, ctx)?;
-    let secrets = super::master(ctx)?;
-    super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;
-    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
-    let preview = super::pipeline(cli, ctx, config, hosts)
-        .secrets(secrets)
-        .pin_commit(Some(pin));
-    let report = preview.deploy(pr).await?;
-    output::deploy(cli, ctx, &report)
-        .map_err(|e| Error::failed("writing the report", e.to_string()))?;
-    Ok(match report.status {
-        DeployStatus::Ready => EXIT_OK,
-        DeployStatus::Skipped { .. } | DeployStatus::ClosedDuringDeploy => EXIT_SKIPPED,
-    })
-}
-
-/// Tears `pr`'s preview down (as `preview teardown`: no generated secret is needed).
-async fn teardown(cli: &Cli, ctx: &Context, config: Config, pr: PrNumber) -> Result<u8> {
-    let repo = super::repo(cli, ctx)?;
-    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
-    let report = super::pipeline(cli, ctx, config, hosts)
-        .teardown(pr)
-        .await?;
-    output::teardown(cli, ctx, &report)
-        .map_err(|e| Error::failed("writing the report", e.to_string()))?;
-    Ok(EXIT_OK)
 }
 
 /// `/preview status`: the environment's resources and URLs, printed and replied once.
