@@ -37,12 +37,12 @@ pub use config::Config;
 pub use error::{Error, Idempotency, Phase, Result, TransportKind};
 pub use event::{CollectEvents, Event, EventSink, NoEvents, PhaseTiming};
 pub use host::{
-    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, CheckKind, Commit,
-    ContainerSpec, CostEstimate, CpuKind, Credentials, Database, DatabaseHost, DatabaseSpec,
-    Deleted, DependsOn, EnvVar, HealthCheck, Lifetime, Link, MachineSize, Mark, Marks, Outcome,
-    Owned, PrState, ProtectionBypass, Protocol, PullRequest, Report, ReportKind, ReportState,
-    ReportSummary, ResourceChange, RestartPolicy, ServiceEndpoint, ServiceSpec, SourceHost,
-    TlsMode, TriggerHost, Tunnel, Tunnels,
+    AppDeployment, AppHost, AppRef, AppSpec, AppStatus, AppliedDatabase, AutoStop, CheckKind,
+    Commit, ContainerSpec, CostEstimate, CpuKind, Credentials, Database, DatabaseHost,
+    DatabaseSpec, Deleted, DependsOn, EnvVar, HealthCheck, Lifetime, Link, MachineSize, Mark,
+    Marks, Outcome, Owned, PrState, ProtectionBypass, Protocol, PullRequest, Report, ReportKind,
+    ReportState, ReportSummary, ResourceChange, RestartPolicy, ServiceEndpoint, ServiceSpec,
+    SourceHost, TlsMode, TriggerHost, Tunnel, Tunnels,
 };
 pub use name::{Naming, PrNumber, PreviewName};
 pub use pipeline::{Hosts, Plan, Preview};

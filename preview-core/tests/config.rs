@@ -300,3 +300,48 @@ fn files_are_read_once_confined_to_the_repository() {
         "{err}"
     );
 }
+
+#[test]
+fn autostop_is_off_by_default_and_checked_against_the_machine_and_its_services() {
+    use preview_core::AutoStop;
+    assert_eq!(
+        Config::load(EXAMPLE).unwrap().database.autostop,
+        AutoStop::Off
+    );
+    let text = example_text();
+    let with = |mode: &str, memory: &str| {
+        parse(
+            &text
+                .replacen(
+                    "restart = \"always\"",
+                    &format!("restart = \"always\"\nautostop = \"{mode}\""),
+                    1,
+                )
+                .replacen("memory_mb = 4096", &format!("memory_mb = {memory}"), 1),
+        )
+    };
+    assert_eq!(
+        with("stop", "4096").unwrap().database.autostop,
+        AutoStop::Stop
+    );
+    assert_eq!(
+        with("suspend", "2048").unwrap().database.autostop,
+        AutoStop::Suspend
+    );
+    // Beyond 2 GB Fly would silently stop instead, losing the data the choice meant to keep.
+    let msg = with("suspend", "4096").unwrap_err().to_string();
+    let line = line_of(&with_line(&text), "autostop =");
+    assert!(msg.starts_with(&format!("preview.toml:{line}:")), "{msg}");
+    assert!(msg.contains("database.autostop"), "{msg}");
+    assert!(msg.contains("2048 MB") && msg.contains("\"stop\""), "{msg}");
+    let msg = with("sometimes", "4096").unwrap_err().to_string();
+    assert!(msg.contains("autostop") && msg.contains("suspend"), "{msg}");
+}
+
+fn with_line(text: &str) -> String {
+    text.replacen(
+        "restart = \"always\"",
+        "restart = \"always\"\nautostop = \"suspend\"",
+        1,
+    )
+}

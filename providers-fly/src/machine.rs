@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use preview_core::{
-    CheckKind, CpuKind, DatabaseSpec, DependsOn, PreviewName, RestartPolicy, TlsMode,
+    AutoStop, CheckKind, CpuKind, DatabaseSpec, DependsOn, PreviewName, RestartPolicy, TlsMode,
 };
 use serde_json::{Map, Value as Json, json};
 
@@ -58,6 +58,15 @@ fn restart(p: RestartPolicy) -> &'static str {
         RestartPolicy::No => "no",
         RestartPolicy::Always => "always",
         RestartPolicy::OnFailure => "on-failure",
+    }
+}
+
+/// `autostop` as sent; `None` (left out, as before the setting existed) when off.
+fn autostop(a: AutoStop) -> Option<&'static str> {
+    match a {
+        AutoStop::Off => None,
+        AutoStop::Stop => Some("stop"),
+        AutoStop::Suspend => Some("suspend"),
     }
 }
 
@@ -157,11 +166,19 @@ pub fn machine_config(name: &PreviewName, spec: &DatabaseSpec) -> Json {
         .services
         .iter()
         .map(|s| {
-            json!({
+            let mut o = json!({
                 "protocol": "tcp",
                 "internal_port": s.internal_port,
                 "ports": [{"port": s.port, "handlers": handlers(s.tls)}],
-            })
+            });
+            if let Some(mode) = autostop(spec.autostop) {
+                // The proxy stops the Machine when no connection uses it and starts it on the
+                // next one; this is the environment's only Machine, so none stays running.
+                o["autostop"] = json!(mode);
+                o["autostart"] = json!(true);
+                o["min_machines_running"] = json!(0);
+            }
+            o
         })
         .collect();
     json!({
@@ -187,6 +204,10 @@ pub(crate) fn covers(actual: &Json, desired: &Json) -> bool {
         // The API's Go encoder omits empty lists and maps (`omitempty`): a missing key covers an
         // empty desired value.
         (Json::Object(a), Json::Object(d)) => d.iter().all(|(k, dv)| match a.get(k) {
+            // The API answers `autostop` "off" and "stop" as the booleans of its old format.
+            Some(Json::Bool(av)) if k == "autostop" => {
+                dv == &json!(if *av { "stop" } else { "off" })
+            }
             Some(av) => covers(av, dv),
             None => is_empty(dv),
         }),
@@ -271,5 +292,16 @@ mod tests {
             &json!({"ports": [{"port": 1, "handlers": ["tls"]}]}),
             &raw
         ));
+    }
+
+    #[test]
+    fn autostop_echoed_in_the_old_boolean_format_is_the_same_config() {
+        let svc = |v: Json| json!({"services": [{"autostop": v, "autostart": true}]});
+        assert!(covers(&svc(json!(true)), &svc(json!("stop"))));
+        assert!(covers(&svc(json!(false)), &svc(json!("off"))));
+        assert!(covers(&svc(json!("suspend")), &svc(json!("suspend"))));
+        assert!(!covers(&svc(json!(true)), &svc(json!("suspend"))));
+        assert!(!covers(&svc(json!(false)), &svc(json!("stop"))));
+        assert!(!covers(&svc(json!("stop")), &svc(json!("suspend"))));
     }
 }

@@ -216,3 +216,49 @@ async fn the_org_listing_follows_cursors_and_refuses_a_repeated_one() {
         .unwrap_err();
     assert!(err.to_string().contains("cursor"), "{err}");
 }
+
+/// `[database] autostop`: the services ask Fly's proxy to stop (or suspend) the Machine when idle
+/// and start it on the next connection. The API answers "stop" in its old boolean format; that is
+/// the same config, so a re-apply changes nothing.
+#[tokio::test]
+async fn autostop_is_sent_on_every_service_and_its_boolean_echo_is_no_drift() {
+    let (_server, fake, host) = fake().await;
+    let n = name(6);
+    let mut spec = prototype_spec(&n);
+    spec.autostop = preview_core::AutoStop::Stop;
+    host.apply_database(&n, &spec).await.unwrap();
+    let sent: serde_json::Value = fake
+        .exchanges()
+        .iter()
+        .find(|x| x.method == "POST" && x.path.ends_with("/machines"))
+        .map(|x| x.request.clone())
+        .expect("a Machine create");
+    let services = sent["config"]["services"].as_array().unwrap();
+    assert!(!services.is_empty());
+    for s in services {
+        assert_eq!(s["autostop"], "stop", "{s}");
+        assert_eq!(s["autostart"], true, "{s}");
+        assert_eq!(s["min_machines_running"], 0, "{s}");
+    }
+    let stored = &fake.machines("pr-6-agents")[0]["config"]["services"][0];
+    assert_eq!(stored["autostop"], true, "answered in the old format");
+
+    fake.clear_log();
+    let again = host.apply_database(&n, &spec).await.unwrap();
+    assert!(
+        again
+            .changes
+            .iter()
+            .all(|c| c.outcome == Outcome::Unchanged),
+        "{:?}",
+        again.changes
+    );
+    assert!(fake.exchanges().iter().all(|x| x.method == "GET"));
+
+    // Turning it off is a change: the services lose the setting.
+    spec.autostop = preview_core::AutoStop::Off;
+    host.apply_database(&n, &spec).await.unwrap();
+    let stored = &fake.machines("pr-6-agents")[0]["config"]["services"][0];
+    assert!(stored.get("autostop").is_none(), "{stored}");
+    check_exchanges(&fake);
+}

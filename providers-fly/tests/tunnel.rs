@@ -61,6 +61,7 @@ fn pg_spec(remote_port: u16, password: &str) -> DatabaseSpec {
             memory_mb: 256,
         },
         restart: RestartPolicy::Always,
+        autostop: preview_core::AutoStop::Off,
         containers: vec![],
         services: vec![ServiceSpec {
             name: "run".into(),

@@ -9,7 +9,7 @@ use super::raw::{RawCheck, RawContainer, RawDatabase, RawSize};
 use super::vocabulary::{Ctx, Vocabulary};
 use crate::error::{Error, Result};
 use crate::host::{
-    CheckKind, DependsOn, HealthCheck, MachineSize, Protocol, RestartPolicy, TlsMode,
+    AutoStop, CheckKind, DependsOn, HealthCheck, MachineSize, Protocol, RestartPolicy, TlsMode,
 };
 use crate::template::Template;
 
@@ -70,6 +70,8 @@ pub struct DatabaseDef {
     pub ready_timeout: Duration,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// Stop or suspend when idle, start on the next connection.
+    pub autostop: AutoStop,
     /// Size.
     pub size: MachineSize,
     /// Containers.
@@ -151,6 +153,7 @@ pub(super) fn database(
             Duration::from_secs(480),
         )?,
         restart: db.restart,
+        autostop: autostop(l, db, &size, &services)?,
         size,
         containers,
         services,
@@ -318,6 +321,40 @@ fn healthcheck(l: &Loader<'_>, h: &RawCheck, hk: &str) -> Result<HealthCheck> {
         success_threshold: h.success_threshold,
         failure_threshold: h.failure_threshold,
     })
+}
+
+/// `autostop`: acts on services (the proxy stops what no connection uses), and a suspend keeps
+/// memory only up to Fly's limit — beyond it Fly silently stops instead, losing the data the
+/// setting was chosen to keep, so that is refused here.
+fn autostop(
+    l: &Loader<'_>,
+    db: &RawDatabase,
+    size: &MachineSize,
+    services: &[ServiceDef],
+) -> Result<AutoStop> {
+    let Some(raw) = &db.autostop else {
+        return Ok(AutoStop::Off);
+    };
+    let mode = *raw.get_ref();
+    let max = super::lifetime::SUSPEND_MAX_MEMORY_MB;
+    if mode != AutoStop::Off && services.is_empty() {
+        return Err(l.err(
+            &raw.span(),
+            "database.autostop",
+            "the proxy stops and starts a Machine through its services, and [database.services] is empty: add a service or use \"off\"",
+        ));
+    }
+    if mode == AutoStop::Suspend && size.memory_mb > max {
+        return Err(l.err(
+            &raw.span(),
+            "database.autostop",
+            format!(
+                "Fly suspends Machines of at most {max} MB and database.size.memory_mb is {}: use \"stop\" (the data is lost when idle) or \"off\"",
+                size.memory_mb
+            ),
+        ));
+    }
+    Ok(mode)
 }
 
 fn size(l: &Loader<'_>, raw: &RawSize) -> Result<MachineSize> {

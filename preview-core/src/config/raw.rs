@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::host::{CpuKind, DependsOn, Protocol, RestartPolicy, TlsMode};
+use crate::host::{AutoStop, CpuKind, DependsOn, Protocol, RestartPolicy, TlsMode};
 use crate::secret::SecretKind;
 
 pub(super) type S = Spanned<String>;
@@ -64,6 +64,7 @@ pub(super) struct RawDatabase {
     pub(super) ready_timeout: Option<S>,
     #[serde(default = "default_restart")]
     pub(super) restart: RestartPolicy,
+    pub(super) autostop: Option<Spanned<AutoStop>>,
     pub(super) size: RawSize,
     pub(super) containers: Vec<RawContainer>,
     #[serde(default)]

@@ -233,6 +233,31 @@ pub struct MachineSize {
     pub memory_mb: u32,
 }
 
+/// Whether the provider's proxy stops (or suspends) the database when no connection uses it, and
+/// starts it again on the next one (Fly: `autostop`/`autostart` on the Machine's services).
+///
+/// Off by default: a stop loses whatever the stack keeps in memory or on the root file system (the
+/// flagship's databases), and the next deploy then runs the hooks and the seed again. Use it for
+/// stacks whose data can be rebuilt or lives on volumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoStop {
+    /// Runs until told otherwise.
+    #[default]
+    Off,
+    /// Stopped when idle (its memory is lost), started on the next connection.
+    Stop,
+    /// Suspended when idle (memory kept; at most 2 GB on Fly), resumed on the next connection.
+    Suspend,
+}
+
+impl AutoStop {
+    /// Whether it is off (the default).
+    pub fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
+}
+
 /// What to do when the stack's process exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -386,6 +411,10 @@ pub struct DatabaseSpec {
     pub size: MachineSize,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// Stop or suspend when idle, start on the next connection (off: left out of the
+    /// fingerprint, so specs from before it existed keep theirs).
+    #[serde(skip_serializing_if = "AutoStop::is_off")]
+    pub autostop: AutoStop,
     /// Containers.
     pub containers: Vec<ContainerSpec>,
     /// Public services.

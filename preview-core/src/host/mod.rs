@@ -25,9 +25,9 @@ pub use app::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, EnvVar, ProtectionBypass,
 };
 pub use database::{
-    AppliedDatabase, CheckKind, ContainerSpec, CpuKind, Credentials, Database, DatabaseHost,
-    DatabaseSpec, DependsOn, HealthCheck, MachineSize, Mark, Marks, Protocol, RestartPolicy,
-    ServiceEndpoint, ServiceSpec, TlsMode, Tunnel, Tunnels,
+    AppliedDatabase, AutoStop, CheckKind, ContainerSpec, CpuKind, Credentials, Database,
+    DatabaseHost, DatabaseSpec, DependsOn, HealthCheck, MachineSize, Mark, Marks, Protocol,
+    RestartPolicy, ServiceEndpoint, ServiceSpec, TlsMode, Tunnel, Tunnels,
 };
 pub use source::{
     CostEstimate, Lifetime, Link, PrState, PullRequest, Report, ReportKind, ReportState,

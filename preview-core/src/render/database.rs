@@ -56,6 +56,7 @@ pub(super) fn database_in(f: Fields<'_>) -> Result<DatabaseSpec> {
         region: db.region.clone(),
         size: db.size.clone(),
         restart: db.restart,
+        autostop: db.autostop,
         containers,
         services,
         public_host: f.text(&db.public_host)?,

@@ -40,6 +40,7 @@ pub fn sample_database_spec(name: &PreviewName) -> DatabaseSpec {
             memory_mb: 512,
         },
         restart: RestartPolicy::Always,
+        autostop: crate::host::AutoStop::Off,
         containers: vec![ContainerSpec {
             name: "postgres".into(),
             image: "postgres:18".into(),

@@ -95,6 +95,7 @@ pub fn prototype_spec(name: &PreviewName) -> DatabaseSpec {
             memory_mb: 4096,
         },
         restart: RestartPolicy::Always,
+        autostop: preview_core::AutoStop::Off,
         containers: vec![
             ContainerSpec {
                 name: "doltgres".into(),

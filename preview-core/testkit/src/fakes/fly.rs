@@ -216,6 +216,21 @@ impl fmt::Debug for FakeFly {
     }
 }
 
+/// A Machine config as the API answers it: `autostop` "off" and "stop" in the old boolean format
+/// (the spec's description of `fly.MachineService.autostop`).
+fn echoed(config: &Json) -> Json {
+    let mut c = config.clone();
+    for svc in c["services"].as_array_mut().into_iter().flatten() {
+        let old = match svc.get("autostop").and_then(Json::as_str) {
+            Some("off") => json!(false),
+            Some("stop") => json!(true),
+            _ => continue,
+        };
+        svc["autostop"] = old;
+    }
+    c
+}
+
 fn now_iso() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -774,7 +789,7 @@ impl FakeFly {
                     "state": boot,
                     "region": body.get("region").cloned().unwrap_or(json!("iad")),
                     "private_ip": format!("fdaa:0:1::{n:x}"),
-                    "config": config,
+                    "config": echoed(config),
                     "version": version(n),
                     "instance_id": version(n),
                     "checks": checks_of(config, &check),
@@ -819,7 +834,7 @@ impl FakeFly {
                     let Some(config) = body.get("config").filter(|c| c.is_object()) else {
                         return error(400, "config is required");
                     };
-                    m["config"] = config.clone();
+                    m["config"] = echoed(config);
                     m["checks"] = checks_of(config, &check);
                     m["version"] = json!(version(n));
                     m["instance_id"] = json!(version(n));
