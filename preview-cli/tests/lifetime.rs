@@ -177,4 +177,61 @@ mod reconcile {
             "{out:?}"
         );
     }
+
+    /// The two decisions the test above does not reach, over HTTP: over `max_environments` the
+    /// least recently active preview is evicted (its report says why and how to bring it back),
+    /// and a Machine that booted again behind our back is reported reset; a second pass writes
+    /// nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_the_cap_the_idlest_is_evicted_and_a_restarted_machine_is_marked_reset() {
+        let w = World::start(Tweaks::default()).await;
+        for (n, idle) in [(70, 1), (71, 5), (72, 3)] {
+            w.github.set_pull_request(pr(n, PrState::Open));
+            let out = w.run(&["deploy", "--pr", &n.to_string()], &[]).await;
+            assert_eq!(out.code, 0, "{out:?}");
+            w.fly.set_metadata(
+                &format!("pr-{n}-agents"),
+                "preview_active_at",
+                &hours_ago(idle),
+            );
+        }
+        w.fly.restart_machines("pr-70-agents");
+        let mut text = std::fs::read_to_string(&w.config).unwrap();
+        text.push_str("\n[lifetime]\nmax_environments = 2\nwhen_full = \"evict\"\n");
+        std::fs::write(&w.config, text).unwrap();
+
+        let before = w.mutations();
+        let out = w.run(&["sweep", "--dry-run"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(w.mutations(), before, "a dry run changes nothing\n{out:?}");
+        let evict = line(&out.stdout, "would evict", "pr-71-agents");
+        assert!(evict.contains("max_environments = 2"), "{evict}");
+        let reset = line(&out.stdout, "would mark reset", "pr-70-agents");
+        assert!(reset.contains("booted again"), "{reset}");
+        line(&out.stdout, "lifetime: keep", "pr-72-agents");
+
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        line(&out.stdout, "evicted", "pr-71-agents");
+        line(&out.stdout, "marked reset", "pr-70-agents");
+        let mut apps = w.fly.apps();
+        apps.sort();
+        assert_eq!(apps, ["pr-70-agents", "pr-72-agents"]);
+        let evicted = w.last_comment(71);
+        assert!(
+            evicted.contains("evicted") && evicted.contains("To bring it back"),
+            "{evicted}"
+        );
+        let reset = w.last_comment(70);
+        assert!(reset.contains("reset"), "{reset}");
+
+        let before = w.mutations();
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            w.mutations(),
+            before,
+            "a second pass writes nothing\n{out:?}"
+        );
+    }
 }

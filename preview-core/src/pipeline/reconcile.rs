@@ -331,7 +331,7 @@ impl super::Preview {
                 self.database.list_lifetimes(&self.config.naming)
             })
             .await;
-        let dbs: BTreeMap<PreviewName, Database> = match dbs {
+        let mut dbs: BTreeMap<PreviewName, Database> = match dbs {
             Ok(d) => d.into_iter().map(|d| (d.name.clone(), d)).collect(),
             Err(e) => {
                 let why = format!("listing the databases failed: {e}");
@@ -343,6 +343,7 @@ impl super::Preview {
                 return (names.iter().map(keep).collect(), vec![], vec![why]);
             }
         };
+        self.fill_boots(&mut dbs, lookups).await;
         let observed: Vec<Observed> = names
             .iter()
             .map(|n| Observed {
@@ -372,12 +373,47 @@ impl super::Preview {
         (decisions, acted, failures)
     }
 
+    /// The boot of each running database of an open PR whose hooks left a mark, when the listing
+    /// did not carry it (Fly's organisation listing has no events): one read of that database,
+    /// so a Machine restarted behind our back can be reported reset. A failed read leaves the
+    /// boot unknown, which decides nothing.
+    async fn fill_boots(&self, dbs: &mut BTreeMap<PreviewName, Database>, lookups: &Lookups) {
+        let wanted: Vec<PreviewName> = dbs
+            .values()
+            .filter(|d| d.boot.is_none() && d.state == "started")
+            .filter(|d| d.marks.hooks.is_some() && d.marks.asleep_since.is_none())
+            .filter(|d| {
+                matches!(
+                    lookups.get(&d.name.pr()),
+                    Some(PrLookup::State(PrState::Open))
+                )
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        let read: Vec<(PreviewName, Option<String>)> = futures::stream::iter(wanted)
+            .map(|name| async move {
+                let got = self
+                    .retry("get database", || self.database.get_database(&name))
+                    .await;
+                let boot = got.ok().flatten().and_then(|d| d.boot);
+                (name, boot)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (name, boot) in read {
+            if let Some(d) = dbs.get_mut(&name) {
+                d.boot = boot;
+            }
+        }
+    }
+
     /// Carries out one decision; `None` when there is nothing to do.
     async fn act(&self, d: &LifetimeDecision, o: &Observed, now: Timestamp) -> Option<Result<()>> {
         let name = &d.name;
         let lt = &self.config.lifetime;
         let back = format!(
-            "push a commit or run `preview deploy --pr {}` to bring it back; the label `{}` keeps a preview from expiring",
+            "push a commit or run `preview deploy --pr {}`; the label `{}` keeps a preview from expiring",
             name.pr(),
             lt.keep_label
         );
