@@ -353,6 +353,24 @@ impl Core {
         Ok(())
     }
 
+    // ---- labels ----
+
+    /// `POST /repos/{o}/{r}/issues/{n}/labels`: adds `labels` to the PR (GitHub creates a label
+    /// the repository lacks). Adding a label that is there changes nothing, so the request is
+    /// re-sent after a transient failure like an edit.
+    pub(crate) async fn add_labels(&self, pr: PrNumber, labels: &[&str]) -> Result<()> {
+        let what = "labels";
+        let url = self.repo_url(&["issues", &pr.to_string(), "labels"]);
+        let r = self
+            .write(Method::POST, url, what)
+            .idempotent(true)
+            .json(&wire::LabelsBody { labels })
+            .send_retry()
+            .await?;
+        decode::<Vec<wire::Label>>(&r, what)?;
+        Ok(())
+    }
+
     // ---- deployments and environments ----
 
     /// `GET /repos/{o}/{r}/deployments?environment=…` (and `sha=…` when given), every page.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use preview_core::host::has_label;
 use preview_core::{
     Error, Outcome, PrNumber, PrState, PreviewName, PullRequest, Report, ReportState,
     ReportSummary, Result, SourceHost,
@@ -587,6 +588,22 @@ impl SourceHost for GitHubSource {
             Outcome::Unchanged if deployment_wrote || removed_duplicate => Outcome::Updated,
             o => o,
         })
+    }
+    /// Reads the PR's labels (a conditional read: usually a free 304 right after the caller's
+    /// own read), and adds the label only when it is missing.
+    #[tracing::instrument(skip_all, fields(pr = %pr))]
+    async fn add_label(&self, pr: PrNumber, label: &str) -> Result<Outcome> {
+        let Some(pull) = self.get_pull_request(pr).await? else {
+            return Err(Error::NotFound {
+                provider: PROVIDER,
+                what: format!("pull request {pr}"),
+            });
+        };
+        if has_label(&pull.labels, label) {
+            return Ok(Outcome::Unchanged);
+        }
+        self.core.add_labels(pr, &[label]).await?;
+        Ok(Outcome::Updated)
     }
 }
 

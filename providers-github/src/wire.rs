@@ -158,6 +158,12 @@ pub(crate) struct ReactionBody<'a> {
     pub(crate) content: &'a str,
 }
 
+/// `POST /repos/{owner}/{repo}/issues/{issue_number}/labels`.
+#[derive(Debug, Serialize)]
+pub(crate) struct LabelsBody<'a> {
+    pub(crate) labels: &'a [&'a str],
+}
+
 /// The label of a `labeled` / `unlabeled` event.
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventLabel {

@@ -262,6 +262,9 @@ impl SourceHost for FakeBacked {
     async fn publish_report(&self, report: &Report) -> preview_core::Result<Outcome> {
         self.host.publish_report(report).await
     }
+    async fn add_label(&self, pr: PrNumber, label: &str) -> preview_core::Result<Outcome> {
+        self.host.add_label(pr, label).await
+    }
 }
 
 async fn suite_host() -> (FakeBacked, PrNumber) {

@@ -191,3 +191,44 @@ async fn a_skip_report_replaces_torn_down_and_lists_the_commands() {
     );
     assert!(check_exchanges(&fake) > 0);
 }
+
+#[tokio::test]
+async fn a_label_is_added_once_and_never_to_a_pr_that_carries_it() {
+    let fake = FakeGitHub::start().await;
+    let mut labelled = pull(6);
+    labelled.labels = vec!["Preview:Keep".into()];
+    fake.set_pull_request(pull(5));
+    fake.set_pull_request(labelled);
+    let gh = fake.builder().build().unwrap();
+    let (five, six) = (PrNumber::new(5).unwrap(), PrNumber::new(6).unwrap());
+    assert_eq!(
+        gh.add_label(five, "preview:keep").await.unwrap(),
+        Outcome::Updated
+    );
+    let writes: Vec<_> = fake
+        .writes()
+        .into_iter()
+        .map(|e| (e.method, e.path, e.request))
+        .collect();
+    assert_eq!(
+        writes,
+        [(
+            "POST".to_string(),
+            "/repos/acme/app/issues/5/labels".to_string(),
+            Some(serde_json::json!({"labels": ["preview:keep"]}))
+        )]
+    );
+    let got = gh.get_pull_request(five).await.unwrap().unwrap();
+    assert_eq!(got.labels, ["preview:keep"]);
+    // Carried already (in another case): read, not written.
+    assert_eq!(
+        gh.add_label(five, "preview:keep").await.unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        gh.add_label(six, "preview:keep").await.unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(fake.writes().len(), 1);
+    assert!(check_exchanges(&fake) > 0);
+}

@@ -31,7 +31,7 @@ pub use database::{
 };
 pub use source::{
     CostEstimate, Lifetime, Link, PrState, PullRequest, Report, ReportKind, ReportState,
-    ReportSummary, SourceHost,
+    ReportSummary, SourceHost, has_label,
 };
 pub use trigger::{Acknowledged, ChangedFiles, Permission, Reaction, TriggerHost};
 

@@ -24,6 +24,9 @@ use crate::name::{PrNumber, PreviewName};
 ///   answers `Outcome::Skipped`. Two runs racing on one environment thus leave the newer run's
 ///   outcome, whichever publishes last.
 /// - `get_report` reads back what was last published, `None` when nothing was.
+/// - `add_label` leaves the label on the PR (GitHub creates a label the repository lacks); a PR
+///   that carries it already (in any case: label names match case-insensitively, as on GitHub)
+///   gets no mutating call (`Outcome::Unchanged`).
 ///
 /// # Examples
 /// Read a pull request and publish the environment's report on it:
@@ -86,6 +89,24 @@ pub trait SourceHost: Debug + Send + Sync + 'static {
     /// # Idempotency
     /// Idempotent: found by its marker before anything is created.
     async fn publish_report(&self, report: &Report) -> Result<Outcome>;
+
+    /// Adds `label` to pull request `pr` (`/preview keep`: the keep label).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the PR does not exist; provider errors.
+    ///
+    /// # Idempotency
+    /// Idempotent: a PR that carries the label already is left alone (`Outcome::Unchanged`, no
+    /// mutating call); otherwise `Outcome::Updated`.
+    async fn add_label(&self, pr: PrNumber, label: &str) -> Result<Outcome>;
+}
+
+/// Whether `labels` hold `label`: label names match case-insensitively, as on GitHub (a
+/// repository cannot have two labels that differ only in case).
+pub fn has_label(labels: &[String], label: &str) -> bool {
+    labels
+        .iter()
+        .any(|l| l.to_lowercase() == label.to_lowercase())
 }
 
 /// State of a pull request.
@@ -354,6 +375,9 @@ macro_rules! forward_source_host {
             }
             async fn publish_report(&self, report: &Report) -> Result<Outcome> {
                 (**self).publish_report(report).await
+            }
+            async fn add_label(&self, pr: PrNumber, label: &str) -> Result<Outcome> {
+                (**self).add_label(pr, label).await
             }
         }
     )*};

@@ -405,6 +405,37 @@ pub async fn check_source_report_lifecycle(host: &dyn SourceHost, pr: PrNumber) 
     host.publish_report(&report).await.expect("torn down");
 }
 
+/// A label is added once: the PR then carries it, and adding it again (in another case too)
+/// changes nothing. On a real account the label stays on the PR (the trait removes none).
+pub async fn check_source_add_label_is_idempotent(host: &dyn SourceHost, pr: PrNumber) {
+    let label = format!("pvtest-keep-{}", std::process::id());
+    assert_eq!(
+        host.add_label(pr, &label).await.expect("add"),
+        Outcome::Updated
+    );
+    let got = host
+        .get_pull_request(pr)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(crate::host::has_label(&got.labels, &label), "{got:?}");
+    assert_eq!(
+        host.add_label(pr, &label).await.expect("again"),
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        host.add_label(pr, &label.to_uppercase())
+            .await
+            .expect("another case"),
+        Outcome::Unchanged
+    );
+    let missing = PrNumber::new(u64::from(PrNumber::MAX) - 7).expect("in range");
+    assert!(matches!(
+        host.add_label(missing, &label).await,
+        Err(crate::Error::NotFound { .. })
+    ));
+}
+
 /// A report never replaces one of a run that started later: an older run's report is `Skipped`
 /// and the newer one stays; a run that started later still replaces it.
 pub async fn check_source_report_never_goes_back(host: &dyn SourceHost, pr: PrNumber) {
@@ -561,6 +592,11 @@ macro_rules! source_host_conformance {
             async fn report_never_goes_back() {
                 let (h, pr) = $make;
                 $crate::testing::conformance::check_source_report_never_goes_back(&h, pr).await;
+            }
+            #[tokio::test]
+            async fn add_label_is_idempotent() {
+                let (h, pr) = $make;
+                $crate::testing::conformance::check_source_add_label_is_idempotent(&h, pr).await;
             }
         }
     };

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::host::{Outcome, PrState, PullRequest, Report, ReportSummary, SourceHost};
+use crate::host::{
+    Lifetime, Outcome, PrState, PullRequest, Report, ReportSummary, SourceHost, has_label,
+};
 use crate::name::{PrNumber, PreviewName};
 
 use super::{Journal, PROVIDER, lock};
@@ -187,14 +189,18 @@ impl SourceHost for InMemorySource {
         } = s;
         journal.run("publish_report", &key, || {
             let outcome = match reports.get(&key) {
-                // The same report (whichever run made it) is no change.
+                // The same report (whichever run made it) is no change; as on GitHub, where the
+                // comment's text is compared, a new expiry or sleep time is one.
                 Some(r)
                     if Report {
                         started_at: report.started_at,
                         phases: report.phases.clone(),
-                        lifetime: report.lifetime.clone(),
+                        lifetime: without_cost(r.lifetime.as_ref()),
                         ..r.clone()
-                    } == *report =>
+                    } == Report {
+                        lifetime: without_cost(report.lifetime.as_ref()),
+                        ..report.clone()
+                    } =>
                 {
                     return Ok((Outcome::Unchanged, false));
                 }
@@ -212,4 +218,33 @@ impl SourceHost for InMemorySource {
             Ok((outcome, true))
         })
     }
+
+    async fn add_label(&self, pr: PrNumber, label: &str) -> Result<Outcome> {
+        self.latency().await;
+        let mut guard = lock(&self.inner);
+        let s = &mut *guard;
+        let SourceState { journal, prs, .. } = s;
+        journal.run("add_label", &pr.to_string(), || {
+            let Some(p) = prs.get_mut(&pr) else {
+                return Err(Error::NotFound {
+                    provider: PROVIDER,
+                    what: format!("pull request {pr}"),
+                });
+            };
+            if has_label(&p.labels, label) {
+                return Ok((Outcome::Unchanged, false));
+            }
+            p.labels.push(label.to_string());
+            Ok((Outcome::Updated, true))
+        })
+    }
+}
+
+/// A lifetime note without its cost estimate, whose "so far" grows by the second (GitHub's
+/// comment shows it in cents, so a re-run moments later writes the same text).
+fn without_cost(l: Option<&Lifetime>) -> Option<Lifetime> {
+    l.map(|l| Lifetime {
+        cost: None,
+        ..l.clone()
+    })
 }

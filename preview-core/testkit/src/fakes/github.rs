@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use preview_core::testing::Gate;
 use preview_core::{PrState, PullRequest};
 use serde_json::{Value, json};
@@ -52,6 +53,7 @@ const USER: &str = include_str!("github/fixtures/user.json");
 const COLLABORATOR_PERMISSION: &str = include_str!("github/fixtures/collaborator-permission.json");
 const DIFF_ENTRY: &str = include_str!("github/fixtures/diff-entry.json");
 const REACTION: &str = include_str!("github/fixtures/reaction.json");
+const LABEL: &str = include_str!("github/fixtures/label.json");
 
 /// GitHub lists at most this many files of a pull request; the fake too.
 const MAX_FILES: usize = 3000;
@@ -209,6 +211,23 @@ pub mod bodies {
         set(&mut v, &["id"], json!(id));
         set(&mut v, &["user", "login"], json!(user));
         set(&mut v, &["content"], json!(content));
+        v
+    }
+
+    /// A `label` body (an item of the answer to `POST /repos/{o}/{r}/issues/{n}/labels`).
+    pub fn label(id: u64, name: &str) -> Value {
+        let mut v = fixture(LABEL);
+        set(&mut v, &["id"], json!(id));
+        set(&mut v, &["name"], json!(name));
+        let url = url::Url::parse(&format!(
+            "https://api.github.com/repos/{REPOSITORY}/labels/"
+        ))
+        .and_then(|u| u.join(&utf8_percent_encode(name, NON_ALPHANUMERIC).to_string()))
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+        set(&mut v, &["url"], json!(url));
+        set(&mut v, &["description"], Value::Null);
+        set(&mut v, &["default"], json!(false));
         v
     }
 
@@ -1118,6 +1137,7 @@ impl Responder {
                 ));
                 a
             }
+            ("POST", ["issues", n, "labels"]) => add_labels(s, n, body),
             (m @ ("GET" | "PATCH" | "DELETE"), ["issues", "comments", id]) => {
                 let id = id.parse::<u64>().unwrap_or(0);
                 let Some(i) = s.comments.iter().position(|c| c.id == id) else {
@@ -1319,6 +1339,54 @@ fn chaos_fault(f: HttpFault) -> Fault {
             .unwrap_or_default(),
         body: bodies::error(message),
     }
+}
+
+/// `POST /repos/{o}/{r}/issues/{n}/labels`: adds the labels the PR lacks (names match in any
+/// case; a label the repository lacks is created, as GitHub does), changes the PR's ETag when one
+/// was added, and answers 200 with every label the PR now carries.
+fn add_labels(s: &mut State, n: &str, body: Option<&Value>) -> Answer {
+    let Some((pr, version)) = n.parse::<u32>().ok().and_then(|n| s.pulls.get_mut(&n)) else {
+        return err(404, "Not Found");
+    };
+    let names: Option<Vec<String>> = body
+        .and_then(|b| b.get("labels"))
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::String(name) => Some(name.clone()),
+                    other => other
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                })
+                .collect()
+        });
+    let Some(names) = names.filter(|n| !n.is_empty()) else {
+        return validation("Label", "labels", "missing_field");
+    };
+    let mut added = false;
+    for name in names {
+        if !pr
+            .labels
+            .iter()
+            .any(|l| l.to_lowercase() == name.to_lowercase())
+        {
+            pr.labels.push(name);
+            added = true;
+        }
+    }
+    if added {
+        *version += 1;
+    }
+    let items = pr
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| bodies::label(5000 + i as u64, l))
+        .collect();
+    ok(200, Value::Array(items))
 }
 
 fn validation(resource: &str, field: &str, code: &str) -> Answer {
