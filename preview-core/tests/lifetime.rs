@@ -610,3 +610,275 @@ mod cap {
         );
     }
 }
+
+/// The lifetime commands over the in-memory hosts: `keep` (the label), `extend` (the activity
+/// mark), `wake` (the deploy path), each converging and writing nothing on a re-run, and what
+/// the next reconcile pass makes of them.
+mod commands {
+    use jiff::{SignedDuration, Timestamp};
+    use preview_core::pipeline::{LifetimeAction, LifetimeOutcome, SweepReport};
+    use preview_core::{Marks, PrState, PreviewName, ReportKind, SourceHost};
+
+    use super::*;
+
+    const POLICY: &str =
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"keep\"\n";
+
+    fn config(extra: &str) -> Config {
+        let text = std::fs::read_to_string(EXAMPLE).unwrap() + extra;
+        let base = std::path::Path::new(EXAMPLE).parent().unwrap();
+        Config::parse(&text, "preview.toml", base).unwrap()
+    }
+
+    /// A flagship that fits Fly's suspend limit (2 GB), sleeping by suspend.
+    fn suspending() -> Config {
+        let text = std::fs::read_to_string(EXAMPLE)
+            .unwrap()
+            .replace("memory_mb = 4096", "memory_mb = 2048")
+            + POLICY
+            + "sleep = \"suspend\"\n";
+        let base = std::path::Path::new(EXAMPLE).parent().unwrap();
+        Config::parse(&text, "preview.toml", base).unwrap()
+    }
+
+    /// Deploys PR 42 under `c`, then ages its recorded activity by `idle_hours`.
+    async fn aged(w: &World, c: &Config, idle_hours: i64) -> (Preview, PrNumber, PreviewName) {
+        let pr = w.source.open_pr(42, "feature/login", SHA1);
+        let p = preview(w, c.clone());
+        p.deploy(pr).await.unwrap();
+        let name = c.name(pr);
+        let marks = w.db.get_database(&name).await.unwrap().unwrap().marks;
+        assert!(
+            marks.active_at.is_some(),
+            "the deploy recorded its activity"
+        );
+        let at = Timestamp::now() - SignedDuration::from_hours(idle_hours);
+        w.db.set_marks(
+            NAME,
+            Marks {
+                active_at: Some(at),
+                ..marks
+            },
+        );
+        (p, pr, name)
+    }
+
+    fn decision(r: &SweepReport) -> (LifetimeAction, String) {
+        let d = r.lifetime.iter().find(|d| d.name.as_str() == NAME).unwrap();
+        (d.action, d.evidence.clone())
+    }
+
+    /// Mutating calls of all three hosts.
+    fn writes(w: &World) -> usize {
+        w.db.mutating_calls() + w.apps.mutating_calls() + w.source.mutating_calls()
+    }
+
+    #[tokio::test]
+    async fn keep_labels_the_pr_once_says_kept_and_wins_over_expiry() {
+        let w = world();
+        let c = config(POLICY);
+        let (p, pr, _) = aged(&w, &c, 200).await;
+        let before = w.source.report(NAME).unwrap();
+        assert!(before.lifetime.as_ref().unwrap().expires_at.is_some());
+
+        let r = p.keep(pr).await.unwrap();
+        assert_eq!(
+            r.outcome,
+            LifetimeOutcome::Kept {
+                label: "keep".into()
+            }
+        );
+        assert_eq!(r.mutated(), 2, "the label and the report: {r:#?}");
+        let pull = w.source.get_pull_request(pr).await.unwrap().unwrap();
+        assert_eq!(pull.labels, ["keep"]);
+        let shown = w.source.report(NAME).unwrap();
+        let lifetime = shown.lifetime.clone().unwrap();
+        assert!(
+            lifetime.kept && lifetime.expires_at.is_none(),
+            "{lifetime:?}"
+        );
+        // The same "ready" the deploy published (its links rendered alike): one digest.
+        assert_eq!(shown.digest(), before.digest());
+        assert_eq!(shown.state.kind(), ReportKind::Ready);
+
+        // Again: read only.
+        w.source.clear_calls();
+        let (dbw, sw) = (w.db.mutating_calls(), w.source.mutating_calls());
+        let again = p.keep(pr).await.unwrap();
+        assert_eq!(again.mutated(), 0, "{again:#?}");
+        assert_eq!(
+            (w.db.mutating_calls(), w.source.mutating_calls()),
+            (dbw, sw)
+        );
+        assert!(!w.source.calls().iter().any(|c| c.op == "add_label"));
+
+        // Inactive for 200 h with a ttl of 168 h: the label keeps it.
+        let swept = p.sweep(false).await.unwrap();
+        assert_eq!(decision(&swept).0, LifetimeAction::Keep, "{swept:#?}");
+        assert!(decision(&swept).1.contains("the label `keep` keeps it"));
+        assert_eq!(w.db.names(), [NAME]);
+    }
+
+    #[tokio::test]
+    async fn extend_restarts_the_clock_once_and_the_next_sweep_keeps_the_preview() {
+        let w = world();
+        let c = config(POLICY);
+        let (p, pr, name) = aged(&w, &c, 200).await;
+        let started = Timestamp::now();
+
+        let r = p.extend(pr).await.unwrap();
+        assert_eq!(r.outcome, LifetimeOutcome::Extended);
+        assert_eq!(r.mutated(), 2, "the activity mark and the report: {r:#?}");
+        let active =
+            w.db.get_database(&name)
+                .await
+                .unwrap()
+                .unwrap()
+                .marks
+                .active_at;
+        let active = active.unwrap();
+        assert!(active >= started - SignedDuration::from_secs(1), "{active}");
+        let shown = w.source.report(NAME).unwrap().lifetime.unwrap();
+        assert_eq!(
+            shown.expires_at,
+            Some(active + SignedDuration::from_hours(168)),
+            "the report shows the new expiry"
+        );
+
+        let before = writes(&w);
+        let again = p.extend(pr).await.unwrap();
+        assert_eq!(again.outcome, LifetimeOutcome::Extended);
+        assert_eq!(writes(&w), before, "a re-run writes nothing: {again:#?}");
+
+        // Would have expired (200 h idle, ttl 168 h): extended, it is kept.
+        let swept = p.sweep(false).await.unwrap();
+        assert_eq!(decision(&swept).0, LifetimeAction::Keep, "{swept:#?}");
+        assert_eq!(w.db.names(), [NAME]);
+        assert_eq!(w.db.state(NAME), Some("started"));
+    }
+
+    #[tokio::test]
+    async fn extend_and_keep_skip_what_they_cannot_act_on() {
+        let w = world();
+        let c = config(POLICY);
+        let pr = w.source.open_pr(42, "feature/login", SHA1);
+        let p = preview(&w, c);
+        let r = p.extend(pr).await.unwrap();
+        assert!(
+            matches!(&r.outcome, LifetimeOutcome::Skipped { reason } if reason.contains("no preview")),
+            "{r:?}"
+        );
+        let r = preview(&w, flagship()).extend(pr).await.unwrap();
+        assert!(
+            matches!(&r.outcome, LifetimeOutcome::Skipped { reason } if reason.contains("lifetime.ttl")),
+            "{r:?}"
+        );
+        w.source.set_state(pr, PrState::Closed);
+        for r in [p.keep(pr).await.unwrap(), p.extend(pr).await.unwrap()] {
+            assert!(
+                matches!(&r.outcome, LifetimeOutcome::Skipped { reason } if reason.contains("closed")),
+                "{r:?}"
+            );
+        }
+        assert_eq!(writes(&w), 0);
+        assert!(
+            p.keep(PrNumber::new(7).unwrap())
+                .await
+                .unwrap_err()
+                .is_config()
+        );
+    }
+
+    #[tokio::test]
+    async fn wake_after_a_stop_reruns_hooks_and_seed_after_a_suspend_only_resumes() {
+        for (c, was, reruns) in [
+            (config(POLICY), "stopped", true),
+            (suspending(), "suspended", false),
+        ] {
+            let w = world();
+            let (p, pr, name) = aged(&w, &c, 30).await;
+            let swept = p.sweep(false).await.unwrap();
+            assert!(
+                matches!(decision(&swept).0, LifetimeAction::Sleep { .. }),
+                "{swept:#?}"
+            );
+            assert_eq!(w.db.state(NAME), Some(was));
+            assert_eq!(
+                w.source.report(NAME).unwrap().state.kind(),
+                ReportKind::Sleeping
+            );
+            let first = counts(&w);
+            let app_writes = w.apps.mutating_calls();
+
+            let r = p.wake(pr).await.unwrap();
+            assert_eq!(
+                r.outcome,
+                LifetimeOutcome::Woke { was: was.into() },
+                "{r:#?}"
+            );
+            assert_eq!(w.db.state(NAME), Some("started"));
+            let after = counts(&w);
+            if reruns {
+                assert_eq!(after.0, first.0 + 2, "stopped: the hooks again");
+                assert_eq!(after.2, first.2 * 2, "stopped: the seed again");
+            } else {
+                assert_eq!(after, first, "suspended: no hook, no tunnel, no seed");
+            }
+            assert_eq!(
+                w.apps.mutating_calls(),
+                app_writes,
+                "no app write at an unchanged commit"
+            );
+            assert_eq!(
+                w.source.report(NAME).unwrap().state.kind(),
+                ReportKind::Ready
+            );
+            let marks = w.db.get_database(&name).await.unwrap().unwrap().marks;
+            assert_eq!(marks.asleep_since, None, "awake in the marks too");
+            assert_eq!(w.db.names(), [NAME], "one database");
+
+            // Awake: nothing to do, nothing written.
+            let before = writes(&w);
+            let again = p.wake(pr).await.unwrap();
+            assert_eq!(again.outcome, LifetimeOutcome::WasAwake);
+            assert_eq!(writes(&w), before);
+            assert_eq!(counts(&w), after);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wake_that_failed_after_starting_the_machine_is_finished_by_the_next() {
+        let w = world();
+        let c = config(POLICY);
+        let (p, pr, name) = aged(&w, &c, 30).await;
+        let _ = p.sweep(false).await.unwrap();
+        // The Machine starts, then recording that it is awake fails for good.
+        w.db.fail_next("mark_database", preview_core::Error::config("injected"));
+        assert!(p.wake(pr).await.is_err());
+        assert_eq!(w.db.state(NAME), Some("started"));
+        let marks = w.db.get_database(&name).await.unwrap().unwrap().marks;
+        assert!(marks.asleep_since.is_some(), "still marked asleep");
+
+        let r = p.wake(pr).await.unwrap();
+        assert_eq!(
+            r.outcome,
+            LifetimeOutcome::Woke {
+                was: "asleep".into()
+            },
+            "{r:#?}"
+        );
+        assert_eq!(
+            w.source.report(NAME).unwrap().state.kind(),
+            ReportKind::Ready
+        );
+        let marks = w.db.get_database(&name).await.unwrap().unwrap().marks;
+        assert_eq!(marks.asleep_since, None);
+        assert_eq!(p.wake(pr).await.unwrap().outcome, LifetimeOutcome::WasAwake);
+        assert!(
+            p.wake(PrNumber::new(7).unwrap())
+                .await
+                .unwrap_err()
+                .is_config()
+        );
+    }
+}

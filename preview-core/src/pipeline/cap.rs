@@ -25,7 +25,7 @@ fn idlest(
         .iter()
         .filter(|d| {
             open.get(&d.name.pr())
-                .is_some_and(|l| !l.iter().any(|x| x == keep_label))
+                .is_some_and(|l| !crate::host::has_label(l, keep_label))
         })
         .filter_map(|d| d.marks.active_at.map(|t| (t, d.name.clone())))
         .collect();

@@ -608,7 +608,11 @@ impl Preview {
 
 /// Why a deploy does nothing for this PR, if it does nothing: it is not open, it comes from a
 /// fork, or its head is not the commit the deploy is pinned to.
-fn skip_reason(pr: PrNumber, pull: &PullRequest, pinned: Option<&str>) -> Option<String> {
+pub(super) fn skip_reason(
+    pr: PrNumber,
+    pull: &PullRequest,
+    pinned: Option<&str>,
+) -> Option<String> {
     if pull.state != PrState::Open {
         return Some(format!("pull request #{pr} is {:?}", pull.state).to_lowercase());
     }

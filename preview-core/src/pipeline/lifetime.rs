@@ -110,7 +110,7 @@ pub fn lifetime_note(
     now: Timestamp,
 ) -> Lifetime {
     let lt = &config.lifetime;
-    let kept = labels.contains(&lt.keep_label);
+    let kept = crate::host::has_label(labels, &lt.keep_label);
     let cost = config.cost.show.then(|| {
         let size = size(config);
         let created = db.and_then(|d| d.created_at).unwrap_or(now);
@@ -128,7 +128,11 @@ pub fn lifetime_note(
     });
     Lifetime {
         expires_at: lt.ttl.filter(|_| !kept).and_then(|t| plus(active_at, t)),
-        sleeps_at: lt.sleep_after.and_then(|t| plus(active_at, t)),
+        // Asleep already: it does not go to sleep again.
+        sleeps_at: lt
+            .sleep_after
+            .filter(|_| db.is_none_or(|d| d.state == "started"))
+            .and_then(|t| plus(active_at, t)),
         kept,
         keep_label: lt.keep_label.clone(),
         cost,
@@ -239,9 +243,20 @@ impl super::Preview {
         labels: &[String],
         now: Timestamp,
     ) -> Option<Lifetime> {
+        self.note_at(db, labels, now, now)
+    }
+
+    /// [`Preview::note`] counting expiry and sleep from the activity at `active_at`.
+    pub(super) fn note_at(
+        &self,
+        db: Option<&Database>,
+        labels: &[String],
+        active_at: Timestamp,
+        now: Timestamp,
+    ) -> Option<Lifetime> {
         let lt = &self.config.lifetime;
         (self.config.cost.show || lt.ttl.is_some() || lt.sleep_after.is_some())
-            .then(|| lifetime_note(&self.config, db, now, labels, now))
+            .then(|| lifetime_note(&self.config, db, active_at, labels, now))
     }
 }
 

@@ -1,4 +1,5 @@
-//! The reconcile-style pipeline: plan, deploy, teardown, sweep, status.
+//! The reconcile-style pipeline: plan, deploy, teardown, sweep, status, and the lifetime commands
+//! (keep, extend, wake).
 //!
 //! Each operation observes, decides, then acts on the difference, so it is safe to re-run after a
 //! crash, a cancel or a concurrent run. Decisions are pure functions ([`plan`], [`decide_sweep`],
@@ -24,6 +25,7 @@ use crate::retry::{RetryConfig, retry};
 use crate::secret::SecretSource;
 
 mod cap;
+mod commands;
 mod deploy;
 mod lifetime;
 mod plan;
@@ -34,6 +36,7 @@ mod sweep;
 mod teardown;
 pub mod trigger;
 
+pub use commands::{LifetimeOutcome, LifetimeReport};
 pub use deploy::{DeployReport, DeployStatus};
 pub use lifetime::{
     HooksPlan, activity_due, decide_hooks, hooks_key, hooks_mark, lifetime_note, wake_marks,

@@ -92,7 +92,9 @@ pub fn decide_lifetime(
         .iter()
         .map(|o| {
             let pr = o.name.pr();
-            let kept = labels.get(&pr).is_some_and(|l| l.contains(&lt.keep_label));
+            let kept = labels
+                .get(&pr)
+                .is_some_and(|l| crate::host::has_label(l, &lt.keep_label));
             let (action, evidence) = match lookups.get(&pr) {
                 None => (LifetimeAction::Keep, "the PR was not looked up".to_string()),
                 Some(PrLookup::Error(e)) => {
@@ -248,7 +250,7 @@ fn evict(
         .filter(|(_, d)| {
             !labels
                 .get(&d.name.pr())
-                .is_some_and(|l| l.iter().any(|x| x == keep_label))
+                .is_some_and(|l| crate::host::has_label(l, keep_label))
         })
         .filter_map(|(i, _)| {
             observed[i]
