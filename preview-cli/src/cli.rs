@@ -92,6 +92,22 @@ pub enum Command {
     Sweep(SweepArgs),
     /// List environments with their pull request, state, age and URLs.
     Status(StatusArgs),
+    /// Keep a pull request's preview from expiring and from eviction: add `lifetime.keep_label`
+    /// (default `preview:keep`) to the PR and update its report to say so. A PR that carries the
+    /// label already gets no write. Needs no generated secret.
+    #[command(after_help = LIFETIME_HELP)]
+    Keep(PrArgs),
+    /// Restart a preview's inactivity clock: record activity now on its database (the Machine's
+    /// metadata) and update its report with the new expiry. It does not wake a sleeping preview
+    /// (wake does). Needs no generated secret.
+    #[command(after_help = LIFETIME_HELP)]
+    Extend(PrArgs),
+    /// Wake a preview whose database sleeps, through a deploy at the PR's head: after a suspend
+    /// the Machine only resumes (no hook, no seed); after a stop its in-memory data is gone, so
+    /// the hooks and the seed run again. Ends with the report "ready" and prints whether it woke
+    /// or was awake (then nothing is done). Needs what deploy needs.
+    #[command(after_help = LIFETIME_HELP)]
+    Wake(PrArgs),
     /// Decide and act on the GitHub Actions event that started this run (pull_request or
     /// issue_comment): deploy, tear down, run a /preview command, or skip (exit 3), printing why.
     #[command(after_help = HANDLE_HELP)]
@@ -108,7 +124,7 @@ impl Command {
     pub fn streams_phases(&self) -> bool {
         matches!(
             self,
-            Command::Deploy(_) | Command::Teardown(_) | Command::Sweep(_)
+            Command::Deploy(_) | Command::Teardown(_) | Command::Sweep(_) | Command::Wake(_)
         )
     }
 
@@ -120,6 +136,9 @@ impl Command {
             Command::Teardown(_) => "teardown",
             Command::Sweep(_) => "sweep",
             Command::Status(_) => "status",
+            Command::Keep(_) => "keep",
+            Command::Extend(_) => "extend",
+            Command::Wake(_) => "wake",
             Command::Exec(_) => "exec",
             Command::Handle(_) => "handle",
         }
@@ -164,6 +183,25 @@ pub struct SweepArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
 
+const LIFETIME_HELP: &str = "\
+How long a preview lives is set in [lifetime] of preview.toml: ttl (tear down after this long
+without activity), sleep_after (stop or suspend the database Machine), keep_label (default
+preview:keep). Activity is a push, a deploy or a command; it is recorded in the database Machine's
+metadata, so nothing is kept on the runner. `preview sweep` (scheduled) acts on it.
+
+  preview keep   --pr 42   the PR gets the keep label: the preview never expires or is evicted
+                           (it may still sleep)
+  preview extend --pr 42   the clock restarts now: it expires ttl (and sleeps sleep_after) from now
+  preview wake   --pr 42   a sleeping preview is started and reported ready (\"woke\"), or, awake
+                           already, left alone (\"was awake\")
+
+In a PR comment, with [triggers] commands on (the default): /preview keep, /preview extend,
+/preview wake (see preview handle --help). Re-running any of them with nothing to change makes
+no change. --json prints the result as JSON (wake: JSON Lines, phases first, as deploy).
+
+Exit codes: 0 done (kept, extended, woke, was awake), 1 failed, 2 usage or settings (nothing
+touched), 3 skipped on purpose (a closed PR, no preview, no ttl or sleep_after to extend).";
+
 const HANDLE_HELP: &str = "\
 The event: GITHUB_EVENT_NAME and GITHUB_EVENT_PATH (set by GitHub Actions). The pull request's
 state, labels, changed files and the commenter's permission are read through the API (with
@@ -183,6 +221,9 @@ What happens (see [triggers] in preview.toml, and the README):
       /preview redeploy   tear down, then deploy from scratch
       /preview teardown   remove the preview
       /preview status     reply with the preview's resources and URLs
+      /preview keep       keep the preview from expiring and eviction (the keep label)
+      /preview extend     restart the inactivity clock
+      /preview wake       wake a sleeping preview (needs the checkout, like deploy)
   acknowledged with a reaction (eyes); an unknown command gets a reaction (confused) and one
   help reply; a refused one gets one reply.
 

@@ -1,4 +1,5 @@
-//! The `preview` command line: one binary for plan, deploy, teardown, sweep, status and exec.
+//! The `preview` command line: one binary for plan, deploy, teardown, sweep, status, exec, handle
+//! and the lifetime commands (keep, extend, wake).
 //!
 //! The binary is a door: its `main` calls [`main`], which parses the command line, builds the
 //! process's [`Context`], and runs [`run`] until it ends or a signal stops it. Tests call [`run`]
@@ -124,6 +125,9 @@ pub async fn run(cli: cli::Cli, ctx: &Context) -> u8 {
         cli::Command::Status(args) => commands::status::run(&cli, args, ctx).await,
         cli::Command::Exec(args) => commands::exec::run(&cli, args, ctx).await,
         cli::Command::Handle(args) => commands::handle::run(&cli, args, ctx).await,
+        cli::Command::Keep(args) => commands::lifetime::run_keep(&cli, args, ctx).await,
+        cli::Command::Extend(args) => commands::lifetime::run_extend(&cli, args, ctx).await,
+        cli::Command::Wake(args) => commands::lifetime::run_wake(&cli, args, ctx).await,
     };
     match result {
         Ok(code) => code,

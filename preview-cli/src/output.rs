@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use preview_core::pipeline::{
-    DeployReport, DeployStatus, EnvironmentStatus, LifetimeAction, Plan, PlannedResource,
-    SweepAction, SweepReport, TeardownReport,
+    DeployReport, DeployStatus, EnvironmentStatus, LifetimeAction, LifetimeOutcome, LifetimeReport,
+    Plan, PlannedResource, SweepAction, SweepReport, TeardownReport,
 };
 use preview_core::{Outcome, PrNumber};
 
@@ -170,6 +170,73 @@ pub fn teardown(cli: &Cli, ctx: &Context, r: &TeardownReport) -> std::io::Result
     ctx.stdout
         .line(&format!("{} torn down ({})", r.name, counts(&r.changes)));
     Ok(())
+}
+
+/// What `keep`, `extend` or `wake` did: one line (the woken preview's links below it), or the
+/// report as JSON (one line after streamed phases, else a document).
+pub fn lifetime(cli: &Cli, ctx: &Context, r: &LifetimeReport) -> std::io::Result<()> {
+    if cli.json {
+        return if cli.command.streams_phases() {
+            ctx.stdout.with(|w| json_line(w, r))
+        } else {
+            ctx.stdout.with(|w| json(w, r))
+        };
+    }
+    let wrote = |kind: &str| {
+        r.changes
+            .iter()
+            .any(|c| c.kind == kind && c.outcome != Outcome::Unchanged)
+    };
+    let at = |t: Option<jiff::Timestamp>| t.map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
+    let line = match &r.outcome {
+        LifetimeOutcome::Kept { label } => format!(
+            "{} is kept: the label `{}` {} pull request #{}; it does not expire or get evicted",
+            r.name,
+            inert(label),
+            if wrote("label") {
+                "was added to"
+            } else {
+                "was already on"
+            },
+            r.pr
+        ),
+        LifetimeOutcome::Extended => {
+            let mut l = format!(
+                "{}: the inactivity clock {}",
+                r.name,
+                if wrote("activity") {
+                    "restarts now"
+                } else {
+                    "restarted moments ago (nothing written)"
+                }
+            );
+            let note = r.lifetime.as_ref();
+            if let Some(t) = at(note.and_then(|n| n.expires_at)) {
+                l.push_str(&format!("; expires {t} without activity"));
+            }
+            if let Some(t) = at(note.and_then(|n| n.sleeps_at)) {
+                l.push_str(&format!("; sleeps {t}"));
+            }
+            l
+        }
+        LifetimeOutcome::Woke { was } => format!(
+            "{} woke (it was {}) and is ready ({})",
+            r.name,
+            inert(was),
+            counts(r.deploy.as_ref().map_or(&[][..], |d| &d.changes))
+        ),
+        LifetimeOutcome::WasAwake => format!("{} was awake; nothing to do", r.name),
+        LifetimeOutcome::Skipped { reason } => format!("skipped: {}", inert(reason)),
+    };
+    ctx.stdout.with(|w| {
+        writeln!(w, "{line}")?;
+        let links = r.deploy.as_ref().map_or(&[][..], |d| &d.links);
+        let width = links.iter().map(|l| l.label.len()).max().unwrap_or(0);
+        for l in links {
+            writeln!(w, "  {:width$}  {}", l.label, l.url)?;
+        }
+        Ok(())
+    })
 }
 
 /// The sweep report: every decision, and what was removed.

@@ -161,6 +161,63 @@ mod reconcile {
         );
     }
 
+    /// Sleep by suspend (a Machine of at most 2 GB, `sleep = "suspend"`), then a push: the
+    /// Machine resumes with its memory, so neither the hooks nor the seed run again; the report
+    /// says ready, and there is still one app with one Machine.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_suspended_preview_resumes_on_a_push_without_hooks_or_seed() {
+        let w = World::start(Tweaks::default()).await;
+        let mut text = std::fs::read_to_string(&w.config).unwrap();
+        world::replace(&mut text, "memory_mb = 4096", "memory_mb = 2048");
+        std::fs::write(&w.config, text).unwrap();
+        w.github.set_pull_request(pr(70, PrState::Open));
+        let out = w.run(&["deploy", "--pr", "70"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("[migrate] "), "{out:?}");
+        let mut text = std::fs::read_to_string(&w.config).unwrap();
+        text.push_str(POLICY);
+        text.push_str("sleep = \"suspend\"\n");
+        std::fs::write(&w.config, text).unwrap();
+        w.fly
+            .set_metadata("pr-70-agents", "preview_active_at", &hours_ago(30));
+
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        line(&out.stdout, "put to sleep", "pr-70-agents");
+        assert_eq!(w.fly.machines("pr-70-agents")[0]["state"], "suspended");
+        let sleeping = w.last_comment(70);
+        assert!(
+            sleeping.contains("sleeping") && sleeping.contains("data is kept"),
+            "{sleeping}"
+        );
+        let suspends = w
+            .fly
+            .mutating()
+            .iter()
+            .filter(|e| e.path.ends_with("/suspend"))
+            .count();
+        assert_eq!(suspends, 1, "{:#?}", w.fly.mutating());
+
+        let (tunnels, seeds) = (w.tunnels_opened(), w.seeds().await);
+        let out = w.run(&["deploy", "--pr", "70"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("pr-70-agents is ready"), "{out:?}");
+        assert!(!out.stderr.contains("[migrate]"), "{out:?}");
+        assert!(!out.stderr.contains("[auth-init]"), "{out:?}");
+        assert_eq!(w.tunnels_opened(), tunnels, "no tunnel: {out:?}");
+        assert_eq!(w.seeds().await, seeds, "no seed");
+        assert_eq!(w.fly.apps(), ["pr-70-agents"]);
+        assert_eq!(w.fly.machines("pr-70-agents").len(), 1);
+        assert_eq!(w.fly.machines("pr-70-agents")[0]["state"], "started");
+        let ready = w.last_comment(70);
+        assert!(ready.contains("is ready"), "{ready}");
+        assert_eq!(
+            w.github.comments(70).len(),
+            1,
+            "one sticky comment, edited in place"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_pr_listing_deletes_and_sleeps_nothing() {
         let w = World::start(Tweaks::default()).await;

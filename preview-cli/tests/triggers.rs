@@ -605,3 +605,267 @@ mod postgres {
         );
     }
 }
+
+/// `/preview keep`, `/preview extend` and `/preview wake` through `preview handle` (issue 17),
+/// with a `[lifetime]` policy: each command's effect on the fakes and the report, a second
+/// identical run writing nothing but the acknowledgement the framework re-posts (GitHub answers
+/// it 200), a reader refused with nothing touched, and what the next `sweep` makes of each.
+mod lifetime_commands {
+    use super::*;
+
+    const POLICY: &str =
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"keep\"\n";
+
+    fn hours_ago(h: i64) -> String {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(h)).to_string()
+    }
+
+    /// PR `n` deployed, its activity then aged by `idle` hours.
+    async fn deployed(w: &World, n: u64, idle: i64) {
+        w.github
+            .set_pull_request(pull(n, PrState::Open, false, true, false));
+        let out = w.run(&["deploy", "--pr", &n.to_string()], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        w.fly.set_metadata(
+            &format!("pr-{n}-agents"),
+            "preview_active_at",
+            &hours_ago(idle),
+        );
+    }
+
+    fn active_at(w: &World, n: u64) -> jiff::Timestamp {
+        w.fly.machines(&format!("pr-{n}-agents"))[0]["config"]["metadata"]["preview_active_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The sticky report on PR `n` (found by its marker: the last comment may be a command).
+    fn sticky(w: &World, n: u64) -> String {
+        let marker = format!("<!-- preview:env=pr-{n}-agents ");
+        let found: Vec<String> = w
+            .github
+            .comments(n as u32)
+            .into_iter()
+            .filter(|c| c.body.starts_with(&marker))
+            .map(|c| c.body)
+            .collect();
+        assert_eq!(found.len(), 1, "one report on #{n}: {found:#?}");
+        found[0].clone()
+    }
+
+    /// Requests of each fake since `before` (all, then mutating).
+    fn since(w: &World, before: &([usize; 3], [usize; 3])) -> ([usize; 3], [usize; 3]) {
+        let now = counts(w);
+        (diff(before.0, now.0), diff(before.1, now.1))
+    }
+
+    /// The GitHub writes since `from`, one line each.
+    fn github_writes(w: &World, from: usize) -> Vec<String> {
+        w.github.writes()[from..]
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect()
+    }
+
+    /// Runs the two workflow steps for `body` by `author` on PR `n`: decide (its outputs), then
+    /// act (`--sha` when the decision says to check out).
+    async fn command(w: &World, n: u64, author: &str, body: &str) -> (Output, String, u64) {
+        let (event, id) = comment_event(w, n, author, body);
+        let (out, outputs) = handle(w, "issue_comment", &event, &["--decide-only"], w.env()).await;
+        if out.code != 0 {
+            return (out, outputs, id);
+        }
+        let sha = head(n);
+        let args: &[&str] = if outputs.contains("checkout=true") {
+            &["--sha", &sha]
+        } else {
+            &[]
+        };
+        let (out, _) = handle(w, "issue_comment", &event, args, w.env()).await;
+        (out, outputs, id)
+    }
+
+    /// The second run of the acting step for a comment already handled.
+    async fn again(w: &World, n: u64, id: u64) -> Output {
+        let event = w.dir.join(format!("event-comment-{id}.json"));
+        let sha = head(n);
+        let outputs =
+            std::fs::read_to_string(w.dir.join(format!("outputs-event-comment-{id}.json")))
+                .unwrap_or_default();
+        let args: &[&str] = if outputs.contains("checkout=true") {
+            &["--sha", &sha]
+        } else {
+            &[]
+        };
+        handle(w, "issue_comment", &event, args, w.env()).await.0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_extend_and_wake_act_once_refuse_readers_and_hold_in_the_next_sweep() {
+        let w = start(true).await;
+        deployed(&w, 41, 200).await; // would expire: kept
+        deployed(&w, 43, 200).await; // would expire: extended
+        deployed(&w, 44, 30).await; // idle: sleeps, then woken
+        let mut text = std::fs::read_to_string(&w.config).unwrap();
+        text.push_str(POLICY);
+        std::fs::write(&w.config, text).unwrap();
+
+        // A reader's commands: one reply each, nothing else, not a request to Fly or Vercel.
+        for word in ["keep", "extend", "wake"] {
+            let before = counts(&w);
+            let (out, outputs, id) = command(&w, 41, READER, &format!("/preview {word}")).await;
+            assert_eq!(out.code, 3, "{out:?}");
+            assert!(outputs.contains("action=skip"), "{outputs}");
+            let (all, writes) = since(&w, &before);
+            assert_eq!((all[0], all[1]), (0, 0), "{out:?}");
+            assert_eq!(writes[2], 1, "the reply only: {:?}", w.github_requests());
+            assert!(w.github.reactions(id).is_empty());
+        }
+        assert!(w.github.labels(41).iter().all(|l| l != "keep"));
+
+        // keep: the label, "Kept" on the report, no checkout needed.
+        let before = counts(&w);
+        let writes_before = w.github.writes().len();
+        let (out, outputs, id) = command(&w, 41, MAINTAINER, "/preview keep").await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            outputs.starts_with("action=keep\ncheckout=false\n"),
+            "{outputs}"
+        );
+        assert!(out.stdout.contains("pr-41-agents is kept"), "{out:?}");
+        assert!(out.stdout.contains("was added to"), "{out:?}");
+        assert_eq!(w.github.labels(41), ["preview", "keep"]);
+        assert_eq!(w.github.reactions(id).len(), 1);
+        let shown = sticky(&w, 41);
+        assert!(
+            shown.contains("Kept: the label <code>keep</code>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("Expires"), "{shown}");
+        assert_eq!(since(&w, &before).1[..2], [0, 0], "no Fly or Vercel write");
+        let writes = github_writes(&w, writes_before);
+        assert!(
+            writes
+                .iter()
+                .any(|l| l == "POST /repos/acme/app/issues/41/labels"),
+            "{writes:?}"
+        );
+        let before = counts(&w);
+        let from = w.github.writes().len();
+        let out = again(&w, 41, id).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("was already on"), "{out:?}");
+        assert_eq!(since(&w, &before).1[..2], [0, 0]);
+        assert_eq!(
+            github_writes(&w, from),
+            [format!(
+                "POST /repos/acme/app/issues/comments/{id}/reactions"
+            )],
+            "only the framework's reaction (answered 200)"
+        );
+
+        // extend: the activity mark now, the new expiry on the report.
+        let old = active_at(&w, 43);
+        let before = counts(&w);
+        let (out, outputs, id) = command(&w, 43, MAINTAINER, "/preview extend").await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            outputs.starts_with("action=extend\ncheckout=false\n"),
+            "{outputs}"
+        );
+        assert!(out.stdout.contains("restarts now"), "{out:?}");
+        let new = active_at(&w, 43);
+        assert!(
+            new > old + jiff::SignedDuration::from_hours(199),
+            "{old} → {new}"
+        );
+        let expires = (new + jiff::SignedDuration::from_hours(168))
+            .strftime("%Y-%m-%d %H:%M UTC")
+            .to_string();
+        let shown = sticky(&w, 43);
+        assert!(shown.contains(&format!("Expires {expires}")), "{shown}");
+        assert!(shown.contains("`/preview keep`"), "{shown}");
+        let (_, writes) = since(&w, &before);
+        assert_eq!(writes[1], 0, "no Vercel write");
+        assert_eq!(writes[0], 1, "one metadata write: {:#?}", w.fly.mutating());
+        let before = counts(&w);
+        let from = w.github.writes().len();
+        let out = again(&w, 43, id).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("nothing written"), "{out:?}");
+        assert_eq!(since(&w, &before).1[..2], [0, 0]);
+        assert_eq!(github_writes(&w, from).len(), 1, "the reaction only");
+
+        // The next pass: 41 kept by its label, 43 within its lifetime, 44 put to sleep.
+        let out = w.run(&["sweep"], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        let line = |name: &str| {
+            out.stdout
+                .lines()
+                // The lifetime decision (sweep's own `keep … the PR is open` comes first).
+                .find(|l| l.contains(name) && !l.starts_with("keep "))
+                .unwrap_or_else(|| panic!("{name}: {out:?}"))
+                .to_string()
+        };
+        assert!(
+            line("pr-41-agents").contains("the label `keep` keeps it"),
+            "{out:?}"
+        );
+        assert!(
+            line("pr-43-agents").starts_with("lifetime: keep"),
+            "{out:?}"
+        );
+        assert!(
+            line("pr-43-agents").contains("within the lifetime"),
+            "{out:?}"
+        );
+        assert!(line("pr-44-agents").starts_with("put to sleep"), "{out:?}");
+        let mut apps = w.fly.apps();
+        apps.sort();
+        assert_eq!(apps, ["pr-41-agents", "pr-43-agents", "pr-44-agents"]);
+        assert_eq!(w.fly.machines("pr-44-agents")[0]["state"], "stopped");
+        assert!(
+            sticky(&w, 44).contains("`/preview wake`"),
+            "{}",
+            sticky(&w, 44)
+        );
+
+        // wake: needs the checkout; the stopped Machine starts, hooks and seed run again.
+        let seeds = w.seeds().await;
+        let vercel = w.vercel.mutations().len();
+        let (out, outputs, id) = command(&w, 44, MAINTAINER, "/preview wake").await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            outputs,
+            format!("action=wake\ncheckout=true\nsha={}\npr=44\n", head(44))
+        );
+        assert!(
+            out.stdout.contains("pr-44-agents woke (it was stopped)"),
+            "{out:?}"
+        );
+        // In Actions, progress and hook output go to stdout, in log groups.
+        assert!(out.stdout.contains("[migrate] "), "{out:?}");
+        assert_eq!(w.seeds().await, seeds + 1);
+        assert_eq!(
+            w.vercel.mutations().len(),
+            vercel,
+            "no Vercel write at the same commit"
+        );
+        assert_eq!(w.fly.apps().len(), 3);
+        assert_eq!(w.fly.machines("pr-44-agents").len(), 1);
+        assert_eq!(w.fly.machines("pr-44-agents")[0]["state"], "started");
+        assert!(sticky(&w, 44).contains("is ready"), "{}", sticky(&w, 44));
+        let before = counts(&w);
+        let from = w.github.writes().len();
+        let tunnels = w.tunnels_opened();
+        let out = again(&w, 44, id).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("pr-44-agents was awake"), "{out:?}");
+        assert_eq!(since(&w, &before).1[..2], [0, 0]);
+        assert_eq!(github_writes(&w, from).len(), 1, "the reaction only");
+        assert_eq!(w.tunnels_opened(), tunnels);
+        assert_eq!(w.seeds().await, seeds + 1);
+    }
+}

@@ -70,6 +70,15 @@ commands! {
     /// Reply with what the preview has and where.
     Status = "status", checkout: false, args: false,
         "reply with the preview's resources and URLs";
+    /// Keep the preview from expiring and from eviction (adds the keep label).
+    Keep = "keep", checkout: false, args: false,
+        "keep the preview: it no longer expires or is evicted (adds the keep label to the PR)";
+    /// Restart the inactivity clock.
+    Extend = "extend", checkout: false, args: false,
+        "restart the inactivity clock: the preview expires (and sleeps) that much later";
+    /// Wake a sleeping preview.
+    Wake = "wake", checkout: true, args: false,
+        "wake a sleeping preview (after a stop its data is gone: the hooks and the seed run again)";
 }
 
 impl Command {

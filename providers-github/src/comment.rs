@@ -5,6 +5,7 @@
 //! mention or `::workflow-command::` survives; control, zero-width and bidi characters are dropped.
 //! URLs are shown only when they parse as `http(s)` URLs, without user info.
 
+use preview_core::command::Command;
 use preview_core::{
     Link, PhaseTiming, PreviewName, Report, ReportKind, ReportState, ReportSummary,
 };
@@ -280,9 +281,11 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
         out.push('\n');
     }
 
-    out.push_str(&state_body(&report.state));
+    // With commands on, the report names them; otherwise the label and a push.
+    let on = !commands.is_empty();
+    out.push_str(&state_body(&report.state, on));
     if let Some(l) = &report.lifetime {
-        out.push_str(&lifetime(l));
+        out.push_str(&lifetime(l, on));
     }
     if !commands.is_empty() {
         out.push_str("\n<details><summary>Commands</summary>\n\nComment with one of these on a line of its own:\n\n");
@@ -297,8 +300,14 @@ pub(crate) fn comment(report: &Report, commands: &[String]) -> String {
     out
 }
 
-/// What the comment says of the environment's state, below its facts.
-fn state_body(state: &ReportState) -> String {
+/// `` `/preview WORD` ``.
+fn usage(c: Command) -> String {
+    format!("`{}`", c.usage())
+}
+
+/// What the comment says of the environment's state, below its facts; `commands`: whether the
+/// `/preview` commands are on (then it names them).
+fn state_body(state: &ReportState, commands: bool) -> String {
     let mut text = String::new();
     match state {
         ReportState::Deploying => {
@@ -337,7 +346,14 @@ fn state_body(state: &ReportState) -> String {
             } else {
                 "Its database was stopped after a while without activity (its data is gone and is seeded again on waking). "
             });
-            text.push_str("Push a commit or comment `/preview deploy` to wake it.\n");
+            text.push_str(&if commands {
+                format!(
+                    "Comment {} or push a commit to wake it.\n",
+                    usage(Command::Wake)
+                )
+            } else {
+                "Push a commit to wake it.\n".to_string()
+            });
             let rows: Vec<String> = links.iter().filter_map(row).collect();
             if !rows.is_empty() {
                 text.push_str("\n| App | URL |\n|---|---|\n");
@@ -347,7 +363,17 @@ fn state_body(state: &ReportState) -> String {
             }
         }
         ReportState::Reset => {
-            text.push_str("Its database restarted (host maintenance or a crash) and came back empty. Push a commit or comment `/preview deploy` to run the hooks and the seed again.\n");
+            text.push_str(
+                "Its database restarted (host maintenance or a crash) and came back empty. ",
+            );
+            text.push_str(&if commands {
+                format!(
+                    "Comment {} or push a commit to run the hooks and the seed again.\n",
+                    usage(Command::Wake)
+                )
+            } else {
+                "Push a commit to run the hooks and the seed again.\n".to_string()
+            });
         }
     }
     text
@@ -368,25 +394,41 @@ fn timings(phases: &[PhaseTiming]) -> String {
     out
 }
 
-/// The lifetime lines: expiry and how to keep it, sleep, and the cost estimate.
-fn lifetime(l: &preview_core::Lifetime) -> String {
+/// The lifetime lines: expiry and how to keep it, sleep and how to wake it, and the cost
+/// estimate. With `commands` on they name `/preview keep`, `extend` and `wake`; otherwise the
+/// keep label and a push.
+fn lifetime(l: &preview_core::Lifetime, commands: bool) -> String {
     let mut out = String::from("\n");
-    let label = inert(&l.keep_label, MAX_INLINE);
+    // Inert text shows as written inside an HTML code element, not inside a Markdown code span
+    // (where `&#58;` would show literally).
+    let label = format!("<code>{}</code>", inert(&l.keep_label, MAX_INLINE));
+    let at = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
     if l.kept {
         out.push_str(&format!(
-            "Kept: the label `{label}` exempts it from expiry.\n"
+            "Kept: the label {label} exempts it from expiry and eviction.\n"
         ));
     } else if let Some(t) = l.expires_at {
         out.push_str(&format!(
-            "Expires {} without activity (a push, a deploy or a command); add the label `{label}` to keep it; a push or a `/preview deploy` comment restarts the clock.\n",
-            t.strftime("%Y-%m-%d %H:%M UTC")
+            "Expires {} without activity (a push, a deploy or a command). ",
+            at(t)
         ));
+        out.push_str(&if commands {
+            format!(
+                "Comment {} to keep it, or {} to restart the clock.\n",
+                usage(Command::Keep),
+                usage(Command::Extend)
+            )
+        } else {
+            format!("Add the label {label} to keep it; a push restarts the clock.\n")
+        });
     }
     if let Some(t) = l.sleeps_at {
-        out.push_str(&format!(
-            "Sleeps {} without activity.\n",
-            t.strftime("%Y-%m-%d %H:%M UTC")
-        ));
+        out.push_str(&format!("Sleeps {} without activity; ", at(t)));
+        out.push_str(&if commands {
+            format!("{} or a push wakes it.\n", usage(Command::Wake))
+        } else {
+            "a push wakes it.\n".to_string()
+        });
     }
     if let Some(c) = &l.cost {
         out.push_str(&format!("Cost: {}.\n", c.line()));

@@ -11,7 +11,9 @@ use preview_core::{
     ReportKind, ReportState, RetryConfig, SourceHost, retry,
 };
 use preview_testkit::fakes::github::{FakeGitHub, bodies};
-use providers_github::{GitHubSource, GitHubSourceBuilder, render_comment};
+use providers_github::{
+    GitHubSource, GitHubSourceBuilder, render_comment, render_comment_with_commands,
+};
 use serde_json::json;
 use wiremock::matchers::{any, body_json, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -662,6 +664,72 @@ fn comment_states_render() {
         "torn_down",
         render_comment(&report(7, ReportState::TornDown))
     );
+}
+
+/// The lifetime lines name `/preview keep`, `extend` and `wake` when the commands are on, and
+/// the keep label and a push when they are off; a kept preview says so instead of an expiry.
+#[test]
+fn lifetime_lines_name_the_commands_when_on_and_the_label_otherwise() {
+    let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let lifetime = preview_core::Lifetime {
+        expires_at: Some(at(7 * 86_400)),
+        sleeps_at: Some(at(86_400)),
+        kept: false,
+        keep_label: "preview:keep".into(),
+        cost: Some(preview_core::CostEstimate {
+            currency: "USD".into(),
+            so_far_cents: 81,
+            per_day_running_cents: 81,
+            per_day_sleeping_cents: 7,
+            prices_dated: "2024-04".into(),
+        }),
+    };
+    let commands = preview_core::command::help_lines();
+    let mut ready = report(7, ready());
+    ready.lifetime = Some(lifetime.clone());
+    insta::assert_snapshot!(
+        "ready_lifetime_commands",
+        render_comment_with_commands(&ready, &commands)
+    );
+    insta::assert_snapshot!("ready_lifetime_label", render_comment(&ready));
+    let mut kept = ready.clone();
+    kept.lifetime = Some(preview_core::Lifetime {
+        kept: true,
+        expires_at: None,
+        ..lifetime.clone()
+    });
+    let text = render_comment_with_commands(&kept, &commands);
+    assert!(
+        text.contains(
+            "Kept: the label <code>preview&#58;keep</code> exempts it from expiry and eviction."
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Expires"), "{text}");
+    let mut sleeping = report(
+        7,
+        ReportState::Sleeping {
+            suspended: false,
+            links: vec![],
+        },
+    );
+    sleeping.lifetime = Some(preview_core::Lifetime {
+        sleeps_at: None,
+        ..lifetime
+    });
+    insta::assert_snapshot!(
+        "sleeping_commands",
+        render_comment_with_commands(&sleeping, &commands)
+    );
+    let plain = render_comment(&sleeping);
+    assert!(plain.contains("Push a commit to wake it."), "{plain}");
+    assert!(
+        plain.contains(
+            "Add the label <code>preview&#58;keep</code> to keep it; a push restarts the clock."
+        ),
+        "{plain}"
+    );
+    assert!(!plain.contains("/preview"), "{plain}");
 }
 
 #[test]

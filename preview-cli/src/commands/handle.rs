@@ -134,6 +134,9 @@ async fn run_command(
         }
         Command::Teardown => teardown(cli, ctx, config, pr).await,
         Command::Status => status(cli, ctx, config, decided, github).await,
+        Command::Keep => super::lifetime::keep(cli, ctx, config, pr).await,
+        Command::Extend => super::lifetime::extend(cli, ctx, config, pr).await,
+        Command::Wake => super::lifetime::wake(cli, ctx, config, pr, Some(pin)).await,
     }
 }
 

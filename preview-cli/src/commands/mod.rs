@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod exec;
 pub mod handle;
+pub mod lifetime;
 pub mod plan;
 pub mod status;
 pub mod sweep;

@@ -92,10 +92,9 @@ impl Preview {
         }
         for (t, evicted) in idle.into_iter().take(need) {
             let reason = format!(
-                "it was evicted to make room for #{} (lifetime.max_environments = {max}; it was the least recently active, last active {t}). To bring it back: push a commit or run `preview deploy --pr {}`; the label `{}` keeps a preview from eviction",
+                "it was evicted to make room for #{} (lifetime.max_environments = {max}; it was the least recently active, last active {t}). To bring it back: {}",
                 name.pr(),
-                evicted.pr(),
-                lt.keep_label
+                super::lifetime::bring_back(&self.config, evicted.pr()),
             );
             self.teardown_as(&evicted, started, ReportState::Removed { reason })
                 .await?;

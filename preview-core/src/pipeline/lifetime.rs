@@ -139,6 +139,24 @@ pub fn lifetime_note(
     }
 }
 
+/// How a removed (expired, evicted) preview comes back and how the next one is kept, for its
+/// report: the `/preview` commands when they are on, else a push and the keep label.
+pub(super) fn bring_back(config: &Config, pr: crate::name::PrNumber) -> String {
+    use crate::command::Command;
+    if config.triggers.commands {
+        format!(
+            "comment `{}` or push a commit; comment `{}` to keep a preview from expiry and eviction",
+            Command::Deploy.usage(),
+            Command::Keep.usage()
+        )
+    } else {
+        format!(
+            "push a commit or run `preview deploy --pr {pr}`; the label `{}` keeps a preview from expiry and eviction",
+            config.lifetime.keep_label
+        )
+    }
+}
+
 /// The marks that wake a database that slept since `asleep_since`: awake, and its sleep added
 /// to the total (for the cost estimate).
 pub fn wake_marks(db: &Database, now: Timestamp) -> Vec<Mark> {

@@ -413,12 +413,7 @@ impl super::Preview {
     /// Carries out one decision; `None` when there is nothing to do.
     async fn act(&self, d: &LifetimeDecision, o: &Observed, now: Timestamp) -> Option<Result<()>> {
         let name = &d.name;
-        let lt = &self.config.lifetime;
-        let back = format!(
-            "push a commit or run `preview deploy --pr {}`; the label `{}` keeps a preview from expiring",
-            name.pr(),
-            lt.keep_label
-        );
+        let back = super::lifetime::bring_back(&self.config, name.pr());
         let done = match d.action {
             LifetimeAction::Keep | LifetimeAction::TearDown => return None,
             LifetimeAction::Expire | LifetimeAction::Evict => {

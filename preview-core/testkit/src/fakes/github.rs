@@ -611,6 +611,15 @@ impl FakeGitHub {
         s.pulls.insert(pr.number.get(), (pr, version));
     }
 
+    /// The labels pull request `pr` carries now (empty when there is no such PR).
+    pub fn labels(&self, pr: u32) -> Vec<String> {
+        self.lock()
+            .pulls
+            .get(&pr)
+            .map(|(p, _)| p.labels.clone())
+            .unwrap_or_default()
+    }
+
     /// Sets the files pull request `pr` changes (GitHub lists at most 3,000 of them; so does the
     /// fake).
     pub fn set_files(&self, pr: u32, files: Vec<String>) {
