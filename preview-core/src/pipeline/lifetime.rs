@@ -145,7 +145,7 @@ pub(super) fn bring_back(config: &Config, pr: crate::name::PrNumber) -> String {
     use crate::command::Command;
     if config.triggers.commands {
         format!(
-            "comment `{}` or push a commit; comment `{}` to keep a preview from expiry and eviction",
+            "comment `{}`, push a commit or run `preview deploy --pr {pr}`; comment `{}` to keep a preview from expiry and eviction",
             Command::Deploy.usage(),
             Command::Keep.usage()
         )

@@ -7,7 +7,8 @@
 //!
 //! One module per operation: `plan` describes what deploy would send, `deploy`
 //! converges an environment phase by phase, `teardown` removes one, `sweep` removes those whose PR
-//! is gone, `status` lists them, `trigger` decides what one GitHub event asks for. This module holds [`Preview`], its wiring and the unit-level
+//! is gone, `status` lists them, `trigger` decides what one GitHub event asks for, `commands` keeps,
+//! extends and wakes one. This module holds [`Preview`], its wiring and the unit-level
 //! retry every provider call goes through.
 
 use std::future::Future;
