@@ -124,7 +124,11 @@ impl Command {
     pub fn streams_phases(&self) -> bool {
         matches!(
             self,
-            Command::Deploy(_) | Command::Teardown(_) | Command::Sweep(_) | Command::Wake(_)
+            Command::Deploy(_)
+                | Command::Teardown(_)
+                | Command::Sweep(_)
+                | Command::Wake(_)
+                | Command::Handle(_)
         )
     }
 

@@ -311,7 +311,12 @@ fn age(secs: Option<u64>) -> String {
 /// The status table.
 pub fn status(cli: &Cli, ctx: &Context, rows: &[EnvironmentStatus]) -> std::io::Result<()> {
     if cli.json {
-        return ctx.stdout.with(|w| json(w, &rows));
+        // `preview handle` streams JSON Lines, so its `/preview status` is one line too.
+        return if cli.command.streams_phases() {
+            ctx.stdout.with(|w| json_line(w, &rows))
+        } else {
+            ctx.stdout.with(|w| json(w, &rows))
+        };
     }
     ctx.stdout.with(|w| {
         if rows.is_empty() {

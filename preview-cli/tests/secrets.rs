@@ -278,17 +278,24 @@ async fn s1_s2_in_actions_secrets_show_only_on_mask_lines_which_come_first() {
     let runs = every_command(&m, &env).await;
     let values = sentinels(&env);
     for r in &runs {
-        assert_clean(&format!("stdout of `{}`", r.args), &r.stdout, &values, true);
+        // Masks go where the progress goes: stdout, or stderr with --json (stdout is JSON then).
+        let json = r.args.split(' ').any(|a| a == "--json");
         assert_clean(
-            &format!("stderr of `{}`", r.args),
-            &r.stderr,
+            &format!("stdout of `{}`", r.args),
+            &r.stdout,
             &values,
-            false,
+            !json,
         );
+        assert_clean(&format!("stderr of `{}`", r.args), &r.stderr, &values, json);
         assert_clean(&format!("logs of `{}`", r.args), &r.logs, &values, false);
-        // S2: mask lines only on stdout, and all before any other line.
-        assert!(!r.stderr.contains("::add-mask::"), "`{}`", r.args);
-        let lines: Vec<&str> = r.stdout.lines().collect();
+        // S2: mask lines only on that one stream, and all before any other line.
+        let (masks, other) = if json {
+            (&r.stderr, &r.stdout)
+        } else {
+            (&r.stdout, &r.stderr)
+        };
+        assert!(!other.contains("::add-mask::"), "`{}`", r.args);
+        let lines: Vec<&str> = masks.lines().collect();
         // A value may be masked again later (the pipeline's observer), but only one already masked
         // before the first other line: each secret's first mask line precedes all other output.
         let first_other = lines
@@ -306,15 +313,18 @@ async fn s1_s2_in_actions_secrets_show_only_on_mask_lines_which_come_first() {
     }
     // Every deploy that got as far as secrets masked every sensitive value of its environment.
     let deploy42 = runs.iter().find(|r| r.args == "deploy --pr 42").unwrap();
+    let json42 = runs
+        .iter()
+        .find(|r| r.args == "deploy --pr 42 --json")
+        .unwrap();
     for s in generated(42, &env) {
-        assert!(
-            deploy42
-                .stdout
-                .lines()
-                .any(|l| l == format!("::add-mask::{s}")),
-            "S2: a {}-char value is not masked",
-            s.len()
-        );
+        for masks in [&deploy42.stdout, &json42.stderr] {
+            assert!(
+                masks.lines().any(|l| l == format!("::add-mask::{s}")),
+                "S2: a {}-char value is not masked",
+                s.len()
+            );
+        }
         assert!(
             s.len() >= 32 || !s.is_empty(),
             "short values are not masked well"

@@ -538,6 +538,50 @@ mod postgres {
         assert_eq!(out.code, 2, "{out:?}");
     }
 
+    /// `handle --json` is JSON Lines from the first line to the last: the decision, the phases
+    /// of the deploy it runs, the result; a skip is one line.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handle_json_is_json_lines_from_the_decision_to_the_result() {
+        let w = start(true).await;
+        w.github
+            .set_pull_request(pull(23, PrState::Open, false, true, false));
+        let (event, _) = comment_event(&w, 23, MAINTAINER, "/preview deploy");
+        let (out, _) = handle(
+            &w,
+            "issue_comment",
+            &event,
+            &["--json", "--sha", &head(23)],
+            w.env(),
+        )
+        .await;
+        assert_eq!(out.code, 0, "{out:?}");
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{out:?}")))
+            .collect();
+        assert!(lines.len() > 3, "{out:?}");
+        // The masks go where the progress goes: stderr, ahead of anything they mask there.
+        assert!(out.stderr.contains("::add-mask::"), "{out:?}");
+        assert_eq!(lines[0]["event"], "decided", "{out:?}");
+        assert_eq!(lines[0]["action"], "deploy");
+        assert_eq!(lines[0]["sha"], head(23));
+        assert!(
+            lines.iter().any(|l| l["event"] == "phase_finished"),
+            "{out:?}"
+        );
+        let last = lines.last().unwrap();
+        assert_eq!(last["status"], "ready", "{out:?}");
+        assert_eq!(last["pr"], 23);
+
+        // A reader's command: refused, one line.
+        let (event, _) = comment_event(&w, 23, READER, "/preview deploy");
+        let (out, _) = handle(&w, "issue_comment", &event, &["--json"], w.env()).await;
+        assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+        let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(line["status"], "skipped", "{out:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn removing_the_label_tears_down_and_adding_it_deploys() {
         let w = start(true).await;

@@ -40,7 +40,7 @@ pub(crate) async fn deploy(
 ) -> Result<u8> {
     let repo = super::repo(cli, ctx)?;
     let secrets = super::master(ctx)?;
-    super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;
+    super::mask_up_front(cli, ctx, &config, pr, &repo, secrets.as_ref())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let preview = super::pipeline(cli, ctx, config, hosts)
         .secrets(secrets)

@@ -44,7 +44,7 @@ pub async fn run(cli: &Cli, args: &ExecArgs, ctx: &Context) -> Result<u8> {
         ..Inputs::default()
     };
     let rendered = preview_core::render::render_all(&config, &name, &inputs, values, &lookup)?;
-    super::mask(ctx, &rendered.sensitive_values())?;
+    super::mask(cli, ctx, &rendered.sensitive_values())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let tunnels = hosts
         .database

@@ -158,7 +158,7 @@ fn skip_early(cli: &Cli, ctx: &Context, pr: Option<PrNumber>, reason: &str) -> u
         Some(pr) => output::skipped(cli, ctx, pr, &line),
         None if cli.json => {
             let doc = serde_json::json!({ "status": "skipped", "reason": reason });
-            let _ = ctx.stdout.with(|w| output::json(w, &doc));
+            let _ = ctx.stdout.with(|w| output::json_line(w, &doc));
         }
         None => ctx.stdout.line(&line),
     }
@@ -243,7 +243,14 @@ fn print_decision(cli: &Cli, ctx: &Context, decided: &Decided) -> Result<()> {
         let doc = serde_json::json!({
             "pr": decided.pr, "status": "skipped", "action": action, "reason": d.reason,
         });
-        let _ = ctx.stdout.with(|w| output::json(w, &doc));
+        let _ = ctx.stdout.with(|w| output::json_line(w, &doc));
+    } else if cli.json {
+        // The decision is the first line; what the action streams and its result follow.
+        let doc = serde_json::json!({
+            "event": "decided", "pr": decided.pr, "action": action, "reason": d.reason,
+            "checkout": checkout, "sha": decided.pull.head_sha,
+        });
+        let _ = ctx.stdout.with(|w| output::json_line(w, &doc));
     } else {
         ctx.stdout.line(&inert(&format!("{action}: {}", d.reason)));
     }

@@ -77,7 +77,7 @@ pub(crate) async fn wake(
 ) -> Result<u8> {
     let repo = super::repo(cli, ctx)?;
     let secrets = super::master(ctx)?;
-    super::mask_up_front(ctx, &config, pr, &repo, secrets.as_ref())?;
+    super::mask_up_front(cli, ctx, &config, pr, &repo, secrets.as_ref())?;
     let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
     let report = super::pipeline(cli, ctx, config, hosts)
         .secrets(secrets)

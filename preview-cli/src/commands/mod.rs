@@ -17,7 +17,7 @@ use preview_core::{Config, DerivedSecrets, Error, Hosts, PrNumber, Preview, Resu
 use providers_github::{PullRequestEvent, read_pull_request_event};
 
 use crate::cli::Cli;
-use crate::context::Context;
+use crate::context::{Context, Stream};
 use crate::progress::{JsonLines, Progress};
 
 /// Loads the configuration named by `--config`.
@@ -140,6 +140,7 @@ pub(crate) fn master(ctx: &Context) -> Result<Arc<dyn SecretSource>> {
 
 /// Masks every sensitive value of the environment before anything else is printed (Actions only).
 pub(crate) fn mask_up_front(
+    cli: &Cli,
     ctx: &Context,
     config: &Config,
     pr: PrNumber,
@@ -158,15 +159,22 @@ pub(crate) fn mask_up_front(
         ..Inputs::default()
     };
     let rendered = preview_core::render::render_all(config, &name, &inputs, values, &lookup)?;
-    mask(ctx, &rendered.sensitive_values())
+    mask(cli, ctx, &rendered.sensitive_values())
 }
 
-/// Masks `values` on stdout in Actions (each once per run); nothing outside Actions.
-pub(crate) fn mask(ctx: &Context, values: &[String]) -> Result<()> {
+/// Where `::add-mask::` lines go: the stream progress is written to, so each mask reaches the
+/// runner before any line after it on that stream (the runner reads workflow commands on both).
+/// With `--json` that is stderr, which also keeps stdout pure JSON.
+fn mask_stream<'a>(cli: &Cli, ctx: &'a Context) -> &'a Stream {
+    if cli.json { &ctx.stderr } else { &ctx.stdout }
+}
+
+/// Masks `values` in Actions (each once per run); nothing outside Actions.
+pub(crate) fn mask(cli: &Cli, ctx: &Context, values: &[String]) -> Result<()> {
     let Some(a) = &ctx.actions else {
         return Ok(());
     };
-    ctx.stdout
+    mask_stream(cli, ctx)
         .with(|w| a.mask(w, values))
         .map_err(|e| Error::failed("masking secrets", e.to_string()))
 }
@@ -192,7 +200,7 @@ pub(crate) fn pipeline(cli: &Cli, ctx: &Context, config: Config, hosts: Hosts) -
         .env(ctx.env.clone())
         .run_url(ctx.actions.as_ref().and_then(|a| a.run_url.clone()));
     if let Some(a) = ctx.actions.clone() {
-        let out = ctx.stdout.clone();
+        let out = mask_stream(cli, ctx).clone();
         p = p.on_secrets(Arc::new(move |values: &[String]| {
             let _ = out.with(|w| a.mask(w, values));
         }));
