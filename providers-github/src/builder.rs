@@ -40,6 +40,7 @@ pub struct GitHubSourceBuilder {
     http: ClientOptions,
     write_spacing: Duration,
     max_concurrent_reads: usize,
+    list_page_size: usize,
 }
 
 impl fmt::Debug for GitHubSourceBuilder {
@@ -52,6 +53,7 @@ impl fmt::Debug for GitHubSourceBuilder {
             .field("http", &self.http)
             .field("write_spacing", &self.write_spacing)
             .field("max_concurrent_reads", &self.max_concurrent_reads)
+            .field("list_page_size", &self.list_page_size)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +69,7 @@ impl Default for GitHubSourceBuilder {
             http: ClientOptions::new(),
             write_spacing: Duration::from_secs(1),
             max_concurrent_reads: 10,
+            list_page_size: 100,
         }
     }
 }
@@ -167,6 +170,13 @@ impl GitHubSourceBuilder {
         self
     }
 
+    /// How many open pull requests one page of their listing asks for (1-100, default 100:
+    /// GitHub's most, so the fewest requests). Each page is validated with its own ETag.
+    pub fn list_page_size(mut self, n: usize) -> Self {
+        self.list_page_size = n.clamp(1, 100);
+        self
+    }
+
     /// Validates the settings and builds the client. No I/O.
     ///
     /// # Errors
@@ -197,7 +207,7 @@ impl GitHubSourceBuilder {
         )?
         .pacing(Arc::new(pacing));
         Ok(GitHubSource::new(
-            Core::new(client, base, owner, repo),
+            Core::new(client, base, owner, repo, self.list_page_size),
             self.identity,
             self.environment_template,
         )

@@ -106,6 +106,8 @@ pub(crate) struct Core {
     base: Url,
     owner: String,
     repo: String,
+    /// `per_page` of the open pull request listing (1-100).
+    list_page_size: usize,
 }
 
 /// A JSON body decoded from an answer; `what` names it in the error (never the body's text).
@@ -129,7 +131,13 @@ pub(crate) fn found<T>(r: Result<T>) -> Result<Option<T>> {
 
 impl Core {
     /// A client for `owner/repo` at `base`, with GitHub's headers and pacing.
-    pub(crate) fn new(client: Client, base: Url, owner: String, repo: String) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        base: Url,
+        owner: String,
+        repo: String,
+        list_page_size: usize,
+    ) -> Self {
         let client = client
             .default_header(
                 ACCEPT,
@@ -144,6 +152,7 @@ impl Core {
             base,
             owner,
             repo,
+            list_page_size: list_page_size.clamp(1, 100),
         }
     }
 
@@ -200,23 +209,55 @@ impl Core {
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
-            if pages > MAX_PAGES {
-                return Err(Error::failed(
-                    format!("github: listing {what}"),
-                    format!("more than {MAX_PAGES} pages; the link chain may loop"),
-                ));
-            }
-            let r = self.get(url, what).send_retry().await?;
-            if r.status() == StatusCode::NO_CONTENT || r.body().is_empty() {
-                break;
-            }
-            let mut items: Vec<T> = decode(&r, what)?;
-            out.append(&mut items);
-            if let Some(link) = header(r.headers(), "link").and_then(next_link) {
-                next = Some(self.same_origin(&link, what)?);
+            check_pages(pages, what)?;
+            match self.get_page(url, what, None).await? {
+                Conditional::Fresh { value, .. } => {
+                    let mut page = value;
+                    out.append(&mut page.items);
+                    next = page.next;
+                }
+                // Only an `If-None-Match` can earn a 304, and none was sent.
+                Conditional::NotModified => return Err(not_modified_uncached(what)),
             }
         }
         Ok(out)
+    }
+
+    /// One page of a list, conditional on `etag` when given. A fresh page carries its items,
+    /// the ETag GitHub sent and its `rel="next"` link (on this origin only); a 304 carries
+    /// nothing (GitHub sends no `link` with it).
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        what: &str,
+        etag: Option<&str>,
+    ) -> Result<Conditional<Page<T>>> {
+        let mut req = self.get(url, what);
+        if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+            req = req
+                .answers(&[304])
+                .header(HeaderName::from_static("if-none-match"), v);
+        }
+        let r = req.send_retry().await?;
+        if r.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        let etag = header(r.headers(), "etag").map(str::to_string);
+        if r.status() == StatusCode::NO_CONTENT || r.body().is_empty() {
+            return Ok(Conditional::Fresh {
+                etag,
+                value: Page::default(),
+            });
+        }
+        let items: Vec<T> = decode(&r, what)?;
+        let next = match header(r.headers(), "link").and_then(next_link) {
+            Some(link) => Some(self.same_origin(&link, what)?),
+            None => None,
+        };
+        Ok(Conditional::Fresh {
+            etag,
+            value: Page { items, next },
+        })
     }
 
     /// A pagination URL, accepted only on the API's own origin: the token goes with it.
@@ -287,13 +328,27 @@ impl Core {
         self.repo_url(&["pulls", &pr.to_string()])
     }
 
-    /// `GET /repos/{o}/{r}/pulls?state=open`, every page.
-    pub(crate) async fn open_pull_requests(&self) -> Result<Vec<wire::PullRequest>> {
+    /// The first page of `GET /repos/{o}/{r}/pulls?state=open` (the rest are its `link`s).
+    pub(crate) fn open_pull_requests_url(&self) -> Url {
         let mut url = self.repo_url(&["pulls"]);
         url.query_pairs_mut()
             .append_pair("state", "open")
-            .append_pair("per_page", "100");
-        self.get_all(url, "pull requests").await
+            .append_pair("per_page", &self.list_page_size.to_string());
+        url
+    }
+
+    /// How many open pull requests a page of [`Self::open_pull_requests_url`] holds at most.
+    pub(crate) fn list_page_size(&self) -> usize {
+        self.list_page_size
+    }
+
+    /// One page of the open pull requests, conditional on `etag` when given.
+    pub(crate) async fn open_pull_requests_page(
+        &self,
+        url: Url,
+        etag: Option<&str>,
+    ) -> Result<Conditional<Page<wire::PullRequest>>> {
+        self.get_page(url, "pull requests", etag).await
     }
 
     /// `GET /repos/{o}/{r}/pulls/{n}/files`, every page (GitHub lists at most 3,000 files).
@@ -472,6 +527,51 @@ impl Core {
             .send_retry()
             .await?;
         Ok(())
+    }
+}
+
+/// The answer to a conditional read.
+pub(crate) enum Conditional<T> {
+    /// 304: unchanged since the read whose ETag was sent.
+    NotModified,
+    /// A 200 (or 204), with the ETag GitHub sent.
+    Fresh { etag: Option<String>, value: T },
+}
+
+/// One page of a list.
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
+    /// The `rel="next"` link, on the API's origin.
+    pub(crate) next: Option<Url>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
+/// A list longer than [`MAX_PAGES`] is treated as a loop.
+pub(crate) fn check_pages(pages: usize, what: &str) -> Result<()> {
+    if pages > MAX_PAGES {
+        return Err(Error::failed(
+            format!("github: listing {what}"),
+            format!("more than {MAX_PAGES} pages; the link chain may loop"),
+        ));
+    }
+    Ok(())
+}
+
+/// A 304 to a read we hold no answer for: never taken as "nothing there".
+pub(crate) fn not_modified_uncached(what: &str) -> Error {
+    Error::Api {
+        provider: PROVIDER,
+        status: 304,
+        message: format!("{what}: not modified, but nothing was cached"),
+        request_id: None,
     }
 }
 

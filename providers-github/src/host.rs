@@ -25,7 +25,10 @@ use crate::wire;
 /// which the pipeline does not retry again, so attempts do not multiply. Mutating requests are
 /// serialised and spaced at least `write_spacing` apart (GitHub's guidance for avoiding secondary
 /// rate limits); at most `max_concurrent_reads` reads are in flight at once. Reads of a pull
-/// request are conditional (`If-None-Match`), so polling an unchanged PR costs no quota.
+/// request, and of each page of the open ones, are conditional (`If-None-Match`), so polling an
+/// unchanged PR or re-listing unchanged pages costs no quota: the ETags and parsed answers are
+/// kept in memory (bounded) for as long as this value lives, so only a long-lived process
+/// (calling `sweep` again and again) benefits; a new one starts with nothing cached.
 pub struct GitHubSource {
     core: Core,
     configured_identity: Option<String>,
@@ -33,7 +36,8 @@ pub struct GitHubSource {
     environment_template: String,
     /// Help lines of the `/preview` commands the sticky comment lists (none: not listed).
     commands: Vec<String>,
-    etags: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// Conditional reads: each pull request read one by one, and each page of the open ones.
+    pub(crate) cache: crate::etag_cache::Caches,
     /// Whether each comment author seen with our marker may write to the repository.
     writers: Mutex<HashMap<String, bool>>,
 }
@@ -71,7 +75,7 @@ impl GitHubSource {
             identity: OnceCell::new(),
             environment_template,
             commands: Vec::new(),
-            etags: Mutex::new(HashMap::new()),
+            cache: crate::etag_cache::Caches::default(),
             writers: Mutex::new(HashMap::new()),
         }
     }
@@ -426,7 +430,7 @@ impl GitHubSource {
         }
     }
 
-    fn convert(&self, pr: wire::PullRequest) -> Result<PullRequest> {
+    pub(crate) fn convert(&self, pr: wire::PullRequest) -> Result<PullRequest> {
         let state = if pr.merged == Some(true) || pr.merged_at.is_some() {
             PrState::Merged
         } else if pr.state == "open" {
@@ -464,47 +468,12 @@ impl SourceHost for GitHubSource {
 
     #[tracing::instrument(skip_all, fields(pr = %pr))]
     async fn get_pull_request(&self, pr: PrNumber) -> Result<Option<PullRequest>> {
-        let key = self.core.pull_request_url(pr).to_string();
-        let cached = self.etags.lock().ok().and_then(|m| m.get(&key).cloned());
-        let etag = cached.as_ref().map(|(etag, _)| etag.as_str());
-        let Some(answer) = found(self.core.pull_request(pr, etag).await)? else {
-            return Ok(None);
-        };
-        let body = match answer {
-            // 304: unchanged since the cached read.
-            None => match cached {
-                Some((_, body)) => body,
-                None => {
-                    return Err(Error::Api {
-                        provider: PROVIDER,
-                        status: 304,
-                        message: "not modified, but nothing was cached".into(),
-                        request_id: None,
-                    });
-                }
-            },
-            Some(fresh) => {
-                if let Some(etag) = fresh.etag {
-                    if let Ok(mut m) = self.etags.lock() {
-                        m.insert(key, (etag, fresh.body.clone()));
-                    }
-                }
-                fresh.body
-            }
-        };
-        let pr: wire::PullRequest = serde_json::from_slice(&body).map_err(|e| Error::Api {
-            provider: PROVIDER,
-            status: 200,
-            message: format!("unexpected pull request body: {e}"),
-            request_id: None,
-        })?;
-        self.convert(pr).map(Some)
+        self.pull_request(pr).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_open_pull_requests(&self) -> Result<Vec<PullRequest>> {
-        let prs = self.core.open_pull_requests().await?;
-        prs.into_iter().map(|p| self.convert(p)).collect()
+        self.open_pull_requests().await
     }
 
     #[tracing::instrument(skip_all, fields(env = %name, pr = %pr))]

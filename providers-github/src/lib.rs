@@ -1,8 +1,9 @@
 //! The [`SourceHost`](preview_core::SourceHost) over the GitHub REST API: pull requests, the
 //! sticky PR comment, and GitHub deployments of each preview environment.
 //!
-//! - Pull requests: one (conditional `If-None-Match` reads, so polling is free of quota), or every
-//!   open one (all pages, following `link` headers exactly).
+//! - Pull requests: one, or every open one (all pages, following `link` headers exactly), read
+//!   conditionally (`If-None-Match`, each page with its own ETag), so polling or re-listing what
+//!   did not change is free of quota for as long as the [`GitHubSource`] lives.
 //! - The sticky comment: exactly one per environment, found by a hidden marker **and** our author
 //!   (a marker pasted by anyone else is never edited), created or updated, never rewritten when
 //!   unchanged. Untrusted text is rendered inert.
@@ -34,7 +35,9 @@ mod builder;
 mod comment;
 mod core;
 mod errors;
+mod etag_cache;
 mod host;
+mod listing;
 mod trigger_event;
 mod triggers;
 mod wire;

@@ -160,6 +160,8 @@ struct State {
     counter: u64,
     faults: VecDeque<Fault>,
     log: Vec<Exchange>,
+    /// The log keeps no bodies; see [`FakeFly::keep_bodies`].
+    drop_bodies: bool,
     delete_polls: u32,
     boot_state: String,
     check_status: String,
@@ -487,6 +489,13 @@ impl FakeFly {
     /// Every exchange so far.
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.lock().log.clone()
+    }
+
+    /// Whether [`exchanges`](Self::exchanges) keeps request and response bodies (default: yes,
+    /// for spec checks; `Null` when not). A benchmark of thousands of requests turns it off, so
+    /// the log does not swamp the memory it measures.
+    pub fn keep_bodies(&self, keep: bool) {
+        self.lock().drop_bodies = !keep;
     }
 
     /// The mutating exchanges so far.
@@ -1244,12 +1253,9 @@ impl State {
         let Some(org) = query.get("org_slug") else {
             return error(400, "org_slug is required");
         };
-        let all: Vec<Json> = self
-            .apps
-            .iter()
-            .filter(|(_, a)| &a.org == org)
-            .map(|(n, a)| self.app_json(n, a))
-            .collect();
+        // Only the page is rendered: listing thousands of apps stays linear.
+        let all: Vec<(&String, &FakeApp)> =
+            self.apps.iter().filter(|(_, a)| &a.org == org).collect();
         let start = match query.get("cursor") {
             Some(c) => match c.strip_prefix("cur-").and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) => n,
@@ -1261,7 +1267,12 @@ impl State {
             .get("limit")
             .and_then(|l| l.parse::<usize>().ok())
             .unwrap_or(usize::MAX);
-        let page: Vec<Json> = all.iter().skip(start).take(limit).cloned().collect();
+        let page: Vec<Json> = all
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|(n, a)| self.app_json(n, a))
+            .collect();
         let end = start.saturating_add(page.len());
         let mut out = json!({"apps": page, "total_apps": all.len()});
         if end < all.len() {
@@ -1398,18 +1409,23 @@ impl FakeFly {
         let delay = base + hold;
         s.counter += 1;
         let rid = format!("01FAKEREQ{:08}", s.counter);
+        let keep = !s.drop_bodies;
         s.log.push(Exchange {
             method,
             path,
             query: req.url.query().map(str::to_string),
-            request: serde_json::from_slice(&req.body).unwrap_or(Json::Null),
+            request: if keep {
+                serde_json::from_slice(&req.body).unwrap_or(Json::Null)
+            } else {
+                Json::Null
+            },
             nonce: req
                 .headers
                 .get("fly-machine-lease-nonce")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             status,
-            response: body.clone(),
+            response: if keep { body.clone() } else { Json::Null },
             request_id: rid.clone(),
         });
         let mut t = ResponseTemplate::new(status)

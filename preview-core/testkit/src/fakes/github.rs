@@ -2,7 +2,8 @@
 //!
 //! [`FakeGitHub`] runs a local wiremock server whose one responder answers the operations
 //! `providers_github::GitHubSource` uses the way GitHub does: pull requests with ETags and
-//! `304 Not Modified`, `link`-header pagination, issue comments, deployments and their statuses,
+//! `304 Not Modified`, `link`-header pagination with a weak ETag per page (and a 304 without
+//! `link`; a 304 costs no quota), issue comments, deployments and their statuses,
 //! environments, `GET /user` (or 403 as for the Actions token), bearer-token checks, and injected
 //! faults. Bodies start from GitHub's own examples in the OpenAPI description, so they have every
 //! field the spec requires. Every exchange is recorded for inspection and spec validation.
@@ -164,7 +165,10 @@ pub mod bodies {
 
     /// A `pull-request-simple` body (an item of `GET /repos/{o}/{r}/pulls`).
     pub fn pull_request_simple(pr: &PullRequest) -> Value {
-        patch_pull(fixture(PULL_REQUEST_SIMPLE), pr, false)
+        // Parsed once: a listing of thousands renders it once per item.
+        static SIMPLE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        let template = SIMPLE.get_or_init(|| fixture(PULL_REQUEST_SIMPLE));
+        patch_pull(template.clone(), pr, false)
     }
 
     /// An `issue-comment` body.
@@ -451,6 +455,8 @@ struct State {
     chaos_max_attempts: u32,
     /// Shared with other fakes to stop the world after a given mutating request.
     gate: Option<Gate>,
+    /// The exchange log keeps no bodies; see [`FakeGitHub::keep_bodies`].
+    drop_bodies: bool,
 }
 
 /// What [`FakeGitHub::snapshot`] keeps: pull requests, comments, deployments with their statuses,
@@ -550,7 +556,13 @@ impl std::fmt::Debug for FakeGitHub {
 impl FakeGitHub {
     /// Starts the fake on a local port.
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
+        Self::start_on(MockServer::start().await).await
+    }
+
+    /// Answers every request to `server` (e.g. one built with
+    /// `MockServer::builder().disable_request_recording()`, so a benchmark of thousands of
+    /// requests does not keep them all).
+    pub async fn start_on(server: MockServer) -> Self {
         let state = Arc::new(Mutex::new(State {
             uri: server.uri(),
             login: LOGIN.into(),
@@ -841,6 +853,13 @@ impl FakeGitHub {
     pub fn rate_limit_violations(&self) -> u64 {
         self.lock().limits.violations
     }
+
+    /// Whether [`exchanges`](Self::exchanges) keeps request and response bodies (default: yes,
+    /// for spec checks). A benchmark of thousands of requests turns it off, so the log does not
+    /// hold every page it served and swamp the memory it measures.
+    pub fn keep_bodies(&self, keep: bool) {
+        self.lock().drop_bodies = !keep;
+    }
 }
 
 struct Responder {
@@ -887,8 +906,11 @@ fn query(req: &Request, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// One page of `items` and its `link` header, built from the request URL (as GitHub does).
-fn paginate(state: &State, req: &Request, items: Vec<Value>) -> Answer {
+/// One page of `items` (each turned into its body by `body`, only those of the page) with its
+/// `link` header, built from the request URL, and its ETag, as GitHub does: a weak validator of
+/// the page's own content (`W/"<SHA-256 of the body>"`), so a page answers `304 Not Modified`
+/// (no body, no `link`) to an `If-None-Match` that names it, whatever changed on other pages.
+fn paginate<T>(state: &State, req: &Request, items: Vec<T>, body: impl Fn(T) -> Value) -> Answer {
     let per_page = query(req, "per_page")
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(30)
@@ -900,10 +922,19 @@ fn paginate(state: &State, req: &Request, items: Vec<Value>) -> Answer {
     let last = items.len().div_ceil(per_page).max(1);
     let chunk: Vec<Value> = items
         .into_iter()
-        .skip((page - 1) * per_page)
+        .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
+        .map(body)
         .collect();
-    let mut answer = ok(200, Value::Array(chunk));
+    let chunk = Value::Array(chunk);
+    let etag = weak_etag(&chunk);
+    if if_none_match(req, &etag) {
+        let mut answer = empty(304);
+        answer.headers.push(("etag".into(), etag));
+        return answer;
+    }
+    let mut answer = ok(200, chunk);
+    answer.headers.push(("etag".into(), etag));
     let page_url = |p: usize| {
         let mut url = match url::Url::parse(&state.uri) {
             Ok(u) => u,
@@ -934,6 +965,27 @@ fn paginate(state: &State, req: &Request, items: Vec<Value>) -> Answer {
         answer.headers.push(("link".into(), links.join(", ")));
     }
     answer
+}
+
+/// GitHub's ETag of a body: weak, the SHA-256 of its bytes in hex.
+fn weak_etag(body: &Value) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{hex}\"")
+}
+
+/// Whether the request's `If-None-Match` names `etag`, by the weak comparison RFC 9110 asks of
+/// it (`W/` ignored on both sides; `*` matches anything that exists).
+fn if_none_match(req: &Request, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    req.headers
+        .get_all("if-none-match")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == opaque(etag))
 }
 
 impl State {
@@ -1042,8 +1094,8 @@ impl Responder {
                     })
                     .collect();
                 prs.sort_by_key(|p| std::cmp::Reverse(p.number));
-                let items = prs.into_iter().map(bodies::pull_request_simple).collect();
-                paginate(s, req, items)
+                // Only the asked page is rendered: a listing of thousands stays linear.
+                paginate(s, req, prs, bodies::pull_request_simple)
             }
             ("GET", ["pulls", n]) => {
                 let Some((pr, version)) = n.parse::<u32>().ok().and_then(|n| s.pulls.get(&n))
@@ -1073,7 +1125,7 @@ impl Responder {
                     .take(MAX_FILES)
                     .map(|f| bodies::diff_entry(f))
                     .collect();
-                paginate(s, req, items)
+                paginate(s, req, items, |v| v)
             }
             ("POST", ["issues", "comments", id, "reactions"]) => {
                 let id = id.parse::<u64>().unwrap_or(0);
@@ -1119,7 +1171,7 @@ impl Responder {
                     .filter(|c| c.issue == n)
                     .map(|c| s.comment_body(c))
                     .collect();
-                paginate(s, req, items)
+                paginate(s, req, items, |v| v)
             }
             ("POST", ["issues", n, "comments"]) => {
                 let Ok(n) = n.parse::<u32>() else {
@@ -1187,7 +1239,7 @@ impl Responder {
                     .filter(|d| env.as_deref().is_none_or(|x| x == d.environment))
                     .map(|d| bodies::deployment(d.id, &d.sha, &d.environment, "preview"))
                     .collect();
-                paginate(s, req, items)
+                paginate(s, req, items, |v| v)
             }
             ("POST", ["deployments"]) => {
                 let Some(b) = body else {
@@ -1248,7 +1300,7 @@ impl Responder {
                     .rev()
                     .map(|st| status_body(id, st))
                     .collect();
-                paginate(s, req, items)
+                paginate(s, req, items, |v| v)
             }
             ("POST", ["deployments", id, "statuses"]) => {
                 let id = id.parse::<u64>().unwrap_or(0);
@@ -1494,14 +1546,15 @@ impl Responder {
         if answer.status != 304 {
             s.quota_used += 1;
         }
+        let keep = !s.drop_bodies;
         s.exchanges.push(Exchange {
             at: std::time::Instant::now(),
             method,
             path,
             query: req.url.query().map(str::to_string),
-            request: json_body,
+            request: json_body.filter(|_| keep),
             status: answer.status,
-            response: answer.body.clone(),
+            response: answer.body.clone().filter(|_| keep),
         });
         let mut t = ResponseTemplate::new(answer.status)
             .set_delay(delay)

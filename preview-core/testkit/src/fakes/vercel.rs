@@ -201,6 +201,8 @@ struct State {
     faults: VecDeque<Fault>,
     rejected_keys: BTreeMap<String, String>,
     exchanges: Vec<Exchange>,
+    /// The log keeps no bodies; see [`FakeVercel::keep_bodies`].
+    drop_bodies: bool,
     latency: Option<Latency>,
     build_time: Option<Duration>,
     /// When each deployment created under a build time may first be seen `READY` (wall clock).
@@ -470,6 +472,7 @@ impl FakeVercel {
                 faults: VecDeque::new(),
                 rejected_keys: BTreeMap::new(),
                 exchanges: Vec::new(),
+                drop_bodies: false,
                 latency: None,
                 build_time: None,
                 ready_at: BTreeMap::new(),
@@ -556,11 +559,17 @@ impl FakeVercel {
     /// Starts a mock server answering every request with this fake.
     pub async fn start(&self) -> MockServer {
         let server = MockServer::start().await;
+        self.mount(&server).await;
+        server
+    }
+
+    /// Answers every request to `server` (e.g. one built with
+    /// `MockServer::builder().disable_request_recording()` for a benchmark).
+    pub async fn mount(&self, server: &MockServer) {
         Mock::given(any())
             .respond_with(self.clone())
-            .mount(&server)
+            .mount(server)
             .await;
-        server
     }
 
     /// Seeds an env var (e.g. one we do not own); returns its id.
@@ -742,6 +751,13 @@ impl FakeVercel {
     /// Every request answered so far, with the answer.
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.lock().exchanges.clone()
+    }
+
+    /// Whether [`exchanges`](Self::exchanges) keeps request and response bodies (default: yes,
+    /// for spec checks; none and `Null` when not). A benchmark of thousands of requests turns it
+    /// off, so the log does not swamp the memory it measures.
+    pub fn keep_bodies(&self, keep: bool) {
+        self.lock().drop_bodies = !keep;
     }
 
     /// Requests that changed something (anything but GET) so far.
@@ -1263,13 +1279,14 @@ impl FakeVercel {
                 (st, v, None)
             }
         };
+        let keep = !s.drop_bodies;
         s.exchanges.push(Exchange {
             method: req.method.as_str().to_string(),
             path: req.url.path().to_string(),
             query: req.url.query().map(str::to_string),
-            request: body,
+            request: body.filter(|_| keep),
             status,
-            response: response.clone(),
+            response: if keep { response.clone() } else { Value::Null },
             request_id: request_id.clone(),
             injected,
         });
