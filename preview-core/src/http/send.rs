@@ -194,10 +194,16 @@ impl Client {
             out = out.timeout(t);
         }
         let name = self.provider.name;
-        let resp = out.send().await.map_err(|e| transport_error(name, e))?;
+        let mut resp = out.send().await.map_err(|e| transport_error(name, e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| transport_error(name, e))?;
+        // Read chunk by chunk into one buffer sized from `content-length` (capped: the header is
+        // the server's word), so a large page is held once, not gathered and then copied.
+        let expected = resp.content_length().unwrap_or(0).min(PREALLOCATE_AT_MOST);
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(name, e))? {
+            body.extend_from_slice(&chunk);
+        }
         drop(permit);
         let request_id = Some(self.provider.request_id_header)
             .filter(|h| !h.is_empty())
@@ -214,7 +220,7 @@ impl Client {
         let answer = Answer {
             status,
             headers,
-            body: body.to_vec(),
+            body,
             request_id,
         };
         if status.is_success() || req.answers.accept(status) {
@@ -428,8 +434,12 @@ impl<'c> Request<'c> {
     }
 }
 
+/// The most a response's `content-length` reserves up front (a larger body still reads whole).
+const PREALLOCATE_AT_MOST: u64 = 16 * 1024 * 1024;
+
 /// An answer, read to the end: a success, or a status the request accepted.
 #[derive(Clone)]
+
 pub struct Answer {
     status: StatusCode,
     headers: HeaderMap,
