@@ -271,19 +271,24 @@ fn evict(
 }
 
 impl super::Preview {
-    /// Every open PR in one paged read, with its labels; then a lookup of each remaining PR
-    /// (closed, merged or missing: each looked up once, and removed). Returns the lookups for
-    /// sweep, those for the lifetime decisions (an open PR counts as a failed lookup when the
-    /// paged read failed: its labels, hence its keep label, are unknown), and the labels.
+    /// Every open PR in one paged read (retried as a unit).
+    pub(super) async fn list_open_pull_requests(&self) -> Result<Vec<crate::host::PullRequest>> {
+        self.retry("list open pull requests", || {
+            self.source.list_open_pull_requests()
+        })
+        .await
+    }
+
+    /// From every open PR (`listed`, [`Self::list_open_pull_requests`]) with its labels, then a
+    /// lookup of each remaining PR (closed, merged or missing: each looked up once, and removed).
+    /// Returns the lookups for sweep, those for the lifetime decisions (an open PR counts as a
+    /// failed lookup when the paged read failed: its labels, hence its keep label, are unknown),
+    /// and the labels.
     pub(super) async fn lookups_paged(
         &self,
         prs: BTreeSet<PrNumber>,
+        listed: Result<Vec<crate::host::PullRequest>>,
     ) -> (Lookups, Lookups, BTreeMap<PrNumber, Vec<String>>) {
-        let listed = self
-            .retry("list open pull requests", || {
-                self.source.list_open_pull_requests()
-            })
-            .await;
         let open = match listed {
             Ok(open) => open,
             Err(e) => {

@@ -76,10 +76,21 @@ impl Preview {
     /// others) are in [`SweepReport::failures`], which the caller must check.
     pub async fn sweep(&self, dry_run: bool) -> Result<SweepReport> {
         self.phase(Phase::Sweep, async {
-            let inv = self.inventory().await?;
+            // The open PRs are listed while the providers are: neither needs the other, and
+            // at thousands of environments each takes seconds before the first removal.
+            let lifetime = self.config.lifetime.is_active();
+            let (inv, open) = futures::future::join(self.inventory(), async {
+                if lifetime {
+                    Some(self.list_open_pull_requests().await)
+                } else {
+                    None
+                }
+            })
+            .await;
+            let inv = inv?;
             let prs: BTreeSet<PrNumber> = inv.keys().map(PreviewName::pr).collect();
-            let (lookups, lifetime_lookups, labels) = if self.config.lifetime.is_active() {
-                self.lookups_paged(prs).await
+            let (lookups, lifetime_lookups, labels) = if let Some(open) = open {
+                self.lookups_paged(prs, open).await
             } else {
                 (self.lookups(prs).await, BTreeMap::new(), BTreeMap::new())
             };
