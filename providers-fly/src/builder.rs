@@ -41,6 +41,7 @@ pub struct FlyDatabasesBuilder {
     delete_timeout: Duration,
     tunnel_timeout: Duration,
     poll_interval: Duration,
+    action_interval: Duration,
     lease_ttl: Duration,
 }
 
@@ -68,6 +69,7 @@ impl Default for FlyDatabasesBuilder {
             delete_timeout: Duration::from_secs(300),
             tunnel_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(2),
+            action_interval: Duration::from_secs(1),
             lease_ttl: crate::DEFAULT_LEASE_TTL,
         }
     }
@@ -172,6 +174,14 @@ impl FlyDatabasesBuilder {
         self
     }
 
+    /// Fly's per-action rate limit: one request per `d` for each identifier (an app, a Machine,
+    /// the organisation) after a burst of 3 (default 1 s, Fly's documented rate). Paged
+    /// listings of the organisation's Machines keep to it.
+    pub fn action_interval(mut self, d: impl Into<Duration>) -> Self {
+        self.action_interval = d.into();
+        self
+    }
+
     /// How long a Machine lease lives unless refreshed (default [`DEFAULT_LEASE_TTL`], at least
     /// 1 s): the longest a run killed while holding one blocks the next. Extended between the
     /// steps of an update once half of it has passed.
@@ -217,6 +227,7 @@ impl FlyDatabasesBuilder {
             delete_timeout: self.delete_timeout,
             tunnel_timeout: self.tunnel_timeout,
             poll_interval: self.poll_interval,
+            action_interval: self.action_interval,
             lease_ttl: self.lease_ttl.max(Duration::from_secs(1)),
         })
     }

@@ -37,7 +37,7 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(20);
 /// Page size when listing apps.
 const PAGE: u32 = 100;
 /// Secrets reads in flight while listing apps.
-const LIST_CONCURRENCY: usize = 8;
+const LIST_CONCURRENCY: usize = 32;
 
 /// The database stacks of preview environments on Fly.io Machines.
 ///
@@ -87,6 +87,8 @@ pub struct FlyDatabases {
     pub(crate) delete_timeout: Duration,
     pub(crate) tunnel_timeout: Duration,
     pub(crate) poll_interval: Duration,
+    /// Fly's per-action rate: one request per this for an identifier, after a burst of 3.
+    pub(crate) action_interval: Duration,
     pub(crate) lease_ttl: Duration,
 }
 

@@ -58,11 +58,19 @@ impl FlyDatabases {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen = std::collections::HashSet::new();
-        loop {
+        // Listing the organisation's Machines is one action on one identifier: 1 request a
+        // second after a burst of 3. Page `n` (from 0) waits until `n - 2` intervals after the
+        // first page's answer, which came after its request was counted.
+        let mut first_answer = None;
+        for page_no in 0u32.. {
+            if let Some(at) = first_answer.filter(|_| page_no >= 3) {
+                tokio::time::sleep_until(at + self.action_interval * (page_no - 2)).await;
+            }
             let page = self
                 .core
                 .org_machines(self.org(), cursor.as_deref())
                 .await?;
+            first_answer.get_or_insert_with(tokio::time::Instant::now);
             for m in page.machines {
                 let meta = m.config.as_ref().and_then(|c| c.get("metadata"));
                 let env = meta.and_then(|v| v.get(META_ENV)).and_then(|v| v.as_str());

@@ -262,3 +262,47 @@ async fn autostop_is_sent_on_every_service_and_its_boolean_echo_is_no_drift() {
     assert!(stored.get("autostop").is_none(), "{stored}");
     check_exchanges(&fake);
 }
+
+#[tokio::test]
+async fn the_org_listing_keeps_to_flys_per_action_rate_over_many_pages() {
+    use preview_testkit::fakes::fly::{FakeFly, RateLimits};
+    // 4,500 Machines: five pages of 1,000. Fly allows a burst of 3 requests of one action on
+    // one identifier (here the organisation), then 1 a second; a Fly second is 300 ms here,
+    // far longer than a page takes, so an unpaced listing breaks the limit.
+    let (server, fake) = FakeFly::start(ORG, TOKEN).await;
+    fake.enforce_rate_limits(RateLimits { time_scale: 0.3 });
+    for pr in 1..=4500 {
+        let n = name(pr);
+        fake.add_empty_app(n.as_str(), ORG);
+        fake.add_machine(
+            n.as_str(),
+            json!({"image": "postgres:17", "metadata": {"preview_env": n.as_str()}}),
+        );
+    }
+    let lister = |interval: std::time::Duration| {
+        paged_lister_builder(&server.uri())
+            .action_interval(interval)
+            .build()
+            .unwrap()
+    };
+    // Unpaced, the listing breaks the limit (429s, retried, so it still lists everything).
+    let unpaced = lister(std::time::Duration::ZERO);
+    assert_eq!(unpaced.list_lifetimes(&naming()).await.unwrap().len(), 4500);
+    let broken = fake.rate_limit_violations();
+    assert!(broken > 0, "the fake enforces the limit");
+    // The burst refills (3 Fly seconds), then the paced listing keeps to it.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let paced = lister(std::time::Duration::from_millis(300));
+    assert_eq!(paced.list_lifetimes(&naming()).await.unwrap().len(), 4500);
+    assert_eq!(fake.rate_limit_violations(), broken, "no new violation");
+}
+
+fn paged_lister_builder(uri: &str) -> providers_fly::FlyDatabasesBuilder {
+    use preview_core::http::ClientSettings;
+    providers_fly::FlyDatabases::builder()
+        .token(TOKEN)
+        .org(ORG)
+        .naming(naming())
+        .base_url(uri)
+        .poll_interval(std::time::Duration::from_millis(5))
+}
