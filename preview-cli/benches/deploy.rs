@@ -8,6 +8,11 @@
 //! APIs' rate limits (Fly per action and app or Machine, GitHub write spacing and concurrent
 //! reads) and count violations.
 //!
+//! The reconcile scenario (`reconcile_scenario`) runs `sweep` with `[lifetime]` over
+//! `PREVIEW_BENCH_RECONCILE` environments (default 10,000) of a fixed mix, then over a tenth of
+//! them twice (GitHub pages of 100 and of 10), reporting wall time against the rate-limit bound
+//! and the pass's heap. `PREVIEW_BENCH_ONLY=deploy,sweep,reconcile` picks scenarios.
+//!
 //! Why the real clock: on a paused tokio clock reqwest's timers fire spuriously while a runtime
 //! waits for a local server, so the providers' own waits would not be exercised faithfully.
 
@@ -228,11 +233,23 @@ fn github_template(config: &Config) -> String {
 
 impl Bench {
     async fn start(scale: f64, concurrency: usize) -> Self {
+        Self::start_with(scale, concurrency, config(), 100).await
+    }
+
+    /// With `config`, and `page_size` open PRs a page in GitHub's listing.
+    async fn start_with(scale: f64, concurrency: usize, config: Config, page_size: usize) -> Self {
         let log = Log::default();
-        let config = config();
         let org = config.database.org.clone().expect("example has an org");
 
-        let (fly_server, fly) = FakeFly::start(&org, FLY_TOKEN).await;
+        // The servers keep no copy of each request: the reconcile scenario measures the heap.
+        let unrecorded = || {
+            wiremock::MockServer::builder()
+                .disable_request_recording()
+                .start()
+        };
+        let fly_server = unrecorded().await;
+        let fly = FakeFly::new(&org, FLY_TOKEN);
+        fly.mount(&fly_server).await;
         fly.set_boot_time(Some(Duration::from_secs_f64(
             MACHINE_BOOT_MS * scale / 1000.0,
         )));
@@ -244,14 +261,15 @@ impl Bench {
             .team(TEAM)
             .project(API_PROJECT, "agents-api")
             .project(UI_PROJECT, "agents-manage-ui");
-        let vercel_server = vercel.start().await;
+        let vercel_server = unrecorded().await;
+        vercel.mount(&vercel_server).await;
         vercel.set_build_time(Some(Duration::from_secs_f64(
             VERCEL_BUILD_MS * scale / 1000.0,
         )));
         let l = log.clone();
         vercel.set_latency(move |r| l.record("vercel", r, scale));
 
-        let github = FakeGitHub::start().await;
+        let github = FakeGitHub::start_on(unrecorded().await).await;
         github.enforce_secondary_limits(
             Duration::from_secs_f64(GITHUB_WRITE_SPACING_MS * scale / 1000.0),
             GITHUB_MAX_READS,
@@ -267,6 +285,7 @@ impl Bench {
             .org(org)
             .base_url(fly_server.uri())
             .poll_interval(Duration::from_secs_f64(2.0 * scale))
+            .action_interval(Duration::from_secs_f64(scale))
             .build()
             .expect("fly host");
         let apps = providers_vercel::VercelAppsBuilder::new()
@@ -282,6 +301,7 @@ impl Bench {
                 GITHUB_WRITE_SPACING_MS * scale / 1000.0,
             ))
             .max_concurrent_reads(GITHUB_MAX_READS)
+            .list_page_size(page_size)
             .environment_template(github_template(&config))
             .build()
             .expect("github host");
@@ -694,6 +714,31 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
         .await;
 }
 
+/// The lower bound the APIs' rate limits set on a pass that made `calls` (modelled ms): GitHub's
+/// writes one after another, each at least the spacing after the previous one's answer; its reads
+/// at most 10 at a time; Fly's app deletions at most 100 per minute. (Fly's per-app and
+/// per-Machine limits bind no pass here: no app or Machine gets more than 3 calls, its burst.)
+fn rate_limit_bound_ms(calls: &[Call]) -> f64 {
+    let gh_writes: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.provider == "github" && c.mutating())
+        .collect();
+    let write_chain = gh_writes.iter().map(|c| c.ms).sum::<f64>()
+        + gh_writes.len().saturating_sub(1) as f64 * GITHUB_WRITE_SPACING_MS;
+    let read_bound = calls
+        .iter()
+        .filter(|c| c.provider == "github" && !c.mutating())
+        .map(|c| c.ms)
+        .sum::<f64>()
+        / GITHUB_MAX_READS as f64;
+    let app_deletes = calls
+        .iter()
+        .filter(|c| c.provider == "fly" && c.method == "DELETE" && c.segs().len() == 3)
+        .count();
+    let delete_bound = app_deletes.saturating_sub(100) as f64 * 600.0;
+    write_chain.max(read_bound).max(delete_bound)
+}
+
 async fn sweep_scenario(scale: f64, concurrency: usize, n: u32) -> Value {
     let b = Bench::start(scale, concurrency).await;
     let fly_uri = b._servers.0.uri();
@@ -726,30 +771,14 @@ async fn sweep_scenario(scale: f64, concurrency: usize, n: u32) -> Value {
         report.failures
     );
 
-    // Lower bound from the rate limits alone: GitHub's writes one after another, each at least
-    // the spacing after the previous one's answer; its reads at most 10 at a time; Fly's app
-    // deletions at most 100 per minute.
-    let gh_writes: Vec<&Call> = calls
+    let bound_ms = rate_limit_bound_ms(&calls) * scale;
+    let gh_writes = calls
         .iter()
         .filter(|c| c.provider == "github" && c.mutating())
-        .collect();
-    let write_chain = gh_writes.iter().map(|c| c.ms).sum::<f64>()
-        + gh_writes.len().saturating_sub(1) as f64 * GITHUB_WRITE_SPACING_MS;
-    let read_bound = calls
-        .iter()
-        .filter(|c| c.provider == "github" && !c.mutating())
-        .map(|c| c.ms)
-        .sum::<f64>()
-        / GITHUB_MAX_READS as f64;
-    let app_deletes = calls
-        .iter()
-        .filter(|c| c.provider == "fly" && c.method == "DELETE")
         .count();
-    let delete_bound = app_deletes.saturating_sub(100) as f64 * 600.0;
-    let bound_ms = write_chain.max(read_bound).max(delete_bound) * scale;
     // The prototype's cleanup: every call one after another (writes still spaced).
     let sequential_ms = (calls.iter().map(|c| c.ms).sum::<f64>()
-        + gh_writes.len().saturating_sub(1) as f64 * GITHUB_WRITE_SPACING_MS)
+        + gh_writes.saturating_sub(1) as f64 * GITHUB_WRITE_SPACING_MS)
         * scale;
     let (requests, mutating) = counts(&calls);
     json!({
@@ -765,10 +794,304 @@ async fn sweep_scenario(scale: f64, concurrency: usize, n: u32) -> Value {
         "sequential_ms": round(sequential_ms),
         "requests": requests,
         "mutating_requests": mutating,
-        "github_writes": gh_writes.len(),
+        "github_writes": gh_writes,
         "rate_limit_violations": {
             "fly": b.fly.rate_limit_violations() - fly_violations_before,
             "github": b.github.rate_limit_violations() - github_violations_before,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile pass at scale
+
+/// What an environment of the reconcile scenario is, by its PR number (out of every 200: 4
+/// closed, 2 expired, 2 idle, 2 over the cap, 1 inactive past the ttl but labelled to keep, 189
+/// open and active). Few act, so GitHub's write spacing (3 writes a teardown, 2 a sleep, each
+/// at least 1 s after the last) keeps 10,000 environments at about half an hour of modelled
+/// time rather than hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Active,
+    Closed,
+    Expired,
+    Idle,
+    OverCap,
+    Kept,
+}
+
+fn kind(pr: u32) -> Kind {
+    match pr % 200 {
+        0..=3 => Kind::Closed,
+        4 | 5 => Kind::Expired,
+        6 | 7 => Kind::Idle,
+        8 | 9 => Kind::OverCap,
+        10 => Kind::Kept,
+        _ => Kind::Active,
+    }
+}
+
+const KEEP_LABEL: &str = "preview:keep";
+
+/// Seconds since the last activity. ttl is 7 days and sleep_after 1 day; the over-cap ones (5
+/// days) are the least recently active of those the ttl leaves, so eviction picks exactly them.
+fn inactive_secs(k: Kind, pr: u32) -> i64 {
+    let jitter = i64::from(pr % 1000);
+    match k {
+        Kind::Active | Kind::Closed => 600 + jitter,
+        Kind::Idle => 2 * 86_400 + jitter,
+        Kind::OverCap => 5 * 86_400 + jitter,
+        Kind::Expired => 8 * 86_400 + jitter,
+        Kind::Kept => 9 * 86_400 + jitter,
+    }
+}
+
+fn kinds(n: u32) -> BTreeMap<Kind, usize> {
+    let mut out = BTreeMap::new();
+    for pr in 1..=n {
+        *out.entry(kind(pr)).or_default() += 1;
+    }
+    out
+}
+
+/// The bench config with a `[lifetime]` whose cap is exactly the over-cap ones short.
+fn reconcile_config(n: u32) -> Config {
+    let k = kinds(n);
+    let count = |x: Kind| k.get(&x).copied().unwrap_or(0);
+    let left = n as usize - count(Kind::Closed) - count(Kind::Expired);
+    let max = left - count(Kind::OverCap);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/inkeep-agents");
+    let text = std::fs::read_to_string(dir.join("preview.toml")).expect("example config exists");
+    let (head, rest) = text.split_at(text.find("[[hooks]]").expect("example has hooks"));
+    let tail = &rest[rest.find("\n[seed]").expect("example has a seed")..];
+    let lifetime = format!(
+        "\n[lifetime]\nttl = \"168h\"\nsleep_after = \"24h\"\nkeep_label = \"{KEEP_LABEL}\"\nmax_environments = {max}\nwhen_full = \"evict\"\n"
+    );
+    Config::parse(
+        &format!("{head}{tail}{lifetime}"),
+        "bench preview.toml",
+        &dir,
+    )
+    .expect("valid config")
+}
+
+/// Seeds `n` environments of [`kind`] in the fakes' memory (no request): each a Fly app with its
+/// ownership marker and one started Machine carrying its activity mark, both Vercel domains, the
+/// PR, its sticky comment as the provider renders it and a successful deployment.
+fn seed_reconcile(b: &Bench, n: u32) {
+    let config = b.preview.config();
+    let org = config.database.org.clone().expect("example has an org");
+    let template = github_template(config);
+    let now = jiff::Timestamp::now().as_second();
+    for i in 1..=n {
+        let k = kind(i);
+        let number = PrNumber::new(u64::from(i)).expect("valid");
+        let name = config.name(number);
+        let state = if k == Kind::Closed {
+            PrState::Closed
+        } else {
+            PrState::Open
+        };
+        let mut pr = pull(i, state, &format!("{i:040x}"));
+        if k == Kind::Kept {
+            pr.labels = vec![KEEP_LABEL.into()];
+        }
+        b.github.set_pull_request(pr.clone());
+        let comment = providers_github::render_comment(&Report {
+            name: name.clone(),
+            pr: number,
+            branch: Some(pr.head_branch.clone()),
+            commit: Some(pr.head_sha.clone()),
+            state: ReportState::Ready { links: vec![] },
+            run_url: None,
+            started_at: None,
+            phases: vec![],
+            lifetime: None,
+        });
+        b.github
+            .add_comment(i, preview_testkit::fakes::github::LOGIN, &comment);
+        let env = template
+            .replace("{pr}", &i.to_string())
+            .replace("{name}", name.as_str());
+        b.github.add_deployment(&pr.head_sha, &env, Some("success"));
+        b.fly.add_empty_app(name.as_str(), &org);
+        b.fly
+            .add_secret(name.as_str(), providers_fly::OWNER_SECRET, name.as_str());
+        let active = jiff::Timestamp::from_second(now - inactive_secs(k, i)).expect("in range");
+        // The metadata keys providers-fly writes (`preview_env`, `preview_active_at`).
+        b.fly.add_machine(
+            name.as_str(),
+            json!({"image": "postgres:17", "metadata": {
+                "preview_env": name.as_str(),
+                "preview_active_at": active.to_string(),
+            }}),
+        );
+        for (project, app) in [(API_PROJECT, "api"), (UI_PROJECT, "ui")] {
+            b.vercel.add_domain(
+                project,
+                &format!("pr-{i}-{app}.preview.inkeep.com"),
+                Some(&pr.head_branch),
+            );
+        }
+    }
+}
+
+/// One reconcile pass (`sweep` with `[lifetime]`) over `n` environments, measured: wall time
+/// against the rate-limit bound, requests, and the pass's heap. Then the same pass again in the
+/// same process, where the open PRs' pages are unchanged: GitHub answers each with a 304 (no
+/// quota).
+///
+/// The pass runs alone on this thread (a current-thread runtime), and its heap is counted on
+/// this thread only (`allocation_counter`): the fakes answer on their servers' own threads, so
+/// what they allocate (wiremock keeps a copy of every request it matched) is not the product's.
+fn reconcile_scenario(scale: f64, concurrency: usize, n: u32, page_size: usize) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let b = rt.block_on(Bench::start_with(
+        scale,
+        concurrency,
+        reconcile_config(n),
+        page_size,
+    ));
+    // Set-up: no latency, no limits, and logs without bodies.
+    b.fly.set_latency(|_| Duration::ZERO);
+    b.vercel.set_latency(|_| Duration::ZERO);
+    b.github.set_latency(|_| Duration::ZERO);
+    b.fly.keep_bodies(false);
+    b.vercel.keep_bodies(false);
+    b.github.keep_bodies(false);
+    seed_reconcile(&b, n);
+    let fly_violations_before = b.fly.rate_limit_violations();
+    let github_violations_before = b.github.rate_limit_violations();
+    let (l1, l2, l3) = (b.log.clone(), b.log.clone(), b.log.clone());
+    b.fly.set_latency(move |r| l1.record("fly", r, scale));
+    b.vercel.set_latency(move |r| l2.record("vercel", r, scale));
+    b.github.set_latency(move |r| l3.record("github", r, scale));
+    b.log.take();
+    let quota_before = b.github.quota_used();
+
+    let mut report = None;
+    let start = Instant::now();
+    let heap = allocation_counter::measure(|| {
+        report = Some(rt.block_on(b.preview.sweep(false)).expect("the pass lists"));
+    });
+    let wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let report = report.expect("measured");
+    let calls = b.log.take();
+    // Before its first write the pass lists everything (providers, open PRs) and looks up the
+    // rest: that part is not set by any rate limit, and it is most of what wall adds to the bound.
+    let first_write_ms = b
+        .github
+        .exchanges()
+        .iter()
+        .find(|e| e.method != "GET" && e.at >= start)
+        .map_or(0.0, |e| e.at.duration_since(start).as_secs_f64() * 1000.0);
+    assert!(
+        report.failures.is_empty(),
+        "reconcile failures: {:?}",
+        report.failures
+    );
+    // The pass did what the mix asks, no more.
+    let k = kinds(n);
+    let count = |x: Kind| k.get(&x).copied().unwrap_or(0);
+    let mut decided: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &report.lifetime {
+        let action = serde_json::to_value(d.action).expect("serialisable");
+        let key = match action {
+            Value::String(s) => s,
+            other => other
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default(),
+        };
+        *decided.entry(key).or_default() += 1;
+    }
+    assert_eq!(
+        report.removed.len(),
+        count(Kind::Closed),
+        "closed PRs removed"
+    );
+    assert_eq!(
+        decided.get("expire").copied().unwrap_or(0),
+        count(Kind::Expired)
+    );
+    assert_eq!(
+        decided.get("sleep").copied().unwrap_or(0),
+        count(Kind::Idle)
+    );
+    assert_eq!(
+        decided.get("evict").copied().unwrap_or(0),
+        count(Kind::OverCap)
+    );
+    assert_eq!(
+        report.acted.len(),
+        count(Kind::Expired) + count(Kind::Idle) + count(Kind::OverCap)
+    );
+
+    let bound_ms = rate_limit_bound_ms(&calls) * scale;
+    let (requests, mutating) = counts(&calls);
+    let github_pages = calls
+        .iter()
+        .filter(|c| c.provider == "github" && c.method == "GET" && c.path.ends_with("/pulls"))
+        .count();
+    let violations = json!({
+        "fly": b.fly.rate_limit_violations() - fly_violations_before,
+        "github": b.github.rate_limit_violations() - github_violations_before,
+    });
+    let quota = b.github.quota_used() - quota_before;
+
+    // The same pass again, in the same process: nothing left to do, and the listing's pages
+    // unchanged.
+    let exchanges_before = b.github.exchanges().len();
+    let quota_before = b.github.quota_used();
+    let start = Instant::now();
+    let again = rt.block_on(b.preview.sweep(false)).expect("the pass lists");
+    let again_wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(again.failures.is_empty(), "{:?}", again.failures);
+    assert!(again.removed.is_empty() && again.acted.is_empty());
+    let again_calls = b.log.take();
+    let (again_requests, again_mutating) = counts(&again_calls);
+    let listing: Vec<u16> = b.github.exchanges()[exchanges_before..]
+        .iter()
+        .filter(|e| e.method == "GET" && e.path.ends_with("/pulls"))
+        .map(|e| e.status)
+        .collect();
+    json!({
+        "scenario": "reconcile",
+        "scale": scale,
+        "environments": n,
+        "mix": {
+            "active": count(Kind::Active), "closed": count(Kind::Closed),
+            "expired": count(Kind::Expired), "idle": count(Kind::Idle),
+            "over_cap": count(Kind::OverCap), "kept_by_label": count(Kind::Kept),
+        },
+        "decided": decided,
+        "removed": report.removed.len(),
+        "acted": report.acted.len(),
+        "concurrency": concurrency,
+        "github_page_size": page_size,
+        "github_list_pages": github_pages,
+        "wall_ms": round(wall_ms),
+        "rate_limit_bound_ms": round(bound_ms),
+        "wall_over_bound": round(wall_ms / bound_ms),
+        "first_github_write_ms": round(first_write_ms),
+        "requests": requests,
+        "mutating_requests": mutating,
+        "github_quota_used": quota,
+        "rate_limit_violations": violations,
+        "heap_peak_bytes": heap.bytes_max,
+        "heap_peak_bytes_per_environment": heap.bytes_max / u64::from(n),
+        "heap_allocated_bytes": heap.bytes_total,
+        "heap_left_bytes": heap.bytes_current,
+        "second_pass": {
+            "wall_ms": round(again_wall_ms),
+            "requests": again_requests,
+            "mutating_requests": again_mutating,
+            "github_quota_used": b.github.quota_used() - quota_before,
+            "github_list_pages": listing.len(),
+            "github_list_pages_304": listing.iter().filter(|s| **s == 304).count(),
         },
     })
 }
@@ -787,22 +1110,42 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let reconcile: u32 = std::env::var("PREVIEW_BENCH_RECONCILE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     // Two workers: the machine is shared, and the work is waiting, not computing.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `PREVIEW_BENCH_ONLY=deploy,sweep,reconcile` (any of them) runs those alone.
+    let only = std::env::var("PREVIEW_BENCH_ONLY").unwrap_or_default();
+    let run = |group: &str| only.is_empty() || only.split(',').any(|g| g.trim() == group);
     rt.block_on(async {
-        let b = Bench::start(scale, concurrency).await;
-        b.github
-            .set_pull_request(pull(PR, PrState::Open, &"a".repeat(40)));
-        emit(&deploy_scenario(&b, "first_deploy").await);
-        emit(&deploy_scenario(&b, "redeploy_unchanged").await);
-        b.github
-            .set_pull_request(pull(PR, PrState::Open, &"b".repeat(40)));
-        emit(&deploy_scenario(&b, "redeploy_new_commit").await);
-        emit(&teardown_scenario(&b).await);
-        emit(&sweep_scenario(scale, concurrency, environments).await);
+        if run("deploy") {
+            let b = Bench::start(scale, concurrency).await;
+            b.github
+                .set_pull_request(pull(PR, PrState::Open, &"a".repeat(40)));
+            emit(&deploy_scenario(&b, "first_deploy").await);
+            emit(&deploy_scenario(&b, "redeploy_unchanged").await);
+            b.github
+                .set_pull_request(pull(PR, PrState::Open, &"b".repeat(40)));
+            emit(&deploy_scenario(&b, "redeploy_new_commit").await);
+            emit(&teardown_scenario(&b).await);
+        }
+        if run("sweep") {
+            emit(&sweep_scenario(scale, concurrency, environments).await);
+        }
     });
+    if run("reconcile") {
+        // The reconcile pass at `PREVIEW_BENCH_RECONCILE` environments, then at a tenth of them
+        // (bytes per environment should match), and that tenth again with pages a tenth the size
+        // (ten times the pages: the peak should not move).
+        let small = (reconcile / 10).max(200);
+        emit(&reconcile_scenario(scale, concurrency, reconcile, 100));
+        emit(&reconcile_scenario(scale, concurrency, small, 100));
+        emit(&reconcile_scenario(scale, concurrency, small, 10));
+    }
 }
