@@ -322,17 +322,19 @@ mod postgres {
         fn scan(&self) {
             let values = secrets(&self.w, &self.prs);
             for r in &self.runs {
+                // In Actions the mask lines go where the progress goes: stderr with --json.
+                let json = r.out.args.split(' ').any(|a| a == "--json");
                 assert_clean(
                     &format!("stdout of {} ({})", r.what, r.out.args),
                     &r.out.stdout,
                     &values,
-                    self.actions,
+                    self.actions && !json,
                 );
                 assert_clean(
                     &format!("stderr of {} ({})", r.what, r.out.args),
                     &r.out.stderr,
                     &values,
-                    false,
+                    self.actions && json,
                 );
             }
             let files = files(&self.w.dir);
