@@ -918,12 +918,16 @@ fn seed_reconcile(b: &Bench, n: u32) {
         b.fly
             .add_secret(name.as_str(), providers_fly::OWNER_SECRET, name.as_str());
         let active = jiff::Timestamp::from_second(now - inactive_secs(k, i)).expect("in range");
-        // The metadata keys providers-fly writes (`preview_env`, `preview_active_at`).
+        // The metadata keys providers-fly writes (`preview_env`, `preview_active_at`, and the
+        // hooks' mark `preview_hooks`, as the flagship's hooks leave it): a running Machine with
+        // a mark is read on its own for its boot, which the org listing does not carry. The
+        // seeded Machines have no events, so the read finds no boot and decides nothing.
         b.fly.add_machine(
             name.as_str(),
             json!({"image": "postgres:17", "metadata": {
                 "preview_env": name.as_str(),
                 "preview_active_at": active.to_string(),
+                "preview_hooks": "seeded@boot",
             }}),
         );
         for (project, app) in [(API_PROJECT, "api"), (UI_PROJECT, "ui")] {

@@ -392,6 +392,18 @@ impl DatabaseHost for FlyDatabases {
         self.lifetimes(naming).await
     }
 
+    /// One read: the app's Machines (whose answer carries their events), the oldest of ours.
+    /// The org listing that found it already showed it ours (its `preview_env` metadata).
+    #[tracing::instrument(skip_all, fields(env = %name))]
+    async fn database_boot(&self, name: &PreviewName) -> Result<Option<String>> {
+        let machines = match self.core.list_machines(name.as_str()).await {
+            Err(Error::NotFound { .. }) => return Ok(None),
+            other => other?,
+        };
+        let ours = Self::ours(&machines, name);
+        Ok(ours.first().and_then(|m| crate::machine::boot(m)))
+    }
+
     #[tracing::instrument(skip_all, fields(env = %name))]
     async fn open_tunnels(&self, name: &PreviewName, spec: &DatabaseSpec) -> Result<Tunnels> {
         crate::tunnel::open(self, name, spec).await

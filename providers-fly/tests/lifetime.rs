@@ -149,6 +149,17 @@ async fn a_restart_behind_our_back_changes_the_boot() {
     let after = host.get_database(&n).await.unwrap().unwrap().boot;
     assert!(after.is_some());
     assert_ne!(after, boot);
+
+    // The reconcile pass's read of the boot alone: one request, the same boot as the whole read.
+    fake.clear_log();
+    assert_eq!(host.database_boot(&n).await.unwrap(), after);
+    let sent: Vec<String> = fake
+        .exchanges()
+        .iter()
+        .map(|x| format!("{} {}", x.method, x.path))
+        .collect();
+    assert_eq!(sent, ["GET /v1/apps/pr-9-agents/machines"]);
+    assert_eq!(host.database_boot(&name(10)).await.unwrap(), None, "no app");
     check_exchanges(&fake);
 }
 

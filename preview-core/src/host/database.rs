@@ -210,6 +210,17 @@ pub trait DatabaseHost: Debug + Send + Sync + 'static {
         }
         Ok(out)
     }
+
+    /// The boot of a database [`list_lifetimes`](DatabaseHost::list_lifetimes) found without
+    /// one (see [`Database::boot`]), in as few reads as the provider allows: the reconcile pass
+    /// asks it of each running database whose hooks left a mark, to tell a restart behind our
+    /// back. `None` when it cannot tell. The default reads the whole database.
+    ///
+    /// # Errors
+    /// Provider errors.
+    async fn database_boot(&self, name: &PreviewName) -> Result<Option<String>> {
+        Ok(self.get_database(name).await?.and_then(|d| d.boot))
+    }
 }
 
 /// CPU class of a Machine.
@@ -685,6 +696,9 @@ macro_rules! forward_database_host {
             }
             async fn list_lifetimes(&self, naming: &crate::name::Naming) -> Result<Vec<Database>> {
                 (**self).list_lifetimes(naming).await
+            }
+            async fn database_boot(&self, name: &PreviewName) -> Result<Option<String>> {
+                (**self).database_boot(name).await
             }
         }
     )*};

@@ -18,6 +18,9 @@ use crate::name::{PrNumber, PreviewName};
 /// A PR lookup for each PR number.
 pub(super) type Lookups = BTreeMap<PrNumber, PrLookup>;
 
+/// The databases the pass observed, by environment.
+pub(super) type Databases = BTreeMap<PreviewName, Database>;
+
 /// What the reconcile pass does to one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -318,30 +321,47 @@ impl super::Preview {
         (lookups.clone(), lookups, labels)
     }
 
-    /// The lifetime half of the reconcile pass: decides for every environment in `names`
-    /// ([`decide_lifetime`]) from one paged read of the databases, and carries the decisions
-    /// out unless `dry_run`. Closing PRs is sweep's: `TearDown` is decided, not acted on here.
-    /// A listing failure decides nothing (every environment kept, the failure reported).
-    pub(super) async fn reconcile(
+    /// What the lifetime half of the pass reads: every database with its marks, in one paged
+    /// read, and the boot of those the listing leaves unknown ([`Self::fill_boots`]). It changes
+    /// nothing, so sweep runs it while it removes closed PRs' environments. `None` when the pass
+    /// is off; `Err` (why) when the listing failed.
+    pub(super) async fn observe_lifetimes(
         &self,
-        names: &[PreviewName],
         lookups: &Lookups,
-        labels: &BTreeMap<PrNumber, Vec<String>>,
-        dry_run: bool,
-    ) -> (Vec<LifetimeDecision>, Vec<PreviewName>, Vec<String>) {
+    ) -> Option<std::result::Result<Databases, String>> {
         if !self.config.lifetime.is_active() {
-            return (vec![], vec![], vec![]);
+            return None;
         }
-        let now = (self.now)();
         let dbs = self
             .retry("list databases", || {
                 self.database.list_lifetimes(&self.config.naming)
             })
             .await;
-        let mut dbs: BTreeMap<PreviewName, Database> = match dbs {
+        let mut dbs: Databases = match dbs {
             Ok(d) => d.into_iter().map(|d| (d.name.clone(), d)).collect(),
-            Err(e) => {
-                let why = format!("listing the databases failed: {e}");
+            Err(e) => return Some(Err(format!("listing the databases failed: {e}"))),
+        };
+        self.fill_boots(&mut dbs, lookups).await;
+        Some(Ok(dbs))
+    }
+
+    /// The lifetime half of the reconcile pass: decides for every environment in `names`
+    /// ([`decide_lifetime`]) from what [`Self::observe_lifetimes`] read, and carries the
+    /// decisions out unless `dry_run`. Closing PRs is sweep's: `TearDown` is decided, not acted
+    /// on here. A listing failure decides nothing (every environment kept, the failure
+    /// reported).
+    pub(super) async fn reconcile(
+        &self,
+        names: &[PreviewName],
+        lookups: &Lookups,
+        labels: &BTreeMap<PrNumber, Vec<String>>,
+        observed: Option<std::result::Result<Databases, String>>,
+        dry_run: bool,
+    ) -> (Vec<LifetimeDecision>, Vec<PreviewName>, Vec<String>) {
+        let dbs = match observed {
+            None => return (vec![], vec![], vec![]),
+            Some(Ok(dbs)) => dbs,
+            Some(Err(why)) => {
                 let keep = |n: &PreviewName| LifetimeDecision {
                     name: n.clone(),
                     action: LifetimeAction::Keep,
@@ -350,7 +370,7 @@ impl super::Preview {
                 return (names.iter().map(keep).collect(), vec![], vec![why]);
             }
         };
-        self.fill_boots(&mut dbs, lookups).await;
+        let now = (self.now)();
         let observed: Vec<Observed> = names
             .iter()
             .map(|n| Observed {
@@ -384,7 +404,7 @@ impl super::Preview {
     /// did not carry it (Fly's organisation listing has no events): one read of that database,
     /// so a Machine restarted behind our back can be reported reset. A failed read leaves the
     /// boot unknown, which decides nothing.
-    async fn fill_boots(&self, dbs: &mut BTreeMap<PreviewName, Database>, lookups: &Lookups) {
+    async fn fill_boots(&self, dbs: &mut Databases, lookups: &Lookups) {
         let wanted: Vec<PreviewName> = dbs
             .values()
             .filter(|d| d.boot.is_none() && d.state == "started")
@@ -400,9 +420,9 @@ impl super::Preview {
         let read: Vec<(PreviewName, Option<String>)> = futures::stream::iter(wanted)
             .map(|name| async move {
                 let got = self
-                    .retry("get database", || self.database.get_database(&name))
+                    .retry("get database boot", || self.database.database_boot(&name))
                     .await;
-                let boot = got.ok().flatten().and_then(|d| d.boot);
+                let boot = got.ok().flatten();
                 (name, boot)
             })
             .buffer_unordered(self.concurrency)

@@ -97,29 +97,24 @@ impl Preview {
             let inv_names: Vec<PreviewName> = inv.keys().cloned().collect();
             let candidates: Vec<Candidate> = inv.into_values().collect();
             let decisions = decide_sweep(&candidates, &lookups, &self.config.sweep, (self.now)());
-            let mut removed = Vec::new();
-            let mut failures = Vec::new();
-            if !dry_run {
-                let results: Vec<_> = futures::stream::iter(
-                    decisions.iter().filter(|d| d.action == SweepAction::Delete),
-                )
-                .map(|d| async move {
-                    let started = (self.now)();
-                    (d.name.clone(), self.teardown_name(&d.name, started).await)
-                })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
-                for (name, r) in results {
-                    match r {
-                        Ok(_) => removed.push(name),
-                        Err(e) => failures.push(format!("{name}: {e}")),
-                    }
+            // The lifetime half reads the databases (one read each where the listing has no
+            // boot) while the closed PRs' environments are removed: reads that wait on nothing
+            // the removals change, hidden behind GitHub's spaced writes.
+            let (results, observed) = futures::future::join(
+                self.remove(&decisions, dry_run),
+                self.observe_lifetimes(&lifetime_lookups),
+            )
+            .await;
+            let (mut removed, mut failures) = (Vec::new(), Vec::new());
+            for (name, r) in results {
+                match r {
+                    Ok(()) => removed.push(name),
+                    Err(e) => failures.push(format!("{name}: {e}")),
                 }
-                removed.sort();
             }
+            removed.sort();
             let (lifetime, acted, lifetime_failures) = self
-                .reconcile(&inv_names, &lifetime_lookups, &labels, dry_run)
+                .reconcile(&inv_names, &lifetime_lookups, &labels, observed, dry_run)
                 .await;
             failures.extend(lifetime_failures);
             Ok(SweepReport {
@@ -132,6 +127,29 @@ impl Preview {
             })
         })
         .await
+    }
+}
+
+impl Preview {
+    /// Tears down the environments `decisions` delete (none on a dry run), `concurrency` at a
+    /// time; each with its outcome.
+    async fn remove(
+        &self,
+        decisions: &[SweepDecision],
+        dry_run: bool,
+    ) -> Vec<(PreviewName, Result<()>)> {
+        if dry_run {
+            return vec![];
+        }
+        futures::stream::iter(decisions.iter().filter(|d| d.action == SweepAction::Delete))
+            .map(|d| async move {
+                let started = (self.now)();
+                let r = self.teardown_name(&d.name, started).await.map(drop);
+                (d.name.clone(), r)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await
     }
 }
 
