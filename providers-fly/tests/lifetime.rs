@@ -317,3 +317,50 @@ fn paged_lister_builder(uri: &str) -> providers_fly::FlyDatabasesBuilder {
         .base_url(uri)
         .poll_interval(std::time::Duration::from_millis(5))
 }
+
+/// The fake's org listing pages by key, as the API's cursor does (`last_machine_id`): Machines
+/// deleted between two pages (a sweep removing closed PRs' apps while the lifetime pass reads)
+/// make it skip none of the others.
+#[tokio::test]
+async fn the_fakes_org_cursor_skips_nothing_when_machines_go_between_pages() {
+    let (server, fake, _host) = fake().await;
+    for i in 1..=4 {
+        let app = format!("pr-{i}-agents");
+        fake.add_empty_app(&app, ORG);
+        fake.add_machine(&app, json!({"metadata": {"preview_env": app}}));
+    }
+    let http = reqwest::Client::new();
+    let page = |cursor: Option<String>| {
+        let mut url = format!("{}/v1/orgs/{ORG}/machines?limit=2", server.uri());
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let http = http.clone();
+        async move {
+            let r = http.get(url).bearer_auth(TOKEN).send().await.unwrap();
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let apps = |p: &serde_json::Value| -> Vec<String> {
+        p["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["app_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = page(None).await;
+    assert_eq!(apps(&first), ["pr-1-agents", "pr-2-agents"]);
+    let r = http
+        .delete(format!("{}/v1/apps/pr-1-agents", server.uri()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let second = page(Some(cursor)).await;
+    assert_eq!(apps(&second), ["pr-3-agents", "pr-4-agents"]);
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    check_exchanges(&fake);
+}

@@ -114,6 +114,8 @@ pub(super) fn metadata(
 
 /// `GET /v1/orgs/{org}/machines`: every Machine of the organisation's apps, a page at a time
 /// (`limit`, at most 1000, and an opaque `cursor`), config reduced to guest, image and metadata.
+/// The cursor is a position by key (after this app and Machine), not an offset, as the API's
+/// `last_machine_id` suggests: Machines deleted while a caller pages do not make it skip others.
 pub(super) fn org_machines(s: &State, org: &str, query: &BTreeMap<String, String>) -> (u16, Json) {
     if org != s.org {
         return error(403, "unauthorized: not a member of this organization");
@@ -123,25 +125,38 @@ pub(super) fn org_machines(s: &State, org: &str, query: &BTreeMap<String, String
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(1000)
         .clamp(1, 1000);
-    let start = query
+    // Keys sort by app, then Machine id; the cursor is the last key of the previous page.
+    let after: Option<(String, String)> = query
         .get("cursor")
-        .and_then(|c| c.strip_prefix("c"))
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(0);
-    let all = s
+        .and_then(|c| c.split_once('/'))
+        .map(|(a, m)| (a.to_string(), m.to_string()));
+    let mut all: Vec<(&String, &Json)> = s
         .apps
         .iter()
         .filter(|(_, a)| a.org == s.org)
-        .flat_map(|(name, a)| a.machines.iter().map(move |m| (name, m)));
+        .flat_map(|(name, a)| a.machines.iter().map(move |m| (name, m)))
+        .collect();
+    let key = |(name, m): &(&String, &Json)| {
+        (
+            (*name).clone(),
+            m["id"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    all.sort_by_key(key);
     let mut page = Vec::new();
     let mut more = false;
-    for (i, (name, m)) in all.enumerate().skip(start) {
+    let mut last = None;
+    for item in all
+        .iter()
+        .filter(|i| after.as_ref().is_none_or(|a| key(i) > *a))
+    {
+        let (name, m) = item;
         if page.len() == limit {
             more = true;
             break;
         }
-        let _ = i;
-        page.push(json!({
+        last = Some(key(item));
+        page.push(omit_empty(json!({
             "app_name": name,
             "id": m["id"],
             "name": m["name"],
@@ -156,11 +171,11 @@ pub(super) fn org_machines(s: &State, org: &str, query: &BTreeMap<String, String
                 "image": m["config"]["image"].as_str().unwrap_or_default(),
                 "metadata": m["config"]["metadata"],
             },
-        }));
+        })));
     }
     let mut out = json!({"machines": page});
-    if more {
-        out["next_cursor"] = json!(format!("c{}", start + limit));
+    if let Some((app, id)) = last.filter(|_| more) {
+        out["next_cursor"] = json!(format!("{app}/{id}"));
     }
     (200, out)
 }
@@ -196,4 +211,15 @@ impl FakeFly {
             }
         }
     }
+}
+
+/// Drops the keys a Machine does not have (the API's Go encoder omits empty fields), at any depth.
+fn omit_empty(mut v: Json) -> Json {
+    if let Json::Object(o) = &mut v {
+        o.retain(|_, x| !x.is_null());
+        for x in o.values_mut() {
+            *x = omit_empty(x.take());
+        }
+    }
+    v
 }
