@@ -14,18 +14,10 @@ use crate::{EXIT_OK, EXIT_SKIPPED, output};
 /// Configuration errors before anything is touched; pipeline errors (a failure report has been
 /// published on the PR by then).
 pub async fn run(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
-    let config = super::load_with_files(cli, ctx)?;
-    let (pr, event) = super::pr_number(args.pr.as_deref(), ctx)?;
-    if event.as_ref().is_some_and(|e| e.is_fork) {
-        // Before any secret or token is read: fork code must never meet our credentials.
-        let msg = format!(
-            "skipped: pull request #{pr} comes from a fork; previews run only for branches of this repository"
-        );
-        output::skipped(cli, ctx, pr, &msg);
-        return Ok(EXIT_SKIPPED);
+    match super::pr_to_run(cli, args, ctx)? {
+        Ok((config, pr)) => deploy(cli, ctx, config, pr, None).await,
+        Err(skipped) => Ok(skipped),
     }
-    super::check_settings(cli, ctx, &config, true)?;
-    deploy(cli, ctx, config, pr, None).await
 }
 
 /// Deploys `pr` (pinned to `pin`, when a `/preview` command verified that head), with the secrets

@@ -37,17 +37,10 @@ pub async fn run_extend(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
 /// # Errors
 /// Configuration errors (nothing touched), pipeline errors.
 pub async fn run_wake(cli: &Cli, args: &PrArgs, ctx: &Context) -> Result<u8> {
-    let config = super::load_with_files(cli, ctx)?;
-    let (pr, event) = super::pr_number(args.pr.as_deref(), ctx)?;
-    if event.as_ref().is_some_and(|e| e.is_fork) {
-        let msg = format!(
-            "skipped: pull request #{pr} comes from a fork; previews run only for branches of this repository"
-        );
-        output::skipped(cli, ctx, pr, &msg);
-        return Ok(EXIT_SKIPPED);
+    match super::pr_to_run(cli, args, ctx)? {
+        Ok((config, pr)) => wake(cli, ctx, config, pr, None).await,
+        Err(skipped) => Ok(skipped),
     }
-    super::check_settings(cli, ctx, &config, true)?;
-    wake(cli, ctx, config, pr, None).await
 }
 
 /// Keeps `pr`'s preview and prints what was done.

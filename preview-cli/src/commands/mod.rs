@@ -107,6 +107,30 @@ pub(crate) fn repo(cli: &Cli, ctx: &Context) -> Result<String> {
     Ok(repo)
 }
 
+/// The config (with the files it names, read once) and the PR of a command that runs the PR's
+/// code (deploy, wake). A fork's PR is skipped, printed and `Err(exit code)`, before any secret
+/// or token is read: fork code must never meet our credentials.
+///
+/// # Errors
+/// Configuration errors (nothing touched).
+pub(crate) fn pr_to_run(
+    cli: &Cli,
+    args: &crate::cli::PrArgs,
+    ctx: &Context,
+) -> Result<std::result::Result<(Config, PrNumber), u8>> {
+    let config = load_with_files(cli, ctx)?;
+    let (pr, event) = pr_number(args.pr.as_deref(), ctx)?;
+    if event.as_ref().is_some_and(|e| e.is_fork) {
+        let msg = format!(
+            "skipped: pull request #{pr} comes from a fork; previews run only for branches of this repository"
+        );
+        crate::output::skipped(cli, ctx, pr, &msg);
+        return Ok(Err(crate::EXIT_SKIPPED));
+    }
+    check_settings(cli, ctx, &config, true)?;
+    Ok(Ok((config, pr)))
+}
+
 /// `--pr N`, else (in Actions) the triggering pull request.
 pub(crate) fn pr_number(
     arg: Option<&str>,
