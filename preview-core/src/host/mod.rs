@@ -18,6 +18,7 @@ use serde::Serialize;
 
 mod app;
 mod database;
+mod machine;
 mod source;
 mod trigger;
 
@@ -25,10 +26,11 @@ pub use app::{
     AppDeployment, AppHost, AppRef, AppSpec, AppStatus, Commit, EnvVar, ProtectionBypass,
 };
 pub use database::{
-    AppliedDatabase, AutoStop, CheckKind, ContainerSpec, CpuKind, Credentials, Database,
-    DatabaseHost, DatabaseSpec, DependsOn, HealthCheck, MachineSize, Mark, Marks, Protocol,
-    RestartPolicy, ServiceEndpoint, ServiceSpec, TlsMode, Tunnel, Tunnels,
+    AppliedDatabase, CheckKind, ContainerSpec, Credentials, Database, DatabaseHost, DatabaseSpec,
+    DependsOn, HealthCheck, Mark, Marks, Protocol, ServiceEndpoint, ServiceSpec, TlsMode, Tunnel,
+    Tunnels,
 };
+pub use machine::{AutoStop, CpuKind, MachineSize, RestartPolicy};
 pub use source::{
     CostEstimate, Lifetime, Link, PrState, PullRequest, Report, ReportKind, ReportState,
     ReportSummary, SourceHost, has_label,
