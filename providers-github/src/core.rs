@@ -232,17 +232,10 @@ impl Core {
         what: &str,
         etag: Option<&str>,
     ) -> Result<Conditional<Page<T>>> {
-        let mut req = self.get(url, what);
-        if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
-            req = req
-                .answers(&[304])
-                .header(HeaderName::from_static("if-none-match"), v);
-        }
-        let r = req.send_retry().await?;
-        if r.status() == StatusCode::NOT_MODIFIED {
-            return Ok(Conditional::NotModified);
-        }
-        let etag = header(r.headers(), "etag").map(str::to_string);
+        let (etag, r) = match self.get_conditional(url, what, etag).await? {
+            Conditional::NotModified => return Ok(Conditional::NotModified),
+            Conditional::Fresh { etag, value } => (etag, value),
+        };
         if r.status() == StatusCode::NO_CONTENT || r.body().is_empty() {
             return Ok(Conditional::Fresh {
                 etag,
@@ -258,6 +251,28 @@ impl Core {
             etag,
             value: Page { items, next },
         })
+    }
+
+    /// A GET sent with `If-None-Match: etag` when given (only that can earn a 304): the answer
+    /// and the ETag GitHub sent with it, or `NotModified`.
+    async fn get_conditional(
+        &self,
+        url: Url,
+        what: &str,
+        etag: Option<&str>,
+    ) -> Result<Conditional<Answer>> {
+        let mut req = self.get(url, what);
+        if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+            req = req
+                .answers(&[304])
+                .header(HeaderName::from_static("if-none-match"), v);
+        }
+        let r = req.send_retry().await?;
+        if r.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        let etag = header(r.headers(), "etag").map(str::to_string);
+        Ok(Conditional::Fresh { etag, value: r })
     }
 
     /// A pagination URL, accepted only on the API's own origin: the token goes with it.
@@ -307,20 +322,20 @@ impl Core {
         &self,
         pr: PrNumber,
         etag: Option<&str>,
-    ) -> Result<Option<PullRequestAnswer>> {
-        let url = self.pull_request_url(pr);
-        let mut req = self.get(url, &format!("pull request {pr}")).answers(&[304]);
-        if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
-            req = req.header(HeaderName::from_static("if-none-match"), v);
-        }
-        let r = req.send_retry().await?;
-        if r.status() == StatusCode::NOT_MODIFIED {
-            return Ok(None);
-        }
-        Ok(Some(PullRequestAnswer {
-            etag: header(r.headers(), "etag").map(str::to_string),
-            body: r.body().to_vec(),
-        }))
+    ) -> Result<Conditional<wire::PullRequest>> {
+        let what = format!("pull request {pr}");
+        Ok(
+            match self
+                .get_conditional(self.pull_request_url(pr), &what, etag)
+                .await?
+            {
+                Conditional::NotModified => Conditional::NotModified,
+                Conditional::Fresh { etag, value } => Conditional::Fresh {
+                    etag,
+                    value: decode(&value, &what)?,
+                },
+            },
+        )
     }
 
     /// The URL of one pull request (the key of its cached ETag).
@@ -573,12 +588,6 @@ pub(crate) fn not_modified_uncached(what: &str) -> Error {
         message: format!("{what}: not modified, but nothing was cached"),
         request_id: None,
     }
-}
-
-/// A pull request as GitHub sent it (a 200), for the caller's ETag cache.
-pub(crate) struct PullRequestAnswer {
-    pub(crate) etag: Option<String>,
-    pub(crate) body: Vec<u8>,
 }
 
 /// The `rel="next"` target of a `link` header, exactly as given.

@@ -20,10 +20,8 @@ use preview_core::{PrNumber, PullRequest, Result};
 use url::Url;
 
 use crate::core::{Conditional, check_pages, found, not_modified_uncached};
-use crate::errors::PROVIDER;
 use crate::etag_cache::OpenPage;
 use crate::host::GitHubSource;
-use crate::wire;
 
 impl GitHubSource {
     /// One pull request, conditional on the ETag of its last read.
@@ -34,23 +32,19 @@ impl GitHubSource {
         let Some(answer) = found(self.core().pull_request(pr, etag).await)? else {
             return Ok(None);
         };
-        let Some(fresh) = answer else {
+        let (etag, wire) = match answer {
             // 304: unchanged since the cached read.
-            return match cached {
-                Some((_, pr)) => Ok(Some(PullRequest::clone(&pr))),
-                None => Err(not_modified_uncached(&format!("pull request {pr}"))),
-            };
+            Conditional::NotModified => {
+                return match cached {
+                    Some((_, pr)) => Ok(Some(PullRequest::clone(&pr))),
+                    None => Err(not_modified_uncached(&format!("pull request {pr}"))),
+                };
+            }
+            Conditional::Fresh { etag, value } => (etag, value),
         };
-        let wire: wire::PullRequest =
-            serde_json::from_slice(&fresh.body).map_err(|e| preview_core::Error::Api {
-                provider: PROVIDER,
-                status: 200,
-                message: format!("unexpected pull request body: {e}"),
-                request_id: None,
-            })?;
         let pr = self.convert(wire)?;
         if let Ok(mut c) = self.cache.pulls.lock() {
-            match fresh.etag {
+            match etag {
                 Some(etag) => c.insert(key, etag, Arc::new(pr.clone())),
                 None => c.remove(&key),
             }
