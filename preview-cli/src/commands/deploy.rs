@@ -30,14 +30,9 @@ pub(crate) async fn deploy(
     pr: PrNumber,
     pin: Option<String>,
 ) -> Result<u8> {
-    let repo = super::repo(cli, ctx)?;
-    let secrets = super::master(ctx)?;
-    super::mask_up_front(cli, ctx, &config, pr, &repo, secrets.as_ref())?;
-    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
-    let preview = super::pipeline(cli, ctx, config, hosts)
-        .secrets(secrets)
-        .pin_commit(pin);
-    let report = preview.deploy(pr).await?;
+    let report = super::pipeline_with_secrets(cli, ctx, config, pr, pin)?
+        .deploy(pr)
+        .await?;
     output::deploy(cli, ctx, &report)
         .map_err(|e| Error::failed("writing the report", e.to_string()))?;
     Ok(match report.status {

@@ -68,13 +68,7 @@ pub(crate) async fn wake(
     pr: PrNumber,
     pin: Option<String>,
 ) -> Result<u8> {
-    let repo = super::repo(cli, ctx)?;
-    let secrets = super::master(ctx)?;
-    super::mask_up_front(cli, ctx, &config, pr, &repo, secrets.as_ref())?;
-    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
-    let report = super::pipeline(cli, ctx, config, hosts)
-        .secrets(secrets)
-        .pin_commit(pin)
+    let report = super::pipeline_with_secrets(cli, ctx, config, pr, pin)?
         .wake(pr)
         .await?;
     print(cli, ctx, &report)

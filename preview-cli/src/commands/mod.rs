@@ -163,7 +163,7 @@ pub(crate) fn master(ctx: &Context) -> Result<Arc<dyn SecretSource>> {
 }
 
 /// Masks every sensitive value of the environment before anything else is printed (Actions only).
-pub(crate) fn mask_up_front(
+fn mask_up_front(
     cli: &Cli,
     ctx: &Context,
     config: &Config,
@@ -201,6 +201,28 @@ pub(crate) fn mask(cli: &Cli, ctx: &Context, values: &[String]) -> Result<()> {
     mask_stream(cli, ctx)
         .with(|w| a.mask(w, values))
         .map_err(|e| Error::failed("masking secrets", e.to_string()))
+}
+
+/// The pipeline of a command that may create `pr`'s environment (deploy, wake): the master secret
+/// read and every value it derives masked first (in Actions), pinned to `pin` when a `/preview`
+/// command verified that head.
+///
+/// # Errors
+/// A missing master secret or repository, or hosts that cannot be built (nothing touched).
+pub(crate) fn pipeline_with_secrets(
+    cli: &Cli,
+    ctx: &Context,
+    config: Config,
+    pr: PrNumber,
+    pin: Option<String>,
+) -> Result<Preview> {
+    let repo = repo(cli, ctx)?;
+    let secrets = master(ctx)?;
+    mask_up_front(cli, ctx, &config, pr, &repo, secrets.as_ref())?;
+    let hosts = ctx.factory.hosts(&config, ctx, &repo)?;
+    Ok(pipeline(cli, ctx, config, hosts)
+        .secrets(secrets)
+        .pin_commit(pin))
 }
 
 /// The pipeline, wired to the context's hosts, output and environment.

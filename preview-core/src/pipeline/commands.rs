@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Preview;
 use super::deploy::{DeployReport, DeployStatus};
 use super::lifetime::activity_due;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::{
     Database, Lifetime, Mark, Outcome, PrState, PullRequest, Report, ReportKind, ReportState,
     ResourceChange, has_label,
@@ -281,15 +281,6 @@ impl Preview {
             changes: vec![],
             lifetime: None,
             deploy: Some(deployed),
-        })
-    }
-
-    /// The PR, which must exist.
-    async fn existing_pull(&self, pr: PrNumber) -> Result<PullRequest> {
-        self.pull_request(pr).await?.ok_or_else(|| {
-            Error::config(format!(
-                "pull request #{pr} does not exist in this repository"
-            ))
         })
     }
 

@@ -151,15 +151,7 @@ impl Preview {
         // of a run that started later.
         let started = (self.now)();
         let name = self.config.name(pr);
-        let pull = self
-            .phase(Phase::Observe, async {
-                self.pull_request(pr).await?.ok_or_else(|| {
-                    Error::config(format!(
-                        "pull request #{pr} does not exist in this repository"
-                    ))
-                })
-            })
-            .await?;
+        let pull = self.phase(Phase::Observe, self.existing_pull(pr)).await?;
         if let Some(reason) = skip_reason(pr, &pull, self.pinned.as_deref()) {
             return Ok(DeployReport {
                 name,

@@ -310,6 +310,15 @@ impl Preview {
         self.retry("get pull request", || self.source.get_pull_request(pr))
             .await
     }
+
+    /// The PR, which must exist (a configuration error names it otherwise).
+    async fn existing_pull(&self, pr: PrNumber) -> Result<PullRequest> {
+        self.pull_request(pr).await?.ok_or_else(|| {
+            Error::config(format!(
+                "pull request #{pr} does not exist in this repository"
+            ))
+        })
+    }
 }
 
 #[derive(Debug)]

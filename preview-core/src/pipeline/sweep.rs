@@ -128,9 +128,7 @@ impl Preview {
         })
         .await
     }
-}
 
-impl Preview {
     /// Tears down the environments `decisions` delete (none on a dry run), `concurrency` at a
     /// time; each with its outcome.
     async fn remove(
