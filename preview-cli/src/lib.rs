@@ -196,11 +196,6 @@ fn report_error(cli: &cli::Cli, ctx: &Context, err: &Error) {
             "phase": err.phase(),
             "error": err.to_string(),
         });
-        // After streamed phase lines the result is one line too (JSON Lines); else a document.
-        let _ = if cli.command.streams_phases() {
-            ctx.stdout.with(|w| output::json_line(w, &doc))
-        } else {
-            ctx.stdout.with(|w| output::json(w, &doc))
-        };
+        let _ = output::json_result(cli, ctx, &doc);
     }
 }

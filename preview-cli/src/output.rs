@@ -33,6 +33,16 @@ pub fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io:
     writeln!(out)
 }
 
+/// Writes a command's result as JSON on stdout: one line after streamed phase lines (JSON
+/// Lines, e.g. `handle`'s `/preview status`), else one document.
+pub fn json_result(cli: &Cli, ctx: &Context, value: &impl serde::Serialize) -> std::io::Result<()> {
+    if cli.command.streams_phases() {
+        ctx.stdout.with(|w| json_line(w, value))
+    } else {
+        ctx.stdout.with(|w| json(w, value))
+    }
+}
+
 fn section(out: &mut dyn Write, title: &str, items: &[PlannedResource]) -> std::io::Result<()> {
     if items.is_empty() {
         return Ok(());
@@ -176,11 +186,7 @@ pub fn teardown(cli: &Cli, ctx: &Context, r: &TeardownReport) -> std::io::Result
 /// report as JSON (one line after streamed phases, else a document).
 pub fn lifetime(cli: &Cli, ctx: &Context, r: &LifetimeReport) -> std::io::Result<()> {
     if cli.json {
-        return if cli.command.streams_phases() {
-            ctx.stdout.with(|w| json_line(w, r))
-        } else {
-            ctx.stdout.with(|w| json(w, r))
-        };
+        return json_result(cli, ctx, r);
     }
     let wrote = |kind: &str| {
         r.changes
@@ -311,12 +317,7 @@ fn age(secs: Option<u64>) -> String {
 /// The status table.
 pub fn status(cli: &Cli, ctx: &Context, rows: &[EnvironmentStatus]) -> std::io::Result<()> {
     if cli.json {
-        // `preview handle` streams JSON Lines, so its `/preview status` is one line too.
-        return if cli.command.streams_phases() {
-            ctx.stdout.with(|w| json_line(w, &rows))
-        } else {
-            ctx.stdout.with(|w| json(w, &rows))
-        };
+        return json_result(cli, ctx, &rows);
     }
     ctx.stdout.with(|w| {
         if rows.is_empty() {

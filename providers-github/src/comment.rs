@@ -305,6 +305,19 @@ fn usage(c: Command) -> String {
     format!("`{}`", c.usage())
 }
 
+/// How to wake a sleeping or reset preview to do `what`: `/preview wake` when commands are on,
+/// and a push either way.
+fn wake_hint(commands: bool, what: &str) -> String {
+    if commands {
+        format!(
+            "Comment {} or push a commit to {what}.\n",
+            usage(Command::Wake)
+        )
+    } else {
+        format!("Push a commit to {what}.\n")
+    }
+}
+
 /// What the comment says of the environment's state, below its facts; `commands`: whether the
 /// `/preview` commands are on (then it names them).
 fn state_body(state: &ReportState, commands: bool) -> String {
@@ -346,14 +359,7 @@ fn state_body(state: &ReportState, commands: bool) -> String {
             } else {
                 "Its database was stopped after a while without activity (its data is gone and is seeded again on waking). "
             });
-            text.push_str(&if commands {
-                format!(
-                    "Comment {} or push a commit to wake it.\n",
-                    usage(Command::Wake)
-                )
-            } else {
-                "Push a commit to wake it.\n".to_string()
-            });
+            text.push_str(&wake_hint(commands, "wake it"));
             let rows: Vec<String> = links.iter().filter_map(row).collect();
             if !rows.is_empty() {
                 text.push_str("\n| App | URL |\n|---|---|\n");
@@ -366,14 +372,7 @@ fn state_body(state: &ReportState, commands: bool) -> String {
             text.push_str(
                 "Its database restarted (host maintenance or a crash) and came back empty. ",
             );
-            text.push_str(&if commands {
-                format!(
-                    "Comment {} or push a commit to run the hooks and the seed again.\n",
-                    usage(Command::Wake)
-                )
-            } else {
-                "Push a commit to run the hooks and the seed again.\n".to_string()
-            });
+            text.push_str(&wake_hint(commands, "run the hooks and the seed again"));
         }
     }
     text
