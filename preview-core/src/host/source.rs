@@ -104,9 +104,8 @@ pub trait SourceHost: Debug + Send + Sync + 'static {
 /// Whether `labels` hold `label`: label names match case-insensitively, as on GitHub (a
 /// repository cannot have two labels that differ only in case).
 pub fn has_label(labels: &[String], label: &str) -> bool {
-    labels
-        .iter()
-        .any(|l| l.to_lowercase() == label.to_lowercase())
+    let want = label.to_lowercase();
+    labels.iter().any(|l| l.to_lowercase() == want)
 }
 
 /// State of a pull request.
