@@ -27,8 +27,8 @@ use preview_core::http::ClientSettings;
 use preview_core::render::HttpCall;
 use preview_core::secrecy::SecretString;
 use preview_core::{
-    Config, DerivedSecrets, Hosts, PrNumber, PrState, Preview, PullRequest, Report, ReportState,
-    RetryConfig, SourceHost,
+    Config, DerivedSecrets, Hosts, PrNumber, PrState, Preview, PreviewName, PullRequest, Report,
+    ReportState, RetryConfig, SourceHost,
 };
 use preview_testkit::fakes::fly::{FakeFly, RateLimits};
 use preview_testkit::fakes::github::FakeGitHub;
@@ -193,6 +193,21 @@ fn env_lookup(k: &str) -> Option<String> {
         "ANTHROPIC_API_KEY" => Some("sk-ant-bench".into()),
         "OPENAI_API_KEY" => Some("sk-openai-bench".into()),
         _ => None,
+    }
+}
+
+/// The "ready" report a seeded environment's PR shows.
+fn ready(name: PreviewName, pr: &PullRequest) -> Report {
+    Report {
+        name,
+        pr: pr.number,
+        branch: Some(pr.head_branch.clone()),
+        commit: Some(pr.head_sha.clone()),
+        state: ReportState::Ready { links: vec![] },
+        run_url: None,
+        started_at: None,
+        phases: vec![],
+        lifetime: None,
     }
 }
 
@@ -694,17 +709,7 @@ async fn seed(b: &Bench, fly_uri: &str, n: u32) {
                     Some(&pr.head_branch),
                 );
                 seeder
-                    .publish_report(&Report {
-                        name,
-                        pr: pr.number,
-                        branch: Some(pr.head_branch.clone()),
-                        commit: Some(pr.head_sha.clone()),
-                        state: ReportState::Ready { links: vec![] },
-                        run_url: None,
-                        started_at: None,
-                        phases: vec![],
-                        lifetime: None,
-                    })
+                    .publish_report(&ready(name, &pr))
                     .await
                     .expect("seed github");
             }
@@ -897,17 +902,7 @@ fn seed_reconcile(b: &Bench, n: u32) {
             pr.labels = vec![KEEP_LABEL.into()];
         }
         b.github.set_pull_request(pr.clone());
-        let comment = providers_github::render_comment(&Report {
-            name: name.clone(),
-            pr: number,
-            branch: Some(pr.head_branch.clone()),
-            commit: Some(pr.head_sha.clone()),
-            state: ReportState::Ready { links: vec![] },
-            run_url: None,
-            started_at: None,
-            phases: vec![],
-            lifetime: None,
-        });
+        let comment = providers_github::render_comment(&ready(name.clone(), &pr));
         b.github
             .add_comment(i, preview_testkit::fakes::github::LOGIN, &comment);
         let env = template
