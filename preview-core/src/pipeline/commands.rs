@@ -110,7 +110,7 @@ impl Preview {
     /// - A closed or merged PR is skipped before anything is written.
     ///
     /// # Errors
-    /// [`Error::Config`] when the PR does not exist; provider errors.
+    /// [`Error::Config`](crate::Error::Config) when the PR does not exist; provider errors.
     pub async fn keep(&self, pr: PrNumber) -> Result<LifetimeReport> {
         let now = (self.now)();
         let name = self.config.name(pr);
@@ -166,7 +166,7 @@ impl Preview {
     ///   `sleep_after` (nothing expires or sleeps) is skipped before anything is written.
     ///
     /// # Errors
-    /// [`Error::Config`] when the PR does not exist; provider errors.
+    /// [`Error::Config`](crate::Error::Config) when the PR does not exist; provider errors.
     pub async fn extend(&self, pr: PrNumber) -> Result<LifetimeReport> {
         let now = (self.now)();
         let name = self.config.name(pr);
@@ -237,7 +237,8 @@ impl Preview {
     /// - A closed PR, a fork, or a PR without a preview is skipped before anything is written.
     ///
     /// # Errors
-    /// [`Error::Config`] when the PR does not exist; [`Error::InPhase`] from the deploy.
+    /// [`Error::Config`](crate::Error::Config) when the PR does not exist;
+    /// [`Error::InPhase`](crate::Error::InPhase) from the deploy.
     pub async fn wake(&self, pr: PrNumber) -> Result<LifetimeReport> {
         let name = self.config.name(pr);
         let pull = self.existing_pull(pr).await?;
